@@ -1,0 +1,34 @@
+"""The catalog: databases, tables and their typed columns, triggers; versioned and
+persisted to the object store."""
+
+from weir.catalog.catalog import INTERNAL_DB, Catalog, Limits
+from weir.catalog.schema import (
+    API_FIELD_TYPES,
+    ARROW_TYPES,
+    FIELD,
+    KIND_META,
+    TAG,
+    TIME,
+    Column,
+    DatabaseSchema,
+    TableSchema,
+    TriggerDefinition,
+    validate_db_name,
+)
+
+__all__ = [
+    "API_FIELD_TYPES",
+    "ARROW_TYPES",
+    "Catalog",
+    "Column",
+    "DatabaseSchema",
+    "FIELD",
+    "INTERNAL_DB",
+    "KIND_META",
+    "Limits",
+    "TAG",
+    "TIME",
+    "TableSchema",
+    "TriggerDefinition",
+    "validate_db_name",
+]

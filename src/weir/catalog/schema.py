@@ -1,0 +1,121 @@
+"""What the catalog holds: databases, tables with typed columns, triggers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from weir.errors import InvalidName
+
+TAG = "tag"
+FIELD = "field"
+TIME = "time"
+
+#: column type names used in the catalog and system.influxdb_schema
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "tag": pa.dictionary(pa.int32(), pa.string()),
+    "float": pa.float64(),
+    "integer": pa.int64(),
+    "uinteger": pa.uint64(),
+    "string": pa.string(),
+    "boolean": pa.bool_(),
+    "time": pa.timestamp("ns"),
+}
+
+#: the names the table-creation API uses for field types
+API_FIELD_TYPES = {
+    "utf8": "string",
+    "int64": "integer",
+    "uint64": "uinteger",
+    "float64": "float",
+    "bool": "boolean",
+}
+
+KIND_META = b"weir:kind"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # tag | field | time
+    type: str  # tag | float | integer | uinteger | string | boolean | time
+
+    def arrow_field(self) -> pa.Field:
+        return pa.field(self.name, ARROW_TYPES[self.type], metadata={KIND_META: self.kind.encode()})
+
+
+@dataclass
+class TableSchema:
+    id: int
+    name: str
+    columns: dict[str, Column] = field(default_factory=dict)
+    deleted: bool = False
+
+    def arrow_schema(self) -> pa.Schema:
+        """Columns sorted by name: the order `SELECT *` shows them in."""
+        cols = sorted(self.columns.values(), key=lambda c: c.name)
+        return pa.schema([c.arrow_field() for c in cols])
+
+    def tag_names(self) -> list[str]:
+        return [c.name for c in self.columns.values() if c.kind == TAG]
+
+
+@dataclass
+class TriggerDefinition:
+    trigger_name: str
+    plugin_filename: str
+    database: str
+    trigger_specification: str
+    trigger_arguments: dict[str, str] | None = None
+    run_async: bool = False
+    error_behavior: str = "log"
+    disabled: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TriggerDefinition:
+        return cls(**d)
+
+
+@dataclass
+class DatabaseSchema:
+    id: int
+    name: str
+    tables: dict[str, TableSchema] = field(default_factory=dict)
+    triggers: dict[str, TriggerDefinition] = field(default_factory=dict)
+    retention_period_ns: int | None = None
+    deleted: bool = False
+
+
+_DB_NAME_CHARS = re.compile(r"[A-Za-z0-9_\-]*")
+
+
+def validate_db_name(name: str) -> None:
+    """The HTTP API's database-name rules, with the reference's messages."""
+    if not name:
+        raise InvalidName("db name cannot be empty")
+    if len(name.encode()) > 511:
+        raise InvalidName("db name too long: max 511")
+    if not name.isascii():
+        raise InvalidName(
+            "invalid character in database or rp name: must be ASCII, containing only "
+            "letters, numbers, underscores, or hyphens"
+        )
+    if not name[0].isalnum():
+        raise InvalidName("db name did not start with a number or letter")
+    if name.count("/") > 1 or name.endswith("/"):
+        raise InvalidName(
+            "db name with invalid retention policy, if providing a retention policy name, "
+            "must be of form '<db_name>/<rp_name>'"
+        )
+    for part in name.split("/"):
+        if not _DB_NAME_CHARS.fullmatch(part):
+            raise InvalidName(
+                "invalid character in database or rp name: must be ASCII, containing only "
+                "letters, numbers, underscores, or hyphens"
+            )

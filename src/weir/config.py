@@ -1,0 +1,148 @@
+"""Server configuration: the `serve` flags, their environment variables and defaults.
+
+The names and defaults follow `influxdb3 serve` (see shared/spec/surface.md §5.1).
+The CLI fills a `ServeConfig`; the server only ever reads one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# humantime units (the reference's duration grammar), in seconds.
+_UNITS: dict[str, float] = {}
+for _names, _secs in (
+    (("nsec", "ns"), 1e-9),
+    (("usec", "us", "µs"), 1e-6),
+    (("msec", "ms"), 1e-3),
+    (("seconds", "second", "sec", "secs", "s"), 1.0),
+    (("minutes", "minute", "min", "mins", "m"), 60.0),
+    (("hours", "hour", "hr", "hrs", "h"), 3600.0),
+    (("days", "day", "d"), 86400.0),
+    (("weeks", "week", "wk", "wks", "w"), 7 * 86400.0),
+    (("months", "month", "M"), 30.44 * 86400.0),
+    (("years", "year", "yr", "yrs", "y"), 365.25 * 86400.0),
+):
+    for _n in _names:
+        _UNITS[_n] = _secs
+
+_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-zµ]+)")
+
+
+class DurationError(ValueError):
+    """A duration string that humantime would not accept."""
+
+
+def parse_duration(text: str) -> float:
+    """Parse a humantime duration (`10s`, `1h 30m`, `1 day`) into seconds.
+
+    Raises DurationError naming the text when it cannot be read.
+    """
+    s = text.strip()
+    if not s:
+        raise DurationError(f"invalid duration {text!r}: empty")
+    pos = 0
+    total = 0.0
+    while pos < len(s):
+        m = _DURATION_PART.match(s, pos)
+        if not m:
+            raise DurationError(
+                f"invalid duration {text!r}: expected a number followed by a unit "
+                f"(ns, us, ms, s, m, h, d, w, M, y) at position {pos}"
+            )
+        unit = m.group(2)
+        if unit not in _UNITS:
+            raise DurationError(f"invalid duration {text!r}: unknown unit {unit!r}")
+        total += float(m.group(1)) * _UNITS[unit]
+        pos = m.end()
+        while pos < len(s) and s[pos] == " ":
+            pos += 1
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """Render seconds the way humantime's format_duration does (`1h 30m`, `10s`, `1ms 234us`)."""
+    ns = round(seconds * 1e9)
+    if ns == 0:
+        return "0s"
+    parts = []
+    for unit, size in (
+        ("y", 31_557_600 * 10**9),
+        ("month", 2_630_016 * 10**9),
+        ("d", 86_400 * 10**9),
+        ("h", 3_600 * 10**9),
+        ("m", 60 * 10**9),
+        ("s", 10**9),
+        ("ms", 10**6),
+        ("us", 10**3),
+        ("ns", 1),
+    ):
+        if ns >= size:
+            n, ns = divmod(ns, size)
+            parts.append(f"{n}{unit}" if unit != "month" else f"{n}months" if n > 1 else "1month")
+    return " ".join(parts)
+
+
+def parse_size(text: str | int) -> int:
+    """Parse a byte size: a plain integer, or with a suffix k/m/g (powers of 1024)."""
+    if isinstance(text, int):
+        return text
+    s = text.strip().lower()
+    m = re.fullmatch(r"(\d+)\s*([kmg]i?b?|b)?", s)
+    if not m:
+        raise ValueError(f"invalid size {text!r}: expected bytes, optionally with k, m or g")
+    n = int(m.group(1))
+    suffix = (m.group(2) or "b")[0]
+    return n * {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[suffix]
+
+
+@dataclass
+class ServeConfig:
+    """Everything `influxdb3 serve` was told. Durations are seconds, sizes bytes."""
+
+    node_id: str = "weir-node"
+    object_store: str = "file"  # file | memory
+    data_dir: Path = field(default_factory=lambda: Path.home() / ".influxdb3")
+    http_bind: str = "0.0.0.0:8181"
+    plugin_dir: Path | None = None
+    virtual_env_location: Path | None = None
+    package_manager: str = "discover"  # discover | pip | uv | disabled
+    plugin_repo: str = "https://raw.githubusercontent.com/influxdata/influxdb3_plugins/main/"
+    restrict_plugin_triggers_to: list[str] = field(default_factory=list)
+    without_auth: bool = False
+    disable_authz: list[str] = field(default_factory=list)
+    admin_token_file: Path | None = None
+    max_http_request_size: int = 10 * 1024 * 1024
+    wal_flush_interval: float = 1.0
+    wal_snapshot_size: int = 600
+    wal_max_write_buffer_size: int = 100_000
+    snapshotted_wal_files_to_keep: int = 300
+    gen1_duration: float = 600.0
+    # Weir: buffer memory (bytes) past which a snapshot is forced even before
+    # `wal_snapshot_size` files have accumulated; keeps memory bounded under heavy ingest.
+    force_snapshot_bytes: int = 512 * 1024 * 1024
+    query_timeout: float = 300.0
+    exec_mem_pool_bytes: int | None = None
+    plugin_call_timeout: float = 300.0
+    log_filter: str = "info"
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.http_bind.rpartition(":")
+        return (host or "0.0.0.0").strip("[]"), int(port)
+
+    @property
+    def venv_dir(self) -> Path | None:
+        if self.virtual_env_location is not None:
+            return self.virtual_env_location
+        if self.plugin_dir is not None:
+            return self.plugin_dir / ".venv"
+        return None
+
+
+def env_default(name: str, default: str | None = None) -> str | None:
+    """Read a serve flag's environment variable (empty counts as unset)."""
+    v = os.environ.get(name)
+    return v if v not in (None, "") else default

@@ -1,0 +1,415 @@
+"""The database: the one face that the server and the processing engine use.
+
+It wires the parts along the data flow of DESIGN.md:
+line protocol -> validate against the catalog -> WAL (durable) -> buffer (queryable)
+-> snapshot to Parquet; queries run DataFusion over buffer ∪ Parquet ∪ system tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from weir import lineprotocol
+from weir.buffer import Buffer, Generation
+from weir.catalog import INTERNAL_DB, Catalog, Column, Limits, validate_db_name
+from weir.config import ServeConfig
+from weir.errors import (
+    DatabaseMissingForQuery,
+    InvalidName,
+    LimitExceeded,
+    QueryError,
+    WriteError,
+)
+from weir.objectstore import ObjectStore, open_store
+from weir.persist import PersistedIndex, PersistEvent, write_snapshot
+from weir.query import DatabaseSnapshot, ParquetFileRef, QueryEngine, TableSnapshot
+from weir.system_tables import storage_system_tables
+from weir.wal import Wal, WalFile, WalOp
+
+log = logging.getLogger("weir.database")
+
+SystemTableProvider = Callable[[str], dict[str, Callable[[], pa.Table]]]
+
+_PRECISION_NS = {
+    "auto": 1, "ns": 1, "n": 1, "nanosecond": 1,
+    "us": 1_000, "u": 1_000, "microsecond": 1_000,
+    "ms": 1_000_000, "millisecond": 1_000_000,
+    "s": 1_000_000_000, "second": 1_000_000_000,
+}
+
+_FIELD_TYPE_NAMES = {"FLOAT": "float", "INTEGER": "integer", "UINTEGER": "uinteger",
+                     "STRING": "string", "BOOLEAN": "boolean"}
+
+
+@dataclass
+class FlushedWal:
+    """One durable WAL file's rows, handed to WAL listeners (the processing engine)."""
+
+    seq: int
+    writes: dict[str, list[tuple[str, pa.RecordBatch]]] = field(default_factory=dict)
+
+
+@dataclass
+class WriteResult:
+    lines_written: int
+    tables: list[str]
+
+
+def precision_factor(precision: str) -> int:
+    try:
+        return _PRECISION_NS[precision]
+    except KeyError:
+        raise WriteError(
+            f"invalid precision {precision!r}: expected one of auto, ns, us, ms, s "
+            "(or nanosecond, microsecond, millisecond, second)"
+        ) from None
+
+
+def _line_error_json(e: Any) -> dict[str, Any]:
+    raw = e.original_line.encode()[:20].decode("utf-8", "ignore")
+    return {"error_message": e.message, "line_number": e.line_number, "original_line": raw}
+
+
+class Database:
+    def __init__(self, config: ServeConfig, store: ObjectStore | None = None,
+                 limits: Limits | None = None) -> None:
+        self.config = config
+        self.store = store or open_store(config.object_store, str(config.data_dir))
+        self.node_id = config.node_id
+        self.catalog = Catalog(self.store, self.node_id, limits)
+        self.buffer = Buffer()
+        self.index = PersistedIndex()
+        self.query_engine = QueryEngine(timeout=config.query_timeout,
+                                        memory_limit=config.exec_mem_pool_bytes)
+        self.wal = Wal(
+            self.store,
+            self.node_id,
+            on_flushed=self._on_flushed,
+            flush_interval=config.wal_flush_interval,
+            max_buffer_ops=config.wal_max_write_buffer_size,
+        )
+        self._wal_listeners: list[Callable[[FlushedWal], Awaitable[None]]] = []
+        self._persist_listeners: list[Callable[[PersistEvent], Awaitable[None]]] = []
+        self._system_providers: list[SystemTableProvider] = [storage_system_tables(self)]
+        self._files_since_snapshot = 0
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._retry_gen: Generation | None = None
+        self.started_ns = time.time_ns()
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the catalog and the persisted files, replay the WAL, start flushing."""
+        await asyncio.to_thread(self.catalog.load)
+        if self.catalog.gen1_duration_s is None:
+            self.catalog.gen1_duration_s = self.config.gen1_duration
+            await asyncio.to_thread(self.catalog.persist)
+        elif self.catalog.gen1_duration_s != self.config.gen1_duration:
+            log.warning("gen1 duration is fixed at %ss by the catalog; ignoring %ss",
+                        self.catalog.gen1_duration_s, self.config.gen1_duration)
+        self.index = await asyncio.to_thread(PersistedIndex.load, self.store, self.node_id)
+        replayed = 0
+        for wal in self.wal.replay(self.index.last_wal_seq):
+            self._ensure_schema_from_wal(wal)
+            self.buffer.apply(wal)
+            replayed += 1
+            self._files_since_snapshot += 1
+        # WAL files already covered by a snapshot but not yet deleted (crash in between).
+        await asyncio.to_thread(self.wal.delete_upto, self.index.last_wal_seq)
+        log.info("replayed %d WAL files (last seq %d); %d parquet files persisted",
+                 replayed, self.wal.last_seq, len(self.index.all()))
+        self.wal.start()
+
+    async def stop(self) -> None:
+        """Flush what is pending to the WAL; wait for a running snapshot."""
+        await self.wal.stop()
+        if self._snapshot_task is not None:
+            await self._snapshot_task
+
+    def _ensure_schema_from_wal(self, wal: WalFile) -> None:
+        """A WAL file always follows its catalog, but be safe: learn missing columns."""
+        changed = False
+        for op in wal.ops:
+            d, created = self.catalog.ensure_database(op.db)
+            changed |= created
+            known = d.tables.get(op.table)
+            new = []
+            for f in op.batch.schema:
+                if known is None or f.name not in known.columns:
+                    kind = (f.metadata or {}).get(b"weir:kind", b"field").decode()
+                    new.append(Column(f.name, kind, _type_of(kind, f.type)))
+            if new:
+                self.catalog.add_columns(op.db, op.table, new)
+                changed = True
+        if changed:
+            self.catalog.persist()
+
+    # ---- listeners -------------------------------------------------------------------
+
+    def add_wal_listener(self, cb: Callable[[FlushedWal], Awaitable[None]]) -> None:
+        self._wal_listeners.append(cb)
+
+    def add_persist_listener(self, cb: Callable[[PersistEvent], Awaitable[None]]) -> None:
+        self._persist_listeners.append(cb)
+
+    def add_system_tables(self, provider: SystemTableProvider) -> None:
+        self._system_providers.append(provider)
+
+    # ---- writes ----------------------------------------------------------------------
+
+    async def write_lp(
+        self,
+        database: str,
+        body: bytes | str,
+        *,
+        precision: str = "auto",
+        accept_partial: bool = True,
+        no_sync: bool = False,
+    ) -> WriteResult:
+        try:
+            validate_db_name(database)
+        except InvalidName as e:
+            raise WriteError(str(e)) from None
+        if database == INTERNAL_DB:
+            raise WriteError("cannot write to the _internal database")
+        if not self.catalog.db_exists(database) and self.catalog.was_deleted(database):
+            raise WriteError(
+                f"cannot write to soft-deleted database '{database}' - it is marked for deletion"
+            )
+        factor = precision_factor(precision)
+        now = time.time_ns() // factor * factor
+        parse = lambda: lineprotocol.parse(  # noqa: E731
+            body, precision=precision, default_time_ns=now,
+            stop_on_first_error=not accept_partial,
+        )
+        parsed = parse() if len(body) < 65536 else await asyncio.to_thread(parse)
+        errors = list(parsed.errors)
+        if not errors and parsed.lines == 0:
+            raise WriteError("incoming write was empty")
+        if errors and not accept_partial:
+            raise self._parse_failure(errors[0])
+        ops, errors = self._validate(database, parsed, errors, body)
+        if errors and not accept_partial:
+            raise self._parse_failure(min(errors, key=lambda e: e.line_number))
+        if ops:
+            await self.wal.append(ops, wait=not no_sync)
+        if errors:
+            errors.sort(key=lambda e: e.line_number)
+            status = 422 if any(
+                e.message.startswith(("Update to schema would exceed number of",
+                                      "Adding a new database would exceed limit of"))
+                for e in errors
+            ) else 400
+            raise WriteError(
+                "partial write of line protocol occurred",
+                status=status,
+                body={"error": "partial write of line protocol occurred",
+                      "data": [_line_error_json(e) for e in errors]},
+                lines=errors,
+            )
+        return WriteResult(sum(op.batch.num_rows for op in ops), [op.table for op in ops])
+
+    def _parse_failure(self, e: Any) -> WriteError:
+        return WriteError(
+            "line protocol parsing error",
+            status=422 if e.message.startswith(("Update to schema would exceed number of",
+                                                "Adding a new database would exceed limit of"))
+            else 400,
+            body={"error": "line protocol parsing error", "data": _line_error_json(e)},
+            lines=[e],
+        )
+
+    def _validate(self, database: str, parsed: Any, errors: list[Any], body: bytes | str
+                  ) -> tuple[list[WalOp], list[Any]]:
+        """Check each table's columns against the catalog; drop rows that conflict."""
+        if not parsed.tables:
+            return [], errors
+        try:
+            dbschema, created = self.catalog.ensure_database(database)
+        except LimitExceeded as e:
+            for tc in parsed.tables.values():
+                errors.extend(_row_errors(tc, range(len(tc.times)), str(e)))
+            return [], errors
+        changed = created
+        ops: list[WalOp] = []
+        bad_lines = {e.line_number for e in errors}
+        for name, tc in parsed.tables.items():
+            known = dbschema.tables.get(name)
+            cols = known.columns if known else {}
+            bad: dict[int, str] = {}
+            new: list[Column] = []
+            for tag, values in tc.tags.items():
+                c = cols.get(tag)
+                if c is None:
+                    new.append(Column(tag, "tag", "tag"))
+                elif c.kind != "tag":
+                    _mark(bad, values, f"invalid column type for column '{tag}', expected "
+                          f"{c.kind} ({c.type}), got tag")
+            for fname, (ftype, values) in tc.fields.items():
+                tname = _FIELD_TYPE_NAMES[ftype.name]
+                c = cols.get(fname)
+                if c is None:
+                    new.append(Column(fname, "field", tname))
+                elif c.kind != "field":
+                    _mark(bad, values, f"invalid column type for column '{fname}', expected "
+                          f"{c.kind}, got field")
+                elif c.type != tname:
+                    _mark(bad, values, f"invalid field value in line protocol for field "
+                          f"'{fname}': expected type {c.type}, but got {tname}")
+            if bad:
+                for row, msg in sorted(bad.items()):
+                    ln = tc.line_numbers[row]
+                    if ln not in bad_lines:
+                        errors.append(lineprotocol.LineError(ln, msg, _line_at(body, ln)))
+                        bad_lines.add(ln)
+                tc = tc.drop_rows(set(bad))
+                if not tc.times:
+                    continue
+                # Columns that only the dropped rows used must not enter the catalog.
+                present = set(tc.tags) | set(tc.fields)
+                new = [c for c in new if c.name in present]
+            if new or known is None:
+                try:
+                    self.catalog.add_columns(database, name, new)
+                    changed = True
+                except LimitExceeded as e:
+                    errors.extend(_row_errors(tc, range(len(tc.times)), str(e)))
+                    continue
+            ops.append(WalOp(database, name, tc.to_arrow()))
+        if changed:
+            self.catalog.persist()
+        return ops, errors
+
+    # ---- flush, snapshot ---------------------------------------------------------
+
+    async def _on_flushed(self, wal: WalFile) -> None:
+        self.buffer.apply(wal)
+        self._files_since_snapshot += 1
+        if self._wal_listeners:
+            flushed = FlushedWal(seq=wal.seq)
+            for op in wal.ops:
+                flushed.writes.setdefault(op.db, []).append((op.table, op.batch))
+            for cb in self._wal_listeners:
+                try:
+                    await cb(flushed)
+                except Exception:
+                    log.exception("WAL listener failed")
+        self._maybe_snapshot()
+
+    def _maybe_snapshot(self) -> None:
+        if self._snapshot_task is not None and not self._snapshot_task.done():
+            return
+        if (self._files_since_snapshot >= self.config.wal_snapshot_size
+                or self.buffer.nbytes >= self.config.force_snapshot_bytes
+                or self._retry_gen is not None):
+            self._snapshot_task = asyncio.create_task(self.snapshot(), name="snapshot")
+
+    async def snapshot(self) -> PersistEvent | None:
+        """Persist the buffer to Parquet now. Returns what was persisted."""
+        gen = self._retry_gen or self.buffer.freeze()
+        if gen is None:
+            return None
+        self._files_since_snapshot = 0
+        gen1_ns = int((self.catalog.gen1_duration_s or self.config.gen1_duration) * 1e9)
+        try:
+            event = await asyncio.to_thread(
+                write_snapshot, gen, store=self.store, catalog=self.catalog,
+                node_id=self.node_id, gen1_ns=gen1_ns,
+            )
+        except Exception:
+            log.exception("snapshot failed; the data stays in the WAL and will be retried")
+            self._retry_gen = gen
+            return None
+        self._retry_gen = None
+        with self.buffer.lock:
+            self.index.add(event.files, event.seq)
+            self.buffer.release(gen)
+        await asyncio.to_thread(self.wal.delete_upto, event.seq)
+        for cb in self._persist_listeners:
+            try:
+                await cb(event)
+            except Exception:
+                log.exception("persist listener failed")
+        return event
+
+    # ---- queries ---------------------------------------------------------------------
+
+    def snapshot_for_query(self, database: str) -> DatabaseSnapshot:
+        dbschema = self.catalog.db(database)
+        system: dict[str, Callable[[], pa.Table]] = {}
+        for provider in self._system_providers:
+            system.update(provider(database))
+        tables = {}
+        with self.buffer.lock:
+            for name, ts in list(dbschema.tables.items()):
+                tables[name] = TableSnapshot(
+                    name=name,
+                    schema=ts.arrow_schema(),
+                    batches=self.buffer.batches(database, name),
+                    files=[
+                        ParquetFileRef(f.path, f.min_time, f.max_time, f.row_count, f.size_bytes)
+                        for f in self.index.for_table(dbschema.id, ts.id)
+                    ],
+                )
+        return DatabaseSnapshot(name=database, tables=tables,
+                                filesystem=self.store.arrow_filesystem(), system_tables=system)
+
+    async def query(self, database: str, sql: str, params: dict[str, Any] | None = None
+                    ) -> pa.Table:
+        if not self.catalog.db_exists(database):
+            raise DatabaseMissingForQuery(database)
+        snap = self.snapshot_for_query(database)
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(self.query_engine.execute, snap, sql, params),
+                timeout=self.config.query_timeout,
+            )
+        except TimeoutError:
+            raise QueryError(
+                f"query exceeded the time limit of {self.config.query_timeout}s", status=408
+            ) from None
+
+    # ---- management ------------------------------------------------------------------
+
+    def delete_database(self, name: str) -> None:
+        self.catalog.delete_database(name)
+        self.buffer.drop(name)
+
+    def delete_table(self, db: str, table: str) -> None:
+        self.catalog.delete_table(db, table)
+        self.buffer.drop(db, table)
+
+
+def _type_of(kind: str, t: pa.DataType) -> str:
+    if kind == "tag":
+        return "tag"
+    if kind == "time":
+        return "time"
+    for name, at in (("float", pa.float64()), ("integer", pa.int64()),
+                     ("uinteger", pa.uint64()), ("boolean", pa.bool_())):
+        if t == at:
+            return name
+    return "string"
+
+
+def _mark(bad: dict[int, str], values: list[Any], msg: str) -> None:
+    for i, v in enumerate(values):
+        if v is not None and i not in bad:
+            bad[i] = msg
+
+
+def _row_errors(tc: Any, rows: Any, msg: str) -> list[Any]:
+    return [lineprotocol.LineError(tc.line_numbers[r], msg, "") for r in rows]
+
+
+def _line_at(body: bytes | str, line_number: int) -> str:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    lines = text.split("\n")
+    return lines[line_number - 1].rstrip("\r") if 0 < line_number <= len(lines) else ""

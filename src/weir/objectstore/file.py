@@ -1,0 +1,97 @@
+"""The `file` object store: a directory on local disk."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from weir.objectstore.base import ObjectStore
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileObjectStore(ObjectStore):
+    """Objects are files below `root`. Puts are write-temp, fsync, rename, fsync-dir."""
+
+    durable = True
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        p = (self.root / key).resolve()
+        if p != self.root and self.root not in p.parents:
+            raise ValueError(f"object key {key!r} escapes the store")
+        return p
+
+    def _write_temp(self, final: Path, data: bytes) -> Path:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return tmp
+
+    def put(self, path: str, data: bytes) -> None:
+        final = self._path(path)
+        tmp = self._write_temp(final, data)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+
+    def put_if_absent(self, path: str, data: bytes) -> bool:
+        final = self._path(path)
+        tmp = self._write_temp(final, data)
+        try:
+            # link() refuses to replace an existing file: an atomic create-if-absent.
+            os.link(tmp, final)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        _fsync_dir(final.parent)
+        return True
+
+    def get(self, path: str) -> bytes:
+        return self._path(path).read_bytes()
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return []
+        out = []
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                if name.startswith(".") and name.endswith(".tmp"):
+                    continue
+                full = Path(dirpath) / name
+                out.append(full.relative_to(self.root).as_posix())
+        out.sort()
+        return out
+
+    def delete(self, path: str) -> None:
+        try:
+            self._path(path).unlink()
+        except FileNotFoundError:
+            pass
+
+    def size(self, path: str) -> int:
+        return self._path(path).stat().st_size
+
+    def arrow_filesystem(self) -> pafs.FileSystem:
+        return pafs.SubTreeFileSystem(str(self.root), pafs.LocalFileSystem())

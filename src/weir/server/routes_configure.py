@@ -1,0 +1,208 @@
+"""Databases and tables: /api/v3/configure/database, /table; health, ping, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pyarrow as pa
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+import weir
+from weir.catalog import API_FIELD_TYPES, INTERNAL_DB, validate_db_name
+from weir.config import DurationError, parse_duration
+from weir.errors import CatalogError
+from weir.query import content_type, encode
+from weir.server.errors import HttpError, json_error
+from weir.server.http_io import parse_bool, read_json, require
+from weir.server.state import state_of
+
+_FORMATS = {"json": "json", "jsonl": "jsonl", "json_lines": "jsonl", "csv": "csv",
+            "pretty": "pretty", "parquet": "parquet"}
+
+
+def _retention_ns(value: Any) -> int | None:
+    if value in (None, "", "none"):
+        return None
+    try:
+        return int(parse_duration(str(value)) * 1e9)
+    except DurationError as e:
+        raise HttpError(400, f"invalid retention_period: {e}") from None
+
+
+async def show_databases(request: Request) -> Response:
+    st = state_of(request)
+    q = request.query_params
+    fmt = q.get("format")
+    if fmt is None:
+        raise HttpError(400, "serde error: missing field `format`")
+    if fmt not in _FORMATS:
+        raise HttpError(400, f"serde error: unknown format `{fmt}`: expected json, jsonl, csv, "
+                             "pretty or parquet")
+    show_deleted = parse_bool(q.get("show_deleted"), "show_deleted", False)
+    names = sorted(st.database.catalog.databases())
+    cols: dict[str, Any] = {"iox::database": pa.array(names, pa.string())}
+    if show_deleted:
+        deleted = sorted(st.database.catalog.deleted_databases())
+        cols = {"iox::database": pa.array(names + deleted, pa.string()),
+                "deleted": pa.array([False] * len(names) + [True] * len(deleted))}
+    fmt = _FORMATS[fmt]
+    body = await asyncio.to_thread(encode, pa.table(cols), fmt)
+    return Response(body, media_type=content_type(fmt))
+
+
+async def create_database(request: Request) -> Response:
+    st = state_of(request)
+    req = await read_json(request, st.config.max_http_request_size)
+    db = require(req, "db")
+    try:
+        validate_db_name(db)
+    except CatalogError as e:
+        raise json_error(400, str(e)) from None
+    retention = _retention_ns(req.get("retention_period"))
+    await asyncio.to_thread(st.database.catalog.create_database, db, retention)
+    return Response(status_code=200)
+
+
+async def update_database(request: Request) -> Response:
+    st = state_of(request)
+    req = await read_json(request, st.config.max_http_request_size)
+    db = require(req, "db")
+    await asyncio.to_thread(st.database.catalog.update_database, db,
+                            _retention_ns(req.get("retention_period")))
+    return Response(status_code=200)
+
+
+async def delete_database(request: Request) -> Response:
+    st = state_of(request)
+    db = request.query_params.get("db")
+    if not db:
+        raise HttpError(400, "serde error: missing field `db`")
+    if db == INTERNAL_DB:
+        raise HttpError(400, "cannot delete the _internal database")
+    st.database.catalog.db(db)  # 404 if unknown
+    if st.engine is not None:
+        await st.engine.database_deleted(db)
+    await asyncio.to_thread(st.database.delete_database, db)
+    return Response(status_code=200)
+
+
+async def set_retention(request: Request) -> Response:
+    st = state_of(request)
+    q = request.query_params
+    db = q.get("db")
+    if not db:
+        raise HttpError(400, "serde error: missing field `db`")
+    if request.method == "DELETE":
+        await asyncio.to_thread(st.database.catalog.update_database, db, None)
+    else:
+        dur = q.get("duration")
+        if not dur:
+            raise HttpError(400, "serde error: missing field `duration`")
+        await asyncio.to_thread(st.database.catalog.update_database, db, _retention_ns(dur))
+    return Response(status_code=204)
+
+
+async def create_table(request: Request) -> Response:
+    st = state_of(request)
+    req = await read_json(request, st.config.max_http_request_size)
+    db, table = require(req, "db"), require(req, "table")
+    tags = req.get("tags") or []
+    fields = []
+    for f in req.get("fields") or []:
+        ftype = API_FIELD_TYPES.get(str(f.get("type")))
+        if ftype is None:
+            raise HttpError(400, f"invalid field type {f.get('type')!r} for field "
+                                 f"{f.get('name')!r}: expected utf8, int64, uint64, float64 or bool")
+        fields.append((f["name"], ftype))
+    cat = st.database.catalog
+    if not cat.db_exists(db):
+        validate_db_name(db)
+        await asyncio.to_thread(cat.create_database, db)
+    await asyncio.to_thread(cat.create_table, db, table, list(tags), fields)
+    return Response(status_code=200)
+
+
+async def delete_table(request: Request) -> Response:
+    st = state_of(request)
+    q = request.query_params
+    db, table = q.get("db"), q.get("table")
+    if not db or not table:
+        raise HttpError(400, "serde error: missing field `db` or `table`")
+    await asyncio.to_thread(st.database.delete_table, db, table)
+    return Response(status_code=200)
+
+
+async def health(request: Request) -> Response:
+    return PlainTextResponse("OK")
+
+
+async def ping(request: Request) -> Response:
+    st = state_of(request)
+    rid = _uuid7()
+    return JSONResponse(
+        {"product_name": "InfluxDB 3 Core", "version": weir.__version__, "revision": "weir",
+         "process_id": st.process_id},
+        headers={"Request-Id": rid, "X-Request-Id": rid, "X-Influxdb-Build": "Core",
+                 "X-Influxdb-Version": weir.__version__},
+    )
+
+
+async def metrics(request: Request) -> Response:
+    st = state_of(request)
+    db = st.database
+    lines = [
+        "# HELP weir_buffer_bytes Bytes held in the in-memory buffer.",
+        "# TYPE weir_buffer_bytes gauge",
+        f"weir_buffer_bytes {db.buffer.nbytes}",
+        "# HELP weir_wal_last_sequence Sequence number of the newest WAL file.",
+        "# TYPE weir_wal_last_sequence gauge",
+        f"weir_wal_last_sequence {db.wal.last_seq}",
+        "# HELP weir_parquet_files Parquet files persisted.",
+        "# TYPE weir_parquet_files gauge",
+        f"weir_parquet_files {len(db.index.all())}",
+        "# HELP weir_http_requests_total HTTP requests served, by path.",
+        "# TYPE weir_http_requests_total counter",
+    ]
+    for path, n in sorted(st.requests.items()):
+        lines.append(f'weir_http_requests_total{{path="{path}"}} {n}')
+    lines.append(f"weir_uptime_seconds {time.time() - st.started:.3f}")
+    lines.append("# EOF")
+    return PlainTextResponse("\n".join(lines) + "\n",
+                             media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _uuid7() -> str:
+    import os
+    import uuid
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64 | (0b10 << 62) | (
+        rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+async def _database_dispatch(request: Request) -> Response:
+    handler = {"GET": show_databases, "POST": create_database, "PUT": update_database,
+               "DELETE": delete_database}[request.method]
+    return await handler(request)
+
+
+async def _table_dispatch(request: Request) -> Response:
+    return await (create_table if request.method == "POST" else delete_table)(request)
+
+
+routes = [
+    Route("/api/v3/configure/database", _database_dispatch,
+          methods=["GET", "POST", "PUT", "DELETE"]),
+    Route("/api/v3/configure/database/retention_period", set_retention,
+          methods=["POST", "DELETE"]),
+    Route("/api/v3/configure/table", _table_dispatch, methods=["POST", "DELETE"]),
+    Route("/health", health, methods=["GET"]),
+    Route("/api/v1/health", health, methods=["GET"]),
+    Route("/ping", ping, methods=["GET", "POST"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]
