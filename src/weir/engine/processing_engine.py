@@ -1,0 +1,388 @@
+"""The processing engine: the registry of running triggers and the one object the
+server talks to (trigger lifecycle, request triggers, test runs, the plugin
+environment, uploads, system tables, and the WAL / persist listeners).
+
+It reaches the database only through `Database.write_lp`, `Database.query` and the
+catalog, like the HTTP API does. No lock is held while a plugin runs: lifecycle
+changes take a short lock to update the registry, and stopping a trigger (which
+waits for its call in progress) happens outside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from weir.catalog import INTERNAL_DB, TriggerDefinition
+from weir.engine.dry_run import DryRunner
+from weir.engine.environment import PluginEnvironment
+from weir.engine.loader import PluginFiles, PluginRef, check_entry_point
+from weir.engine.logs import PluginLogs
+from weir.engine.options import EngineOptions
+from weir.engine.services import EngineServices
+from weir.engine.specs import InvalidTriggerSpec, TriggerSpec, parse_trigger_spec
+from weir.engine.system_tables import engine_system_tables
+from weir.engine.triggers import (
+    RUNNERS,
+    HttpReply,
+    ParquetTriggerRunner,
+    RequestTriggerRunner,
+    TriggerRunner,
+    WalEvent,
+    WalTriggerRunner,
+)
+from weir.engine.workers import WorkerSlot, WorkerSpec
+from weir.errors import AlreadyExists, CatalogError, DatabaseNotFound, InvalidRequest, NotFound
+
+log = logging.getLogger("weir.engine")
+
+ERROR_BEHAVIORS = ("log", "retry", "disable")
+NOT_FOUND_BODY = b'{error: "not found"}'  # sic: the reference's body is not valid JSON
+_RESTRICTION_ALIASES = {"wal_flush": "wal", "wal": "wal", "schedule": "schedule",
+                        "request": "request", "parquet": "parquet"}
+
+
+class RequestPathTaken(CatalogError):
+    """Another trigger already serves this `/api/v3/engine/<path>` (HTTP 409)."""
+
+    def __init__(self, path: str, owner: TriggerDefinition) -> None:
+        super().__init__(f"request path '{path}' is already used by trigger "
+                         f"'{owner.trigger_name}' in database '{owner.database}'")
+
+
+class ProcessingEngine:
+    """Runs the triggers stored in the catalog. `await start()`, then serve; `await stop()`.
+
+    `options` defaults to `EngineOptions.from_config(config)`; `parse_lp` replaces
+    `weir.lineprotocol.parse` for test runs (tests use it).
+    """
+
+    def __init__(self, database: Any, config: Any, options: EngineOptions | None = None,
+                 *, parse_lp: Any = None) -> None:
+        self.database = database
+        self.config = config
+        self.options = options or EngineOptions.from_config(config)
+        if self.options.call_timeout is None:
+            self.options.call_timeout = getattr(config, "plugin_call_timeout", 300.0)
+        self.logs = PluginLogs(self.options.log_capacity)
+        self.files = PluginFiles(config.plugin_dir, config.plugin_repo)
+        venv = config.venv_dir if config.plugin_dir is not None else None
+        self.environment = PluginEnvironment(venv, getattr(config, "package_manager",
+                                                           "discover"))
+        self.services = EngineServices(database, self.logs)
+        self._runners: dict[tuple[str, str], TriggerRunner] = {}
+        self._paths: dict[str, RequestTriggerRunner] = {}
+        self._starting: set[tuple[str, str]] = set()
+        self._lock = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._started = False
+        self._stopped = False
+        self._dry_slot = WorkerSlot(lambda: self._worker_spec("dry run", {"mode": "dry_run"}),
+                                    self.services,
+                                    lambda level, text: self.logs.add("dry_run", level, text))
+        self.dry_runner = DryRunner(database, self.files, self._dry_slot,
+                                    lambda: self.options.call_timeout, parse=parse_lp)
+        self.system_tables = engine_system_tables(database.catalog, self.logs, self.files)
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the plugin venv if needed, register the system tables, start every
+        enabled trigger (failures are logged), then listen to WAL flushes and persists
+        (so replayed WAL data is not delivered to plugins, as in the reference)."""
+        if self._started:
+            return
+        self._started = True
+        if self.files.plugin_dir is not None:
+            try:
+                self.files.plugin_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                log.error("cannot create the plugin directory %s: %s", self.files.plugin_dir, e)
+            if self.options.create_venv:
+                await self.environment.ensure()
+        self.database.add_system_tables(self.system_tables)
+        enabled = [dataclasses.replace(t) for t in self.database.catalog.triggers()
+                   if not t.disabled]
+        await asyncio.gather(*(self._start_logged(t) for t in enabled))
+        self.database.add_wal_listener(self.on_wal_flush)
+        self.database.add_persist_listener(self.on_persist)
+        log.info("processing engine started: %d of %d triggers running", len(self._runners),
+                 len(enabled))
+
+    async def stop(self) -> None:
+        """Stop every trigger and worker."""
+        self._stopped = True
+        async with self._lock:
+            runners = list(self._runners.values())
+            self._runners.clear()
+            self._paths.clear()
+        await asyncio.gather(*(r.stop("the server is shutting down", timeout=5.0)
+                               for r in runners), return_exceptions=True)
+        await self._dry_slot.close("the server is shutting down")
+        for task in list(self._background):
+            task.cancel()
+
+    # ---- workers ---------------------------------------------------------------------
+
+    def _worker_spec(self, label: str, init: dict[str, Any]) -> WorkerSpec:
+        python, first_paths = self.environment.worker_python()
+        env = {"TZ": "UTC", **self.environment.env_vars()}
+        plugin_dir = self.files.plugin_dir
+        if plugin_dir is not None:
+            env["PLUGIN_DIR"] = env["INFLUXDB3_PLUGIN_DIR"] = str(plugin_dir)
+        cwd = str(plugin_dir) if plugin_dir is not None and plugin_dir.is_dir() else None
+        return WorkerSpec(label=label, python=python, init=init, env=env, cwd=cwd,
+                          memory_limit=self.options.memory_limit or None,
+                          first_paths=first_paths,
+                          start_timeout=self.options.worker_start_timeout,
+                          fallback_python=sys.executable)
+
+    def worker_slot(self, defn: TriggerDefinition, ref: PluginRef) -> WorkerSlot:
+        init = {"mode": "trigger", "trigger_name": defn.trigger_name,
+                "database": defn.database, "args": defn.trigger_arguments,
+                "plugin": ref.to_wire()}
+        return WorkerSlot(lambda: self._worker_spec(defn.trigger_name, init), self.services,
+                          lambda level, text: self.logs.add(defn.trigger_name, level, text))
+
+    # ---- running triggers ------------------------------------------------------------
+
+    async def _start_runner(self, defn: TriggerDefinition) -> None:
+        """Resolve the plugin, start the worker and register the runner. The registry
+        lock is not held while fetching or spawning; a trigger disabled or deleted in
+        the meantime is stopped again instead of registered."""
+        key = (defn.database, defn.trigger_name)
+        async with self._lock:
+            if key in self._runners or key in self._starting:
+                return
+            self._starting.add(key)
+        try:
+            spec = parse_trigger_spec(defn.trigger_specification)
+            ref = await self.files.resolve(defn.plugin_filename)
+            runner = RUNNERS[spec.kind](self, defn, spec, ref)
+            try:
+                await runner.start()
+            except BaseException:
+                await runner.slot.close()
+                raise
+            async with self._lock:
+                try:
+                    current = self.database.catalog.get_trigger(*key)
+                    wanted = not current.disabled and not self._stopped
+                except CatalogError:
+                    wanted = False
+                if wanted:
+                    self._runners[key] = runner
+                    if isinstance(runner, RequestTriggerRunner) and spec.request_path:
+                        self._paths[spec.request_path] = runner
+        finally:
+            async with self._lock:
+                self._starting.discard(key)
+        if not wanted:
+            await runner.stop("the trigger was disabled while it started")
+
+    async def _start_logged(self, defn: TriggerDefinition) -> bool:
+        try:
+            await self._start_runner(defn)
+            return True
+        except Exception as e:
+            self.logs.error(defn.trigger_name, f"error starting trigger: {e}")
+            return False
+
+    async def _detach(self, key: tuple[str, str]) -> TriggerRunner | None:
+        async with self._lock:
+            runner = self._runners.pop(key, None)
+            if isinstance(runner, RequestTriggerRunner):
+                path = runner.spec.request_path
+                if path is not None and self._paths.get(path) is runner:
+                    del self._paths[path]
+            return runner
+
+    async def _stop_runner(self, key: tuple[str, str], reason: str) -> None:
+        runner = await self._detach(key)
+        if runner is not None:
+            await runner.stop(reason)  # outside the lock: it waits for the call in progress
+
+    def disable_after_error(self, runner: TriggerRunner, error: str) -> None:
+        """`error_behavior=disable`: disable the trigger in the catalog and stop it."""
+        self._background_task(self._disable_after_error(runner, error))
+
+    async def _disable_after_error(self, runner: TriggerRunner, error: str) -> None:
+        with contextlib.suppress(CatalogError):
+            self.database.catalog.set_trigger_disabled(runner.db, runner.name, True)
+        self.logs.error(runner.name, f"trigger {runner.name} was disabled because of an error "
+                                     f"(error_behavior=disable): {error}")
+        await self.retire(runner, "the trigger was disabled after an error")
+
+    async def retire(self, runner: TriggerRunner, reason: str) -> None:
+        """Stop a runner (if it is still the registered one) without touching the catalog."""
+        async with self._lock:
+            if self._runners.get(runner.key) is runner:
+                del self._runners[runner.key]
+                path = getattr(runner.spec, "request_path", None)
+                if path is not None and self._paths.get(path) is runner:
+                    del self._paths[path]
+        await runner.stop(reason)
+
+    def _background_task(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def running(self, database: str, trigger_name: str) -> bool:
+        return (database, trigger_name) in self._runners
+
+    # ---- trigger management (the configure endpoints) --------------------------------
+
+    async def create_trigger(self, *, database: str, trigger_name: str, plugin_filename: str,
+                             trigger_specification: str,
+                             trigger_arguments: dict[str, str] | None = None,
+                             run_async: bool = False, error_behavior: str = "log",
+                             disabled: bool = False) -> TriggerDefinition:
+        """Validate and store a trigger, then start it unless disabled. The checks come
+        in the reference's order: restrictions, the plugin file, the catalog (database,
+        name, specification); Weir then checks the plugin defines the right entry point
+        and that a request path is free. A trigger that fails to start is only logged."""
+        spec: TriggerSpec | None
+        try:
+            spec = parse_trigger_spec(trigger_specification)
+        except InvalidTriggerSpec as e:
+            spec, spec_error = None, e
+        self._check_restrictions(spec)
+        if error_behavior not in ERROR_BEHAVIORS:
+            raise InvalidRequest(f"unknown error_behavior '{error_behavior}': expected one of "
+                                 "log, retry, disable")
+        ref = await self.files.resolve(plugin_filename)
+        catalog = self.database.catalog
+        if database == INTERNAL_DB or not catalog.db_exists(database):
+            raise DatabaseNotFound(database)
+        if any(t.trigger_name == trigger_name for t in catalog.triggers(database)):
+            raise AlreadyExists(trigger_name)
+        if spec is None:
+            raise spec_error
+        check_entry_point(ref, spec.kind)
+        if spec.kind == "request":
+            for other in catalog.triggers():
+                if other.trigger_name == trigger_name and other.database == database:
+                    continue
+                try:
+                    other_spec = parse_trigger_spec(other.trigger_specification)
+                except InvalidTriggerSpec:
+                    continue
+                if other_spec.request_path == spec.request_path:
+                    raise RequestPathTaken(spec.path or "", other)
+        args = ({str(k): str(v) for k, v in trigger_arguments.items()}
+                if trigger_arguments is not None else None)
+        defn = TriggerDefinition(
+            trigger_name=trigger_name, plugin_filename=plugin_filename, database=database,
+            trigger_specification=spec.canonical(), trigger_arguments=args,
+            run_async=bool(run_async), error_behavior=error_behavior, disabled=bool(disabled))
+        catalog.create_trigger(defn)
+        if not defn.disabled:
+            await self._start_logged(dataclasses.replace(defn))
+        return defn
+
+    def _check_restrictions(self, spec: TriggerSpec | None) -> None:
+        allowed = [_RESTRICTION_ALIASES.get(r.strip().lower(), r.strip().lower())
+                   for r in getattr(self.config, "restrict_plugin_triggers_to", None) or []]
+        if spec is not None and allowed and spec.kind not in allowed:
+            raise InvalidRequest(f"server is configured to reject {spec.restriction_name} "
+                                 "plugin triggers")
+
+    async def enable_trigger(self, database: str, trigger_name: str) -> None:
+        """Enable (and start) a trigger; already enabled is fine. A trigger that is
+        enabled in the catalog but not running (its start failed) is started again."""
+        catalog = self.database.catalog
+        catalog.set_trigger_disabled(database, trigger_name, False)
+        defn = dataclasses.replace(catalog.get_trigger(database, trigger_name))
+        if not self.running(database, trigger_name):
+            await self._start_logged(defn)
+
+    async def disable_trigger(self, database: str, trigger_name: str) -> None:
+        """Disable a trigger; returns after its call in progress has finished."""
+        self.database.catalog.set_trigger_disabled(database, trigger_name, True)
+        await self._stop_runner((database, trigger_name), "the trigger was disabled")
+
+    async def delete_trigger(self, database: str, trigger_name: str, force: bool = False
+                             ) -> None:
+        """Delete a trigger: only a disabled one unless `force` (the catalog refuses)."""
+        self.database.catalog.delete_trigger(database, trigger_name, force)
+        await self._stop_runner((database, trigger_name), "the trigger was deleted")
+
+    async def on_database_deleted(self, database: str) -> None:
+        """Stop the triggers of a deleted database (the catalog disabled them)."""
+        keys = [k for k in self._runners if k[0] == database]
+        await asyncio.gather(*(self._stop_runner(k, "its database was deleted") for k in keys))
+
+    # ---- events ----------------------------------------------------------------------
+
+    async def on_wal_flush(self, flushed: Any) -> None:
+        """WAL listener: hand each database's flushed rows to its WAL triggers. Only
+        enqueues, so the flush (and the writers waiting on it) never waits for plugins."""
+        for db, items in flushed.writes.items():
+            runners = [r for r in self._runners.values()
+                       if isinstance(r, WalTriggerRunner) and r.db == db]
+            if runners and items:
+                event = WalEvent(flushed.seq, items)
+                for r in runners:
+                    r.enqueue(event)
+
+    async def on_persist(self, event: Any) -> None:
+        """Persist listener: hand each database's new Parquet files to its Parquet triggers."""
+        by_db: dict[str, list[dict[str, Any]]] = {}
+        for f in event.files:
+            by_db.setdefault(f.database, []).append({
+                "table_name": f.table, "path": f.path, "size_bytes": f.size_bytes,
+                "row_count": f.row_count, "min_time": f.min_time, "max_time": f.max_time})
+        for r in list(self._runners.values()):
+            if isinstance(r, ParquetTriggerRunner) and r.db in by_db:
+                r.enqueue(by_db[r.db])
+
+    async def handle_request(self, path: str, query: dict[str, str], headers: dict[str, str],
+                             body: bytes) -> HttpReply:
+        """Serve `/api/v3/engine/<path>` (headers: lower-case, without authorization)."""
+        runner = self._paths.get(path.lstrip("/"))
+        if runner is None or runner.stopping:
+            return HttpReply(404, {}, NOT_FOUND_BODY)
+        if not self.database.catalog.db_exists(runner.db):
+            return HttpReply(500, {"Content-Type": "application/json"},
+                             b'{"error":"database not found"}')
+        return await runner.handle(query, headers, body)
+
+    # ---- plugin files ----------------------------------------------------------------
+
+    def upload_plugin_file(self, plugin_name: str, content: str) -> Path:
+        """`POST /api/v3/plugins/files`: create or overwrite a file in the plugin dir."""
+        return self.files.write_file(plugin_name, content)
+
+    def _trigger_named(self, trigger_name: str) -> TriggerDefinition:
+        for t in self.database.catalog.triggers():
+            if t.trigger_name == trigger_name:
+                return t
+        raise NotFound(trigger_name)
+
+    def replace_trigger_plugin(self, trigger_name: str, content: str) -> Path:
+        """`PUT /api/v3/plugins/files`: rewrite a trigger's file (a package's __init__.py);
+        the running trigger picks it up at its next call."""
+        return self.files.replace_for_trigger(self._trigger_named(trigger_name).plugin_filename,
+                                              content)
+
+    def replace_trigger_directory(self, trigger_name: str, files: list[tuple[str, str]]) -> Path:
+        """`PUT /api/v3/plugins/directory`: atomically replace a package plugin."""
+        return self.files.replace_directory(self._trigger_named(trigger_name).plugin_filename,
+                                            files)
+
+    # ---- environment -----------------------------------------------------------------
+
+    async def install_packages(self, packages: list[str]) -> str:
+        return await self.environment.install_packages(packages)
+
+    async def install_requirements(self, requirements_location: str) -> str:
+        return await self.environment.install_requirements(requirements_location)
+
+    # the name the server's database-delete handler uses
+    database_deleted = on_database_deleted
