@@ -14,7 +14,7 @@ import pytest
 def test_write_then_query_all_formats(server):
     lp = ("cpu,host=a,region=west usage=1.5,count=3i,ok=true,msg=\"hi\" 1000000000\n"
           "cpu,host=b usage=2 2000000000\n")
-    r = server.write("db1", lp)
+    r = server.write("db1", lp, precision="ns")
     assert r.status_code == 204, r.text
     rows = server.rows("db1", "SELECT * FROM cpu ORDER BY time")
     assert rows == [

@@ -22,6 +22,7 @@ from weir.catalog import INTERNAL_DB, Catalog, Column, Limits, validate_db_name
 from weir.config import ServeConfig
 from weir.errors import (
     DatabaseMissingForQuery,
+    DatabaseNotFound,
     InvalidName,
     LimitExceeded,
     QueryError,
@@ -187,7 +188,7 @@ class Database:
         now = time.time_ns() // factor * factor
         parse = lambda: lineprotocol.parse(  # noqa: E731
             body, precision=precision, default_time_ns=now,
-            stop_on_first_error=not accept_partial,
+            stop_on_first_error=not accept_partial, schema=self._schema_lookup(database),
         )
         parsed = parse() if len(body) < 65536 else await asyncio.to_thread(parse)
         errors = list(parsed.errors)
@@ -215,6 +216,16 @@ class Database:
                 lines=errors,
             )
         return WriteResult(sum(op.batch.num_rows for op in ops), [op.table for op in ops])
+
+    def _schema_lookup(self, database: str) -> Callable[[str], dict[str, tuple[str, str]] | None]:
+        def lookup(table: str) -> dict[str, tuple[str, str]] | None:
+            try:
+                cols = self.catalog.db(database).tables[table].columns
+            except (KeyError, DatabaseNotFound):
+                return None
+            return {c.name: (c.kind, c.type) for c in cols.values()}
+
+        return lookup
 
     def _parse_failure(self, e: Any) -> WriteError:
         return WriteError(
