@@ -92,7 +92,7 @@ def canonical_spec(spec: str) -> str:
     from weir.engine.specs import parse_trigger_spec
 
     try:
-        return parse_trigger_spec(spec).canonical
+        return parse_trigger_spec(spec).canonical()
     except Exception as e:
         raise click.BadParameter(str(e), param_hint="--trigger-spec") from None
 
