@@ -123,7 +123,8 @@ def _upload(client: Client, database: str, path: str) -> str:
 @click.option("--trigger-spec", required=True,
               help="table:NAME | all_tables | every:DURATION | cron:EXPR | request:PATH | "
                    "parquet:all_tables | parquet:NAME")
-@click.option("--path", "path", default=None, help="Plugin file or directory (or gh:...).")
+@click.option("--path", "--plugin", "path", default=None,
+              help="Plugin file or directory (or gh:...), relative to the plugin dir.")
 @click.option("--plugin-filename", default=None, help="Older name of --path.")
 @click.option("--trigger-arguments", default=None, help="k=v,k2=v2 passed to the plugin.")
 @click.option("--disabled", is_flag=True, help="Create it disabled.")

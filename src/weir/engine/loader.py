@@ -110,6 +110,8 @@ class PluginFiles:
             url = self.github_url(path)
             return PluginRef(kind="source", name=filename, code=await self._fetch(url), url=url)
         path = self.confine(filename)
+        if not path.exists() and path.suffix != ".py" and path.with_name(path.name + ".py").is_file():
+            path = path.with_name(path.name + ".py")  # `--plugin my_plugin` names my_plugin.py
         if path.is_dir():
             if not (path / "__init__.py").is_file():
                 raise PluginError(

@@ -380,10 +380,10 @@ def parse_trigger_spec(spec: str) -> TriggerSpec:
         if not name:
             raise InvalidTriggerSpec(spec, "table name is empty")
         return TriggerSpec(kind="wal", table=name)
-    if s == "all_tables":
+    if s in ("all_tables", "all-tables"):  # the docs spell it both ways
         return TriggerSpec(kind="wal")
-    if s.startswith("cron:"):
-        expr = s[len("cron:"):].strip()
+    if s.startswith(("cron:", "schedule:")):  # `schedule:<cron>` is the docs' older name
+        expr = s.split(":", 1)[1].strip()
         try:
             return TriggerSpec(kind="schedule", cron=CronSchedule.parse(expr))
         except CronError as e:

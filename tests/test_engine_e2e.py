@@ -1,0 +1,252 @@
+"""The processing engine end to end: a real server, real worker processes, the CLI as a
+user types it, following the seed documents' walkthroughs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from conftest import ROOT, weir_cmd
+
+EXAMPLES = ROOT / "plugins" / "examples"
+
+
+def cli(server, *args: str, check: bool = True, input: str | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "INFLUXDB3_HOST_URL": server.url}
+    p = subprocess.run([*weir_cmd(), *args], capture_output=True, text=True, env=env,
+                       timeout=120, input=input)
+    if check and p.returncode != 0:
+        raise AssertionError(f"influxdb3 {' '.join(args)} failed ({p.returncode}):\n"
+                             f"{p.stdout}\n{p.stderr}\n--- server log ---\n{server.log()}")
+    return p
+
+
+def wait_for(fn, timeout: float = 15.0, interval: float = 0.1):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    return last
+
+
+@pytest.fixture
+def engine_server(server_factory, tmp_path):  # type: ignore[no-untyped-def]
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    shutil.copytree(EXAMPLES, plugins / "examples")
+    s = server_factory(plugin_dir=plugins, extra_args=["--wal-flush-interval", "10ms",
+                                                       "--plugin-call-timeout", "3s"])
+    return s.start()
+
+
+def _reports(server, db: str) -> dict[str, int]:
+    r = server.query(db, "SELECT table_name, row_count FROM write_reports")
+    if r.status_code != 200:
+        return {}
+    out: dict[str, int] = {}
+    for row in r.json():
+        out[row["table_name"]] = out.get(row["table_name"], 0) + row["row_count"]
+    return out
+
+
+def test_seed_wal_plugin_walkthrough_survives_restart(engine_server):
+    s = engine_server
+    cli(s, "create", "database", "testdb")
+    out = cli(s, "create", "trigger", "--database", "testdb", "--plugin-filename",
+              "examples/wal_plugin/wal_plugin.py", "--trigger-spec", "all_tables",
+              "write_monitor").stdout
+    assert "Trigger write_monitor created successfully" in out
+    cli(s, "create", "trigger", "--database", "testdb", "--plugin-filename",
+        "examples/wal_plugin/wal_plugin.py", "--trigger-spec", "all_tables",
+        "--trigger-arguments", "double_count_table=temperature", "wal_monitoring_special")
+    for lp in ("temperature,location=office value=22.5", "humidity,location=office value=45.2",
+               "pressure,location=office value=1013.25"):
+        cli(s, "write", "--database", "testdb", lp)
+    # two triggers: temperature counted 1 + 2, the others 1 + 1; write_reports never reported
+    want = {"temperature": 3, "humidity": 2, "pressure": 2}
+    assert wait_for(lambda: _reports(s, "testdb") == want), _reports(s, "testdb")
+    out = cli(s, "query", "--database", "testdb",
+              "SELECT * FROM write_reports ORDER BY time DESC").stdout
+    assert "| table_name" in out or "table_name" in out
+    logs = cli(s, "query", "--database", "_internal",
+               "SELECT * FROM system.processing_engine_logs").stdout
+    assert "wal_plugin.py done" in logs and "write_monitor" in logs
+    # triggers persist in the catalog and run again after a restart
+    s.restart()
+    cli(s, "write", "--database", "testdb", "humidity,location=lab value=40")
+    want["humidity"] = 4
+    assert wait_for(lambda: _reports(s, "testdb") == want), _reports(s, "testdb")
+
+
+def test_request_trigger_and_seed_tuple_return(engine_server):
+    s = engine_server
+    (s.plugin_dir / "req.py").write_text(
+        "import json\n"
+        "def process_request(influxdb3_local, query_parameters, request_headers, "
+        "request_body, args=None):\n"
+        "    data = json.loads(request_body)\n"
+        "    line = LineBuilder('request_data').tag('tag1', 'v').int64_field('field1', data['n'])\n"
+        "    influxdb3_local.write(line)\n"
+        "    return 200, {'Content-Type': 'application/json'}, "
+        "json.dumps({'status': 'ok', 'q': query_parameters.get('x'), 'line': line.build()})\n")
+    cli(s, "create", "database", "mydb")
+    cli(s, "create", "trigger", "--trigger-spec", "request:hello-world", "--plugin-filename",
+        "req.py", "--database", "mydb", "hello-world")
+    r = httpx.post(f"{s.url}/api/v3/engine/hello-world", params={"x": "1"}, json={"n": 7},
+                   timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json() == {"status": "ok", "q": "1", "line": "request_data,tag1=v field1=7i"}
+    # the plugin's write is queryable as soon as the response arrives
+    assert s.rows("mydb", "SELECT field1 FROM request_data") == [{"field1": 7}]
+    assert httpx.get(f"{s.url}/api/v3/engine/nope").status_code == 404
+    # the example request plugin
+    cli(s, "create", "trigger", "--trigger-spec", "request:hello", "--plugin-filename",
+        "examples/request/hello_world/hello_world.py", "--database", "mydb", "hello")
+    r = httpx.get(f"{s.url}/api/v3/engine/hello", params={"name": "Weir"}, timeout=30)
+    assert r.status_code == 200, r.text
+
+
+def test_schedule_trigger_and_disable_enable(engine_server):
+    s = engine_server
+    (s.plugin_dir / "tick.py").write_text(
+        "def process_scheduled_call(influxdb3_local, call_time, args=None):\n"
+        "    n = influxdb3_local.cache.get('n', default=0) + 1\n"
+        "    influxdb3_local.cache.put('n', n)\n"
+        "    influxdb3_local.write(LineBuilder('ticks').int64_field('n', n)"
+        ".string_field('at', call_time.isoformat()))\n")
+    cli(s, "create", "database", "sched")
+    cli(s, "create", "trigger", "--database", "sched", "--plugin-filename", "tick.py",
+        "--trigger-spec", "every:1s", "ticker")
+
+    def ticks() -> list[int]:
+        r = s.query("sched", "SELECT n FROM ticks ORDER BY n")
+        return [x["n"] for x in r.json()] if r.status_code == 200 else []
+
+    got = wait_for(lambda: len(ticks()) >= 2 and ticks(), timeout=10)
+    assert got[:2] == [1, 2], got  # the cache kept the counter between calls
+    out = cli(s, "disable", "trigger", "--database", "sched", "ticker").stdout
+    assert "Trigger ticker disabled successfully" in out
+    n = len(ticks())
+    time.sleep(2.2)
+    assert len(ticks()) <= n + 1
+    r = cli(s, "delete", "trigger", "--database", "sched", "ticker")
+    assert "deleted successfully" in r.stdout
+
+
+def test_faulty_plugins_cost_only_their_own_call(engine_server):
+    s = engine_server
+    p = s.plugin_dir
+    (p / "crash.py").write_text(
+        "import ctypes, os\n"
+        "def process_writes(influxdb3_local, table_batches, args=None):\n"
+        "    mode = args['mode']\n"
+        "    if mode == 'segfault':\n"
+        "        ctypes.string_at(0)\n"
+        "    elif mode == 'exit':\n"
+        "        os._exit(3)\n"
+        "    elif mode == 'hang':\n"
+        "        while True: pass\n"
+        "    elif mode == 'raise':\n"
+        "        raise ValueError('boom')\n")
+    (p / "good.py").write_text(
+        "def process_writes(influxdb3_local, table_batches, args=None):\n"
+        "    for b in table_batches:\n"
+        "        if b['table_name'] == 'm':\n"
+        "            influxdb3_local.write(LineBuilder('seen').int64_field('rows', len(b['rows'])))\n")
+    cli(s, "create", "database", "f")
+    for mode in ("segfault", "exit", "hang", "raise"):
+        cli(s, "create", "trigger", "--database", "f", "--plugin-filename", "crash.py",
+            "--trigger-spec", "table:m", "--trigger-arguments", f"mode={mode}", f"bad_{mode}")
+    cli(s, "create", "trigger", "--database", "f", "--plugin-filename", "good.py",
+        "--trigger-spec", "all_tables", "good")
+    for i in range(3):
+        assert s.write("f", f"m v={i}").status_code == 204
+        time.sleep(0.3)
+
+    def seen() -> int:
+        r = s.query("f", "SELECT sum(rows) AS n FROM seen")
+        return r.json()[0].get("n", 0) if r.status_code == 200 else 0
+
+    assert wait_for(lambda: seen() == 3, timeout=20), seen()
+    # the server still answers while the hanging plugin spins
+    assert s.rows("f", "SELECT count(*) AS n FROM m") == [{"n": 3}]
+
+    def errors() -> str:
+        r = s.query("_internal", "SELECT trigger_name, log_text FROM system.processing_engine_logs"
+                                 " WHERE log_level = 'ERROR'")
+        return " ".join(f"{x['trigger_name']}:{x['log_text']}" for x in r.json())
+
+    text = wait_for(lambda: all(f"bad_{m}" in errors() for m in ("segfault", "exit", "hang",
+                                                               "raise")) and errors(),
+                    timeout=30)
+    assert text, errors()
+    assert "ValueError: boom" in text
+    assert s.proc is not None and s.proc.poll() is None
+
+
+def test_dry_run_cli(engine_server):
+    s = engine_server
+    cli(s, "create", "database", "sensors")
+    out = cli(s, "test", "wal_plugin", "--database", "sensors", "--lp",
+              "my_measure,tag1=asdf f1=1.0 123", "--input-arguments",
+              "double_count_table=my_measure", "examples/wal_plugin/wal_plugin.py").stdout
+    assert '"sensors"' in out and "write_reports" in out and "row_count=2i" in out
+    # nothing was written for real
+    assert s.query("sensors", "SELECT * FROM write_reports").status_code == 400
+
+
+def test_trigger_errors_are_clear(engine_server):
+    s = engine_server
+    cli(s, "create", "database", "e")
+    p = cli(s, "create", "trigger", "--database", "e", "--plugin-filename", "../evil.py",
+            "--trigger-spec", "all_tables", "t", check=False)
+    assert p.returncode != 0 and "Path traversal" in p.stderr
+    p = cli(s, "create", "trigger", "--database", "e", "--plugin-filename", "missing.py",
+            "--trigger-spec", "all_tables", "t", check=False)
+    assert p.returncode != 0 and "not found" in p.stderr
+    p = cli(s, "create", "trigger", "--database", "e", "--plugin-filename",
+            "examples/wal_plugin/wal_plugin.py", "--trigger-spec", "every:10s", "t",
+            check=False)
+    assert p.returncode != 0 and "process_scheduled_call" in p.stderr
+    p = cli(s, "create", "trigger", "--database", "e", "--plugin-filename",
+            "examples/wal_plugin/wal_plugin.py", "--trigger-spec", "sometimes", "t",
+            check=False)
+    assert p.returncode != 0 and "all_tables" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_cli_errors_without_server(tmp_path):
+    env = {**os.environ, "INFLUXDB3_HOST_URL": "http://127.0.0.1:9"}
+    p = subprocess.run([*weir_cmd(), "query", "--database", "x", "SELECT 1"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode != 0
+    assert "could not connect" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([*weir_cmd(), "serve", "--wal-flush-interval", "soon"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--wal-flush-interval" in p.stderr
+
+
+def test_every_command_has_help_with_example():
+    groups = {"create": ["database", "table", "trigger", "token"],
+              "delete": ["database", "table", "trigger", "token"],
+              "show": ["databases", "summary", "plugins", "tokens", "system"],
+              "enable": ["trigger"], "disable": ["trigger"], "update": ["database", "trigger"],
+              "install": ["package", "requirements"], "test": ["wal_plugin", "schedule_plugin"]}
+    cmds = [["serve"], ["write"], ["query"]] + [[g, c] for g, cs in groups.items() for c in cs]
+    for cmd in cmds:
+        p = subprocess.run([*weir_cmd(), *cmd, "--help"], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0, (cmd, p.stderr)
+        assert "Example" in p.stdout and "influxdb3 " in p.stdout, cmd
+
+
