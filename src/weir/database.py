@@ -246,7 +246,7 @@ class Database:
             dbschema, created = self.catalog.ensure_database(database)
         except LimitExceeded as e:
             for tc in parsed.tables.values():
-                errors.extend(_row_errors(tc, range(len(tc.times)), str(e)))
+                errors.extend(_row_errors(tc, range(tc.rows), str(e)))
             return [], errors
         changed = created
         ops: list[WalOp] = []
@@ -276,12 +276,12 @@ class Database:
                           f"'{fname}': expected type {c.type}, but got {tname}")
             if bad:
                 for row, msg in sorted(bad.items()):
-                    ln = tc.line_numbers[row]
+                    ln = tc.line_number(row)
                     if ln not in bad_lines:
                         errors.append(lineprotocol.LineError(ln, msg, _line_at(body, ln)))
                         bad_lines.add(ln)
                 tc = tc.drop_rows(set(bad))
-                if not tc.times:
+                if not tc.rows:
                     continue
                 # Columns that only the dropped rows used must not enter the catalog.
                 present = set(tc.tags) | set(tc.fields)
@@ -291,7 +291,7 @@ class Database:
                     self.catalog.add_columns(database, name, new)
                     changed = True
                 except LimitExceeded as e:
-                    errors.extend(_row_errors(tc, range(len(tc.times)), str(e)))
+                    errors.extend(_row_errors(tc, range(tc.rows), str(e)))
                     continue
             ops.append(WalOp(database, name, tc.to_arrow()))
         if changed:
@@ -410,14 +410,14 @@ def _type_of(kind: str, t: pa.DataType) -> str:
     return "string"
 
 
-def _mark(bad: dict[int, str], values: list[Any], msg: str) -> None:
-    for i, v in enumerate(values):
+def _mark(bad: dict[int, str], values: Any, msg: str) -> None:
+    for i, v in enumerate(values if isinstance(values, list) else values.to_pylist()):
         if v is not None and i not in bad:
             bad[i] = msg
 
 
 def _row_errors(tc: Any, rows: Any, msg: str) -> list[Any]:
-    return [lineprotocol.LineError(tc.line_numbers[r], msg, "") for r in rows]
+    return [lineprotocol.LineError(tc.line_number(r), msg, "") for r in rows]
 
 
 def _line_at(body: bytes | str, line_number: int) -> str:

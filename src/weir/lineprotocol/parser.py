@@ -61,23 +61,39 @@ class LineSyntaxError(Exception):
     pass
 
 
+Column = list[Any] | pa.Array
+
+
 @dataclass
 class TableColumns:
+    """One table's rows of a batch, column by column.
+
+    Columns are Python lists (line-by-line parser) or Arrow arrays (batch fast path);
+    both have one entry per row, None where a row lacks the column.
+    """
+
     name: str
-    line_numbers: list[int] = field(default_factory=list)
-    tags: dict[str, list[str | None]] = field(default_factory=dict)
-    fields: dict[str, tuple[FieldType, list[Any]]] = field(default_factory=dict)
-    times: list[int] = field(default_factory=list)
+    line_numbers: Column = field(default_factory=list)
+    tags: dict[str, Column] = field(default_factory=dict)
+    fields: dict[str, tuple[FieldType, Column]] = field(default_factory=dict)
+    times: Column = field(default_factory=list)
 
     @property
     def rows(self) -> int:
         return len(self.times)
 
-    def drop_rows(self, rows: set[int]) -> TableColumns:
-        keep = [i for i in range(len(self.times)) if i not in rows]
+    def line_number(self, row: int) -> int:
+        v = self.line_numbers[row]
+        return v if isinstance(v, int) else v.as_py()
 
-        def pick(values: list[Any]) -> list[Any]:
-            return [values[i] for i in keep]
+    def drop_rows(self, rows: set[int]) -> TableColumns:
+        keep = [i for i in range(self.rows) if i not in rows]
+        idx = pa.array(keep, pa.int64())
+
+        def pick(values: Column) -> Column:
+            if isinstance(values, list):
+                return [values[i] for i in keep]
+            return values.take(idx)
 
         return TableColumns(
             name=self.name,
@@ -91,12 +107,16 @@ class TableColumns:
         arrays = []
         schema_fields = []
         for k, v in self.tags.items():
-            arrays.append(pa.array(v, pa.string()).dictionary_encode().cast(_TAG_TYPE))
+            arr = pa.array(v, pa.string()) if isinstance(v, list) else v
+            if not pa.types.is_dictionary(arr.type):
+                arr = arr.dictionary_encode()
+            arrays.append(arr.cast(_TAG_TYPE))
             schema_fields.append(pa.field(k, _TAG_TYPE, metadata={_KIND: b"tag"}))
         for k, (t, v) in self.fields.items():
-            arrays.append(pa.array(v, _ARROW[t]))
+            arrays.append(pa.array(v, _ARROW[t]) if isinstance(v, list) else v.cast(_ARROW[t]))
             schema_fields.append(pa.field(k, _ARROW[t], metadata={_KIND: b"field"}))
-        arrays.append(pa.array(self.times, pa.int64()).cast(pa.timestamp("ns")))
+        times = pa.array(self.times, pa.int64()) if isinstance(self.times, list) else self.times
+        arrays.append(times.cast(pa.int64()).cast(pa.timestamp("ns")))
         schema_fields.append(pa.field("time", pa.timestamp("ns"), metadata={_KIND: b"time"}))
         return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(schema_fields))
 
@@ -169,14 +189,17 @@ def _timestamp(raw: str, factor: int, auto: bool) -> int:
 # ---- the careful scanner ---------------------------------------------------------------
 
 
-def _read_name(line: str, pos: int, stops: str) -> tuple[str, int]:
-    """Read an identifier up to an unescaped stop char; `\\x` for x in stops or `\\` is x."""
+def _read_name(line: str, pos: int, stops: str, escapable: str | None = None
+               ) -> tuple[str, int]:
+    """Read an identifier up to an unescaped stop char; `\\x` for x in `escapable`
+    (default: the stops) or a backslash is x; any other backslash is literal."""
+    escapable = stops if escapable is None else escapable
     out: list[str] = []
     n = len(line)
     start = pos
     while pos < n:
         c = line[pos]
-        if c == "\\" and pos + 1 < n and (line[pos + 1] in stops or line[pos + 1] == "\\"):
+        if c == "\\" and pos + 1 < n and (line[pos + 1] in escapable or line[pos + 1] == "\\"):
             out.append(line[start:pos])
             out.append(line[pos + 1])
             pos += 2
@@ -222,7 +245,7 @@ def _scan(line: str) -> tuple[str, list[tuple[str, str]], list[tuple[str, FieldT
             raise LineSyntaxError(f"missing '=' after tag key '{key}'")
         if not key:
             raise LineSyntaxError("empty tag key")
-        value, pos = _read_name(line, pos + 1, ", ")
+        value, pos = _read_name(line, pos + 1, ", ", ",= ")
         if not value:
             raise LineSyntaxError(f"missing value for tag '{key}'")
         tags.append((key, value))
@@ -430,6 +453,18 @@ def _lines(body: bytes | str) -> list[tuple[str | None, str]]:
         return out
 
 
+# Below this size the line-by-line parser is as fast and the batch path's fixed costs
+# dominate.
+_FAST_PATH_MIN_BYTES = 4096
+
+
+def _utf8_or_none(body: bytes) -> str | None:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def parse(body: bytes | str, *, precision: str = "auto", default_time_ns: int,
           stop_on_first_error: bool = False, schema: SchemaLookup | None = None
           ) -> ParsedWrite:
@@ -440,6 +475,15 @@ def parse(body: bytes | str, *, precision: str = "auto", default_time_ns: int,
     earlier line of the same batch.
     """
     p = _Parser(precision, default_time_ns, schema)
+    if len(body) >= _FAST_PATH_MIN_BYTES:
+        text = body if isinstance(body, str) else _utf8_or_none(body)
+        if text is not None and "\\" not in text and '"' not in text:
+            from weir.lineprotocol.columnar import parse_batch
+
+            fast = parse_batch(text, factor=p.factor, auto=p.auto,
+                               default_time_ns=default_time_ns, schema=schema)
+            if fast is not None:
+                return fast
     out = p.out
     for i, (text, shown) in enumerate(_lines(body), 1):
         if text is None:
