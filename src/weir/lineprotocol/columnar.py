@@ -86,6 +86,7 @@ def _parse(text: str, factor: int, auto: bool, default_time_ns: int,
     denc = pc.dictionary_encode(series)
     sidx = denc.indices.to_numpy(zero_copy_only=False)
     parsed_series = [_series(s) for s in denc.dictionary.to_pylist()]
+    series_tags = [dict(t) for _m, t in parsed_series]
     measurements = [m for m, _t in parsed_series]
     table_names = list(dict.fromkeys(measurements))
     table_of_series = np.array([table_names.index(m) for m in measurements], dtype=np.int64)
@@ -121,6 +122,7 @@ def _parse(text: str, factor: int, auto: bool, default_time_ns: int,
         nt = len(trows)
         known = (schema(tname) if schema else None) or {}
         tc = TableColumns(tname)
+        row_series = pa.array(sidx[trows])
         # position of each global row within this table (-1 if not in it)
         pos = np.full(n, -1, dtype=np.int64)
         pos[trows] = np.arange(nt)
@@ -138,8 +140,11 @@ def _parse(text: str, factor: int, auto: bool, default_time_ns: int,
                 raise _GiveUp  # a key used as tag and field in one table
             if kk is not None and kk[0] != "tag":
                 raise _GiveUp
-            per_series = [dict(parsed_series[s][1]).get(k) for s in range(len(parsed_series))]
-            tc.tags[k] = pa.array(per_series, pa.string()).take(pa.array(sidx[trows]))
+            # Encode the few per-series values once, then index them per row.
+            per_series = pc.dictionary_encode(pa.array(
+                [series_tags[s].get(k) for s in range(len(parsed_series))], pa.string()))
+            tc.tags[k] = pa.DictionaryArray.from_arrays(
+                per_series.indices.take(row_series), per_series.dictionary)
         for name, (ftype, typed, rows) in field_cols.items():
             in_table = rows_mask[rows]
             if not np.any(in_table):

@@ -455,7 +455,7 @@ def _lines(body: bytes | str) -> list[tuple[str | None, str]]:
 
 # Below this size the line-by-line parser is as fast and the batch path's fixed costs
 # dominate.
-_FAST_PATH_MIN_BYTES = 4096
+FAST_PATH_MIN_BYTES = 4096
 
 
 def _utf8_or_none(body: bytes) -> str | None:
@@ -475,7 +475,7 @@ def parse(body: bytes | str, *, precision: str = "auto", default_time_ns: int,
     earlier line of the same batch.
     """
     p = _Parser(precision, default_time_ns, schema)
-    if len(body) >= _FAST_PATH_MIN_BYTES:
+    if len(body) >= FAST_PATH_MIN_BYTES:
         text = body if isinstance(body, str) else _utf8_or_none(body)
         if text is not None and "\\" not in text and '"' not in text:
             from weir.lineprotocol.columnar import parse_batch
