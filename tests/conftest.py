@@ -35,7 +35,8 @@ class WeirServer:
 
     def __init__(self, data_dir: Path, *, plugin_dir: Path | None = None,
                  extra_args: list[str] | None = None, object_store: str = "file",
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, auth: bool = False) -> None:
+        self.auth = auth
         self.data_dir = data_dir
         self.plugin_dir = plugin_dir
         self.extra_args = extra_args or []
@@ -52,7 +53,8 @@ class WeirServer:
     def start(self, timeout: float = 30.0) -> WeirServer:
         args = [*weir_cmd(), "serve", "--node-id", "test-node", "--object-store",
                 self.object_store, "--data-dir", str(self.data_dir), "--http-bind",
-                f"127.0.0.1:{self.port}", "--without-auth", *self.extra_args]
+                f"127.0.0.1:{self.port}", *([] if self.auth else ["--without-auth"]),
+                *self.extra_args]
         if self.plugin_dir is not None:
             args += ["--plugin-dir", str(self.plugin_dir)]
         env = {**os.environ, **self.env}

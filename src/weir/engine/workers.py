@@ -65,6 +65,18 @@ class WorkerDied(Exception):
         self.reason = reason
 
 
+#: what a plugin process inherits from the server's environment: enough to run, and no
+#: secrets. Operators hand plugins more with WEIR_PLUGIN_ENV=NAME,NAME2 (e.g. an API key).
+_BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "USER", "LOGNAME",
+             "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "HF_HOME",
+             "PIP_INDEX_URL", "PIP_FIND_LINKS", "http_proxy", "https_proxy", "no_proxy")
+
+
+def plugin_base_env() -> dict[str, str]:
+    extra = [n.strip() for n in os.environ.get("WEIR_PLUGIN_ENV", "").split(",") if n.strip()]
+    return {k: os.environ[k] for k in (*_BASE_ENV, *extra) if k in os.environ}
+
+
 class WorkerStartError(Exception):
     """A worker process could not be started."""
 
@@ -164,9 +176,8 @@ class WorkerProcess:
         site_dirs, paths = server_paths()
         boot = {"site_dirs": site_dirs, "paths": paths, "first_paths": spec.first_paths,
                 "memory_limit": spec.memory_limit}
-        env = {**os.environ, **spec.env, "WEIR_WORKER_BOOT": json.dumps(boot),
+        env = {**plugin_base_env(), **spec.env, "WEIR_WORKER_BOOT": json.dumps(boot),
                "PYTHONUNBUFFERED": "1"}
-        env.pop("PYTHONHOME", None)
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 self.python, "-c", BOOTSTRAP, stdin=asyncio.subprocess.PIPE,

@@ -17,9 +17,9 @@ log = logging.getLogger("weir.server")
 
 
 def build_routes(state: ServerState) -> list:
-    from weir.server import routes_configure, routes_data
+    from weir.server import routes_configure, routes_data, routes_tokens
 
-    routes = [*routes_data.routes, *routes_configure.routes]
+    routes = [*routes_data.routes, *routes_configure.routes, *routes_tokens.routes]
     if state.engine is not None:
         from weir.server.engine_routes import engine_routes
 
@@ -32,6 +32,15 @@ async def serve(config: ServeConfig, ready: asyncio.Event | None = None) -> None
     database = Database(config)
     await database.start()
     state = ServerState(config=config, database=database)
+    if not config.without_auth:
+        from weir.auth import TokenStore
+        from weir.server.routes_tokens import token_system_tables
+
+        state.tokens = TokenStore(database.catalog)
+        database.add_system_tables(token_system_tables(state.tokens, database))
+        if not state.tokens.has_admin():
+            log.warning("authentication is on and no operator token exists yet: create one "
+                        "with `influxdb3 create token --admin`")
     if config.plugin_dir is not None:
         from weir.engine import ProcessingEngine
 

@@ -16,31 +16,18 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import Message, Receive, Scope, Send
 
+from weir.server.auth import authenticate, open_paths
 from weir.server.errors import HttpError, to_response
 from weir.server.state import ServerState
 
 log = logging.getLogger("weir.server")
-
-_AUTH_MALFORMED = (
-    "Authorization header was malformed, the request was not in the form of "
-    "'Authorization: <auth-scheme> <token>', supported auth-schemes are Bearer, Token and Basic"
-)
-
-
-def check_auth_header(value: str | None) -> None:
-    """The reference validates the header's shape even without auth."""
-    if value is None:
-        return
-    parts = value.split(" ")
-    if len(parts) != 2 or parts[0] not in ("Bearer", "Token", "Basic") or not parts[1]:
-        raise HttpError(400, {"error": _AUTH_MALFORMED})
-
 
 class WeirApp:
     def __init__(self, state: ServerState, routes: Iterable[BaseRoute]) -> None:
         self.state = State()
         self.state.weir = state
         self.routes = list(routes)
+        self.open_paths = open_paths(state.config.disable_authz)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -71,7 +58,7 @@ class WeirApp:
             })(scope, receive, send_with_headers)
             return
         try:
-            check_auth_header(_header(scope, b"authorization"))
+            scope["weir.token"] = authenticate(scope, st.tokens, self.open_paths)
         except HttpError as e:
             await e.response()(scope, receive, send_with_headers)
             return
@@ -85,13 +72,6 @@ class WeirApp:
                     await to_response(exc)(scope, receive, send_with_headers)
                 return
         await PlainTextResponse("Not found", status_code=404)(scope, receive, send_with_headers)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for k, v in scope.get("headers", []):
-        if k == name:
-            return v.decode("latin-1")
-    return None
 
 
 async def _lifespan_noop(receive: Receive, send: Send) -> None:

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from weir.errors import WriteError
 from weir.query import choose_format, content_type, encode
+from weir.server.auth import READ, WRITE, require_db
 from weir.server.errors import HttpError, json_error
 from weir.server.http_io import parse_bool, parse_json, read_body, require
 from weir.server.state import state_of
@@ -29,6 +30,7 @@ async def write_lp(request: Request) -> Response:
     precision = q.get("precision") or "auto"
     accept_partial = parse_bool(q.get("accept_partial"), "accept_partial", True)
     no_sync = parse_bool(q.get("no_sync"), "no_sync", False)
+    require_db(request, db, WRITE)
     body = await read_body(request, st.config.max_http_request_size)
     _require_utf8(body)
     await st.database.write_lp(db, body, precision=precision, accept_partial=accept_partial,
@@ -48,6 +50,7 @@ async def write_v1(request: Request) -> Response:
     precision = q.get("precision") or "ns"
     if precision not in _V1_PRECISIONS:
         raise json_error(400, f"invalid precision {precision!r}: expected s, ms, u, us, n or ns")
+    require_db(request, db, WRITE)
     body = await read_body(request, st.config.max_http_request_size)
     _require_utf8(body)
     await st.database.write_lp(db, body, precision=precision, accept_partial=False)
@@ -64,11 +67,13 @@ async def write_v2(request: Request) -> Response:
     if precision not in _V1_PRECISIONS:
         raise HttpError(400, {"code": "invalid", "message": f"invalid precision {precision!r}"})
     try:
+        require_db(request, bucket, WRITE)
         body = await read_body(request, st.config.max_http_request_size)
         _require_utf8(body)
         await st.database.write_lp(bucket, body, precision=precision, accept_partial=False)
     except HttpError as e:
-        code = "request too large" if e.status == 413 else "invalid"
+        code = {413: "request too large", 403: "forbidden", 401: "unauthorized",
+                404: "not found"}.get(e.status, "invalid")
         msg = e.body if isinstance(e.body, str) else json.dumps(e.body)
         raise HttpError(e.status, {"code": code, "message": msg}) from None
     except WriteError as e:
@@ -106,6 +111,7 @@ async def _query_request(request: Request) -> dict[str, Any]:
             raise HttpError(400, "serde json error: expected a JSON object")
     require(req, "db")
     require(req, "q")
+    require_db(request, req["db"], READ)
     params = req.get("params")
     if params is not None and not isinstance(params, dict):
         raise HttpError(400, "serde json error: params must be a JSON object")

@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from weir.auth import TokenStore
 from weir.config import ServeConfig
 from weir.database import Database
 
@@ -18,6 +19,7 @@ class ServerState:
     config: ServeConfig
     database: Database
     engine: Any = None  # weir.engine.ProcessingEngine when --plugin-dir is set
+    tokens: TokenStore | None = None  # None when started --without-auth
     process_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.time)
     requests: dict[str, int] = field(default_factory=dict)

@@ -1,0 +1,98 @@
+"""Who may do what: authentication before routing, database scope inside handlers.
+
+Every request needs a valid token except `/health`, `/ping` (and what
+`--disable-authz` names) and the first creation of the operator token. Admin tokens may
+do everything; database-scoped tokens may only write to and query their databases.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.types import Scope
+
+from weir.auth import READ, WRITE, AuthError, Token, TokenStore
+from weir.server.errors import HttpError
+
+OPEN_PATHS = {"/health", "/api/v1/health", "/ping"}
+_AUTHZ_NAMES = {"health": {"/health", "/api/v1/health"}, "ping": {"/ping"},
+                "metrics": {"/metrics"}, "ready": {"/ready"}}
+#: paths a database-scoped token may reach (its database is checked in the handler)
+SCOPED_PATHS = {"/api/v3/write_lp", "/api/v2/write", "/write", "/api/v3/query_sql",
+                "/api/v3/query_influxql", "/query"}
+NOT_AUTHENTICATED = {"error": "the request was not authenticated"}
+_MALFORMED = (
+    "Authorization header was malformed, the request was not in the form of "
+    "'Authorization: <auth-scheme> <token>', supported auth-schemes are Bearer, Token and Basic"
+)
+
+
+def open_paths(disable_authz: list[str]) -> set[str]:
+    paths = set(OPEN_PATHS)
+    for name in disable_authz:
+        paths |= _AUTHZ_NAMES.get(name, set())
+    return paths
+
+
+def token_from_header(value: str | None) -> str | None:
+    """The token of an Authorization header; the reference's shape rules (400 if off)."""
+    if value is None:
+        return None
+    parts = value.split(" ")
+    if len(parts) != 2 or parts[0] not in ("Bearer", "Token", "Basic") or not parts[1]:
+        raise HttpError(400, {"error": _MALFORMED})
+    scheme, cred = parts
+    if scheme != "Basic":
+        return cred
+    try:
+        decoded = base64.b64decode(cred, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise HttpError(400, {"error": _MALFORMED}) from None
+    user, sep, token = decoded.rpartition(":")
+    if not sep or ":" in user:
+        raise HttpError(400, {"error": _MALFORMED})
+    return token
+
+
+def request_token(scope: Scope) -> str | None:
+    """v1 `p` parameter on /query and /write, else the Authorization header."""
+    if scope["path"] in ("/query", "/write"):
+        qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if qs.get("p"):
+            return qs["p"][-1]
+    header = None
+    for k, v in scope.get("headers", []):
+        if k == b"authorization":
+            header = v.decode("latin-1")
+    return token_from_header(header)
+
+
+def authenticate(scope: Scope, store: TokenStore | None, open_: set[str]) -> Token | None:
+    """Raise HttpError unless the request may proceed; the token (None when open)."""
+    text = request_token(scope)  # validates the header's shape even without auth
+    path = scope["path"]
+    if store is None or path in open_:
+        return None
+    if path == "/api/v3/configure/token/admin" and scope["method"] == "POST":
+        return None  # creating the first operator token needs none (409 if it exists)
+    try:
+        tok = store.authenticate(text)
+    except AuthError:
+        raise HttpError(401, NOT_AUTHENTICATED) from None
+    if not tok.admin and path not in SCOPED_PATHS:
+        raise HttpError(403, {"error": "this token does not grant access to this resource"})
+    return tok
+
+
+def require_db(request: Request, db: str, action: str) -> None:
+    """403 unless the request's token may `action` (read/write) on database `db`."""
+    tok: Token | None = request.scope.get("weir.token")
+    if tok is None or tok.allows(db, action):
+        return
+    raise HttpError(403, {"error": f"token '{tok.name}' may not {action} database '{db}'"})
+
+
+__all__ = ["READ", "WRITE", "authenticate", "open_paths", "require_db", "token_from_header"]

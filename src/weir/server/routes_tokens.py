@@ -1,0 +1,150 @@
+"""Tokens: /api/v3/configure/token*, and the `system.tokens` table of `_internal`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from weir.auth import ADMIN_NAME, TokenStore, parse_permission, token_json
+from weir.catalog import INTERNAL_DB
+from weir.config import DurationError, parse_duration
+from weir.errors import AlreadyExists, CatalogError
+from weir.server.errors import HttpError
+from weir.server.http_io import parse_json, read_body
+from weir.server.state import state_of
+
+if TYPE_CHECKING:
+    from weir.database import Database
+
+
+def _store(request: Request) -> TokenStore:
+    st = state_of(request)
+    if st.tokens is None:
+        raise HttpError(405, "endpoint disabled, started without auth")
+    return st.tokens
+
+
+def _created(tok: Any, text: str) -> Response:
+    return JSONResponse(token_json(tok, text), status_code=201,
+                        headers={"Content-Type": "json"})
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await read_body(request, state_of(request).config.max_http_request_size)
+    if not raw.strip():
+        return {}
+    body = parse_json(raw)
+    if not isinstance(body, dict):
+        raise HttpError(400, "serde json error: expected a JSON object")
+    return body
+
+
+def _expiry(body: dict[str, Any]) -> float | None:
+    if body.get("expiry_secs") is not None:
+        return float(body["expiry_secs"])
+    if body.get("expiry"):
+        try:
+            return parse_duration(str(body["expiry"]))
+        except DurationError as e:
+            raise HttpError(400, f"invalid expiry: {e}") from None
+    return None
+
+
+async def create_admin(request: Request) -> Response:
+    store = _store(request)
+    try:
+        tok, text = await asyncio.to_thread(store.create, ADMIN_NAME, admin=True)
+    except AlreadyExists:
+        raise HttpError(409, "attempted to create a resource that already exists") from None
+    return _created(tok, text)
+
+
+async def regenerate_admin(request: Request) -> Response:
+    store = _store(request)
+    tok, text = await asyncio.to_thread(store.create, ADMIN_NAME, admin=True, replace=True)
+    return _created(tok, text)
+
+
+async def create_named_admin(request: Request) -> Response:
+    store = _store(request)
+    body = await _body(request)
+    name = body.get("token_name")
+    if not name:
+        raise HttpError(400, "serde error: missing field `token_name`")
+    try:
+        tok, text = await asyncio.to_thread(store.create, name, admin=True,
+                                            expiry_s=_expiry(body))
+    except CatalogError as e:
+        raise HttpError(409, str(e)) from None
+    return _created(tok, text)
+
+
+async def token_dispatch(request: Request) -> Response:
+    store = _store(request)
+    if request.method == "DELETE":
+        name = request.query_params.get("token_name") or (await _body(request)).get("token_name")
+        if not name:
+            raise HttpError(400, "serde error: missing field `token_name`")
+        if name == ADMIN_NAME:
+            raise HttpError(405, "cannot delete operator token")
+        await asyncio.to_thread(store.delete, name)
+        return Response(status_code=200)
+    # POST: a database-scoped token, as InfluxDB 3 Enterprise offers.
+    body = await _body(request)
+    name = body.get("token_name")
+    if not name:
+        raise HttpError(400, "serde error: missing field `token_name`")
+    perms = []
+    for p in body.get("permissions") or []:
+        if isinstance(p, str):
+            text = p
+        else:
+            dbs = p.get("resource_identifier") or []
+            text = f"db:{','.join(dbs)}:{','.join(p.get('actions') or [])}"
+        try:
+            perms.append(parse_permission(text))
+        except ValueError as e:
+            raise HttpError(400, str(e)) from None
+    if not perms:
+        raise HttpError(400, "a scoped token needs at least one permission "
+                             "(e.g. \"db:mydb:read,write\")")
+    try:
+        tok, text = await asyncio.to_thread(store.create, name, admin=False, permissions=perms,
+                                            expiry_s=_expiry(body))
+    except CatalogError as e:
+        raise HttpError(409, str(e)) from None
+    return _created(tok, text)
+
+
+def token_system_tables(store: TokenStore, database: Database
+                        ) -> Callable[[str], dict[str, Callable[[], pa.Table]]]:
+    def tokens_table() -> pa.Table:
+        toks = store.tokens()
+        ms = pa.timestamp("ms")
+        return pa.table({
+            "token_id": pa.array([t.id for t in toks], pa.uint64()),
+            "name": pa.array([t.name for t in toks], pa.string()),
+            "hash": pa.array([t.digest[:9] for t in toks], pa.string()),
+            "created_at": pa.array([t.created_at_ms for t in toks], pa.int64()).cast(ms),
+            "expiry": pa.array([t.expiry_ms for t in toks], pa.int64()).cast(ms),
+            "permissions": pa.array([t.permissions_text() for t in toks], pa.string()),
+        })
+
+    def provider(db: str) -> dict[str, Callable[[], pa.Table]]:
+        return {"tokens": tokens_table} if db == INTERNAL_DB else {}
+
+    return provider
+
+
+routes = [
+    Route("/api/v3/configure/token/admin", create_admin, methods=["POST"]),
+    Route("/api/v3/configure/token/admin/regenerate", regenerate_admin, methods=["POST"]),
+    Route("/api/v3/configure/token/named_admin", create_named_admin, methods=["POST"]),
+    Route("/api/v3/configure/token", token_dispatch, methods=["POST", "DELETE"]),
+]

@@ -1,0 +1,168 @@
+"""Tokens with a real server: nothing but /health and /ping answers without one."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+
+import httpx
+import pytest
+
+from conftest import weir_cmd
+
+
+@pytest.fixture
+def auth_server(server_factory):  # type: ignore[no-untyped-def]
+    return server_factory(auth=True, extra_args=["--wal-flush-interval", "10ms"]).start()
+
+
+def _admin(s) -> str:  # type: ignore[no-untyped-def]
+    r = httpx.post(f"{s.url}/api/v3/configure/token/admin")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["name"] == "_admin" and body["token"].startswith("apiv3_")
+    return body["token"]
+
+
+def test_everything_needs_a_token(auth_server):
+    s = auth_server
+    assert httpx.get(f"{s.url}/health").status_code == 200
+    assert httpx.get(f"{s.url}/ping").status_code == 200
+    for method, path in [("POST", "/api/v3/write_lp?db=x"), ("GET", "/api/v3/query_sql?db=x&q=1"),
+                         ("GET", "/api/v3/configure/database?format=json"), ("GET", "/metrics"),
+                         ("POST", "/write?db=x"), ("POST", "/api/v2/write?bucket=x")]:
+        r = httpx.request(method, f"{s.url}{path}", content=b"m v=1")
+        assert r.status_code == 401, (path, r.text)
+        assert r.json() == {"error": "the request was not authenticated"}
+    token = _admin(s)
+    assert httpx.post(f"{s.url}/api/v3/configure/token/admin").status_code == 409
+    h = {"Authorization": f"Bearer {token}"}
+    assert httpx.post(f"{s.url}/api/v3/write_lp", params={"db": "d"}, content=b"m v=1 1",
+                      headers=h).status_code == 204
+    r = httpx.post(f"{s.url}/api/v3/query_sql", json={"db": "d", "q": "SELECT v FROM m"},
+                   headers=h)
+    assert r.json() == [{"v": 1.0}]
+    # other accepted forms: Token scheme, Basic (token as password), v1 p= and u/p
+    assert httpx.get(f"{s.url}/api/v3/configure/database", params={"format": "json"},
+                     headers={"Authorization": f"Token {token}"}).status_code == 200
+    basic = base64.b64encode(f"any:{token}".encode()).decode()
+    assert httpx.get(f"{s.url}/api/v3/configure/database", params={"format": "json"},
+                     headers={"Authorization": f"Basic {basic}"}).status_code == 200
+    assert httpx.post(f"{s.url}/write", params={"db": "d", "u": "me", "p": token},
+                      content=b"m v=2 2").status_code == 204
+    wrong = {"Authorization": "Bearer apiv3_wrong"}
+    assert httpx.get(f"{s.url}/api/v3/configure/database", params={"format": "json"},
+                     headers=wrong).status_code == 401
+    # regenerate: the old token stops working
+    r = httpx.post(f"{s.url}/api/v3/configure/token/admin/regenerate", headers=h)
+    assert r.status_code == 201
+    new = {"Authorization": f"Bearer {r.json()['token']}"}
+    assert httpx.get(f"{s.url}/metrics", headers=h).status_code == 401
+    assert httpx.get(f"{s.url}/metrics", headers=new).status_code == 200
+
+
+def test_scoped_tokens(auth_server):
+    s = auth_server
+    admin = {"Authorization": f"Bearer {_admin(s)}"}
+    for db in ("a", "b"):
+        assert httpx.post(f"{s.url}/api/v3/write_lp", params={"db": db}, content=b"m v=1 1",
+                          headers=admin).status_code == 204
+    r = httpx.post(f"{s.url}/api/v3/configure/token", headers=admin,
+                   json={"token_name": "reader", "permissions": ["db:a:read"]})
+    assert r.status_code == 201, r.text
+    reader = {"Authorization": f"Bearer {r.json()['token']}"}
+    q = lambda db, h: httpx.post(f"{s.url}/api/v3/query_sql",  # noqa: E731
+                                 json={"db": db, "q": "SELECT * FROM m"}, headers=h)
+    assert q("a", reader).status_code == 200
+    assert q("b", reader).status_code == 403
+    assert httpx.post(f"{s.url}/api/v3/write_lp", params={"db": "a"}, content=b"m v=2 2",
+                      headers=reader).status_code == 403
+    assert httpx.get(f"{s.url}/api/v3/configure/database", params={"format": "json"},
+                     headers=reader).status_code == 403
+    r = httpx.post(f"{s.url}/api/v3/configure/token", headers=admin,
+                   json={"token_name": "writer", "permissions": ["db:b:write"]})
+    writer = {"Authorization": f"Bearer {r.json()['token']}"}
+    assert httpx.post(f"{s.url}/api/v2/write", params={"bucket": "b"}, content=b"m v=3 3",
+                      headers=writer).status_code == 204
+    r = httpx.post(f"{s.url}/api/v2/write", params={"bucket": "a"}, content=b"m v=3 3",
+                   headers=writer)
+    assert r.status_code == 403 and r.json()["code"] == "forbidden"
+    assert q("b", writer).status_code == 403
+    rows = httpx.post(f"{s.url}/api/v3/query_sql", headers=admin, json={
+        "db": "_internal", "q": "SELECT name, permissions FROM system.tokens ORDER BY name"}).json()
+    assert rows == [{"name": "_admin", "permissions": "*:*:*"},
+                    {"name": "reader", "permissions": "db:a:read"},
+                    {"name": "writer", "permissions": "db:b:write"}]
+    assert httpx.delete(f"{s.url}/api/v3/configure/token", params={"token_name": "reader"},
+                        headers=admin).status_code == 200
+    assert q("a", reader).status_code == 401
+    assert httpx.delete(f"{s.url}/api/v3/configure/token", params={"token_name": "_admin"},
+                        headers=admin).status_code == 405
+
+
+def test_plaintext_tokens_never_reach_disk(auth_server):
+    s = auth_server
+    token = _admin(s)
+    admin = {"Authorization": f"Bearer {token}"}
+    httpx.post(f"{s.url}/api/v3/write_lp", params={"db": "d"}, content=b"m v=1 1", headers=admin)
+    s.stop()
+    secret = token.encode()
+    for root, _dirs, files in os.walk(s.data_dir):
+        for f in files:
+            assert secret not in open(os.path.join(root, f), "rb").read(), f
+    assert secret not in s.log_path.read_bytes()
+    s.start()  # tokens survive a restart
+    assert httpx.get(f"{s.url}/metrics", headers=admin).status_code == 200
+
+
+def test_cli_with_token(auth_server):
+    s = auth_server
+    env = {**os.environ, "INFLUXDB3_HOST_URL": s.url}
+    out = subprocess.run([*weir_cmd(), "create", "token", "--admin"], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    token = next(line.split("Token: ")[1] for line in out.stdout.splitlines()
+                 if line.startswith("Token: "))
+    p = subprocess.run([*weir_cmd(), "create", "database", "x"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert p.returncode != 0 and "not authenticated" in p.stderr
+    env["INFLUXDB3_AUTH_TOKEN"] = token
+    p = subprocess.run([*weir_cmd(), "create", "database", "x"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run([*weir_cmd(), "create", "token", "--name", "w", "--permission",
+                        "db:x:write"], capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 0 and "Token: apiv3_" in p.stdout, p.stderr
+
+
+def test_token_endpoints_without_auth(server):
+    r = httpx.post(f"{server.url}/api/v3/configure/token/admin")
+    assert r.status_code == 405 and r.text == "endpoint disabled, started without auth"
+    # tokens are accepted and ignored
+    r = httpx.get(f"{server.url}/api/v3/configure/database", params={"format": "json"},
+                  headers={"Authorization": "Bearer whatever"})
+    assert r.status_code == 200
+
+
+def test_plugins_get_no_server_secrets(server_factory, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "env.py").write_text(
+        "import os\n"
+        "def process_scheduled_call(influxdb3_local, call_time, args=None):\n"
+        "    for k in ('INFLUXDB3_AUTH_TOKEN', 'SECRET_X', 'VISIBLE', 'PLUGIN_DIR', 'TZ'):\n"
+        "        influxdb3_local.info(k, os.environ.get(k))\n")
+    s = server_factory(plugin_dir=plugins, env={
+        "INFLUXDB3_AUTH_TOKEN": "server-token", "SECRET_X": "hush", "VISIBLE": "yes",
+        "WEIR_PLUGIN_ENV": "VISIBLE"}).start()
+    httpx.post(f"{s.url}/api/v3/configure/database", json={"db": "d"})
+    r = httpx.post(f"{s.url}/api/v3/plugin_test/schedule",
+                   json={"filename": "env.py", "database": "d"}, timeout=60)
+    assert r.status_code == 200, r.text
+    logs = r.json()["log_lines"]
+    assert "INFO: INFLUXDB3_AUTH_TOKEN None" in logs
+    assert "INFO: SECRET_X None" in logs
+    assert "INFO: VISIBLE yes" in logs
+    assert f"INFO: PLUGIN_DIR {plugins}" in logs
+    assert "INFO: TZ UTC" in logs
