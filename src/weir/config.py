@@ -126,6 +126,10 @@ class ServeConfig:
     query_timeout: float = 300.0
     exec_mem_pool_bytes: int | None = None
     plugin_call_timeout: float = 300.0
+    #: RLIMIT_AS of each plugin worker in bytes (None: max(2 GiB, half the RAM))
+    plugin_memory_limit: int | None = field(
+        default_factory=lambda: parse_size(os.environ["WEIR_PLUGIN_MEMORY_LIMIT"])
+        if os.environ.get("WEIR_PLUGIN_MEMORY_LIMIT") else None)
     log_filter: str = "info"
 
     @property

@@ -30,6 +30,10 @@ def _set_memory_limit(limit: int | None) -> None:
 
 def main(boot: dict[str, Any] | None = None) -> None:
     boot = boot or {}
+    # Plugin code is re-read when edited; a .pyc keyed on a whole-second mtime could
+    # hide an edit made within the same second, so bytecode is neither read nor written.
+    sys.dont_write_bytecode = True
+    sys.pycache_prefix = os.path.join("/nonexistent-weir-pycache", str(os.getpid()))
     proto_in = os.fdopen(os.dup(0), "rb")
     proto_out = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_RDONLY)
