@@ -197,11 +197,11 @@ def test_batch_fast_path_matches_line_parser():
     slow_lines = parse("\n".join(body.split("\n")), default_time_ns=99)
     import weir.lineprotocol.parser as p
 
-    old, p._FAST_PATH_MIN_BYTES = p._FAST_PATH_MIN_BYTES, 10**12
+    old, p.FAST_PATH_MIN_BYTES = p.FAST_PATH_MIN_BYTES, 10**12
     try:
         line_by_line = parse(body, default_time_ns=99)
     finally:
-        p._FAST_PATH_MIN_BYTES = old
+        p.FAST_PATH_MIN_BYTES = old
     for name in ("cpu", "mem"):
         a = fast.tables[name].to_arrow()
         b = line_by_line.tables[name].to_arrow()

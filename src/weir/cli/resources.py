@@ -164,29 +164,45 @@ def create_trigger(client: Client, database: str, trigger_spec: str, path: str |
 @create.command("token", context_settings=CTX)
 @click.option("--admin", is_flag=True, help="Create the operator (admin) token.")
 @click.option("--regenerate", is_flag=True, help="Replace the operator token.")
-@click.option("--name", default=None, help="Create a named admin token.")
+@click.option("--name", default=None, help="Name of a named admin or scoped token.")
+@click.option("--permission", "permissions", multiple=True,
+              help="db:<db,...|*>:<read,write> — a database-scoped token (repeatable).")
+@click.option("--expiry", default=None, help="Lifetime, e.g. 7d (default: never expires).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before regenerating.")
 @client_options
-def create_token(client: Client, admin: bool, regenerate: bool, name: str | None, fmt: str,
-                 yes: bool) -> None:
-    """Create an admin token (printed once; store it safely).
+def create_token(client: Client, admin: bool, regenerate: bool, name: str | None,
+                 permissions: tuple[str, ...], expiry: str | None, fmt: str, yes: bool) -> None:
+    """Create a token (printed once; store it safely).
 
     \b
     Example:
       influxdb3 create token --admin
+      influxdb3 create token --name ingest --permission "db:sensors:write" --expiry 30d
     """
-    if not admin:
+    body: dict[str, Any] = {}
+    if expiry:
+        body["expiry"] = expiry
+    if permissions:
+        if admin:
+            raise click.UsageError("--permission makes a scoped token; leave out --admin")
+        if not name:
+            raise click.UsageError("a scoped token needs --name")
+        body.update(token_name=name, permissions=list(permissions))
+        r = client.ok("POST", "/api/v3/configure/token", "Failed to create token",
+                      json_body=body)
+    elif not admin:
         fail("Missing required subcommand. Use: influxdb3 create token --admin [OPTIONS]", 2)
-    if regenerate:
+    elif regenerate:
         if not yes and input("Are you sure you want to regenerate the operator token? "
                              "Enter 'yes' to confirm: ").strip().lower() not in ("yes", "y"):
             fail("Cancelled")
         r = client.ok("POST", "/api/v3/configure/token/admin/regenerate",
                       "Failed to create token")
     elif name:
+        body["token_name"] = name
         r = client.ok("POST", "/api/v3/configure/token/named_admin", "Failed to create token",
-                      json_body={"token_name": name})
+                      json_body=body)
     else:
         r = client.ok("POST", "/api/v3/configure/token/admin", "Failed to create token")
     token = r.json().get("token", "")
