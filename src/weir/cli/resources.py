@@ -1,535 +1,412 @@
-"""create / delete / show / enable / disable / update: databases, tables, triggers, tokens."""
+"""create / delete / enable / disable / update for databases, tables, caches and tokens.
+(The trigger subcommands are in `weir.cli.engine`.)"""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from weir.cli.client import (
-    FORMAT_CHOICE,
-    Client,
-    client_options,
-    database_option,
-    fail,
-    key_values,
-)
-
-CTX = {"help_option_names": ["-h", "--help"]}
+from weir.cli.base import command, fail, group, quoted
+from weir.cli.client import Client, client_options, comma_list, database_option, print_json
+from weir.cli.serve import DURATION
+from weir.config import DurationError, parse_duration
 
 
-def _print_body(r: Any) -> None:
-    text = r.content.decode("utf-8", "replace")
-    click.echo(text)
+def humantime(seconds: float) -> str:
+    """Seconds in the humantime form the reference's client sends (`30days`, `1h 30m`)."""
+    from weir.engine.specs import format_humantime
+
+    return format_humantime(round(seconds * 1e9))
 
 
-def _query(client: Client, db: str, sql: str, fmt: str, context: str) -> Any:
-    return client.ok("POST", "/api/v3/query_sql", context,
-                     json_body={"db": db, "q": sql, "format": fmt})
-
-
-# ---- create ----------------------------------------------------------------------------
-
-
-@click.group(context_settings=CTX)
-def create() -> None:
-    """Create a database, table, trigger or token.
-
-    \b
-    Example:
-      influxdb3 create database mydb
-    """
-
-
-@create.command("database", context_settings=CTX)
-@click.option("--retention-period", default=None, help="e.g. 30d; data older is dropped.")
-@click.argument("name")
-@client_options
-def create_database(client: Client, name: str, retention_period: str | None) -> None:
-    """Create a database.
-
-    \b
-    Example:
-      influxdb3 create database mydb --retention-period 30d
-    """
-    body: dict[str, Any] = {"db": name}
-    if retention_period:
-        body["retention_period"] = retention_period
-    client.ok("POST", "/api/v3/configure/database", "Failed to create database", json_body=body)
-    click.echo(f'Database "{name}" created successfully')
-
-
-@create.command("table", context_settings=CTX)
-@database_option()
-@click.option("--tags", default="", help="Comma-separated tag column names.")
-@click.option("-f", "--fields", default="", help="name:type,... with type int64, uint64, "
-              "float64, utf8 or bool.")
-@click.argument("name")
-@client_options
-def create_table(client: Client, database: str, name: str, tags: str, fields: str) -> None:
-    """Create a table with the given tag and field columns.
-
-    \b
-    Example:
-      influxdb3 create table cpu -d mydb --tags host,region --fields usage:float64,cores:int64
-    """
-    field_list = []
-    for item in [f for f in fields.split(",") if f]:
-        fname, colon, ftype = item.partition(":")
-        if not colon or ftype not in ("int64", "uint64", "float64", "utf8", "bool"):
-            raise click.BadParameter(f"expected name:type with type int64, uint64, float64, "
-                                     f"utf8 or bool, got {item!r}", param_hint="--fields")
-        field_list.append({"name": fname, "type": ftype})
-    client.ok("POST", "/api/v3/configure/table", "Failed to create table", json_body={
-        "db": database, "table": name, "tags": [t for t in tags.split(",") if t],
-        "fields": field_list})
-    click.echo(f'Table "{database}"."{name}" created successfully')
-
-
-def canonical_spec(spec: str) -> str:
-    from weir.engine.specs import parse_trigger_spec
-
+def retention_value(text: str, flag: str) -> str:
     try:
-        return parse_trigger_spec(spec).canonical()
-    except Exception as e:
-        raise click.BadParameter(str(e), param_hint="--trigger-spec") from None
+        secs = parse_duration(text)
+    except DurationError as e:
+        raise click.BadParameter(str(e), param_hint=f"'{flag}'") from None
+    if secs <= 0:
+        raise click.BadParameter("must be greater than zero", param_hint=f"'{flag}'")
+    return humantime(secs)
 
 
-def _upload(client: Client, database: str, path: str) -> str:
-    """Send a local plugin file or package directory; return the name the server uses."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        fail(f"Failed to create trigger: plugin path not found: {path}")
-    if p.is_file():
-        client.ok("POST", "/api/v3/plugins/files", "Failed to upload plugin",
-                  params={"db": database},
-                  json_body={"plugin_name": p.name, "content": p.read_text()})
-        return p.name
-    if not (p / "__init__.py").is_file():
-        fail(f"Failed to create trigger: plugin directory {path} must contain __init__.py")
-    for f in sorted(p.rglob("*.py")):
-        if "__pycache__" in f.parts:
-            continue
-        rel = f"{p.name}/{f.relative_to(p).as_posix()}"
-        client.ok("POST", "/api/v3/plugins/files", "Failed to upload plugin",
-                  params={"db": database}, json_body={"plugin_name": rel, "content": f.read_text()})
-    return p.name
-
-
-@create.command("trigger", context_settings=CTX)
-@database_option()
-@click.option("--trigger-spec", required=True,
-              help="table:NAME | all_tables | every:DURATION | cron:EXPR | request:PATH | "
-                   "parquet:all_tables | parquet:NAME")
-@click.option("--path", "--plugin", "path", default=None,
-              help="Plugin file or directory (or gh:...), relative to the plugin dir.")
-@click.option("--plugin-filename", default=None, help="Older name of --path.")
-@click.option("--trigger-arguments", default=None, help="k=v,k2=v2 passed to the plugin.")
-@click.option("--disabled", is_flag=True, help="Create it disabled.")
-@click.option("--run-asynchronous", is_flag=True, help="Let invocations overlap.")
-@click.option("--error-behavior", type=click.Choice(["log", "retry", "disable"]),
-              default="log", show_default=True)
-@click.option("--upload", is_flag=True, help="Send the local --path to the server first.")
-@click.argument("trigger_name")
-@client_options
-def create_trigger(client: Client, database: str, trigger_spec: str, path: str | None,
-                   plugin_filename: str | None, trigger_arguments: str | None, disabled: bool,
-                   run_asynchronous: bool, error_behavior: str, upload: bool,
-                   trigger_name: str) -> None:
-    """Create a processing-engine trigger that runs a plugin.
-
-    \b
-    Example:
-      influxdb3 create trigger --database mydb --path examples/wal_plugin/wal_plugin.py \\
-        --trigger-spec all_tables --trigger-arguments double_count_table=cpu my_trigger
-    """
-    plugin = path or plugin_filename
-    if not plugin:
-        raise click.UsageError("give the plugin with --path (or --plugin-filename)")
-    spec = canonical_spec(trigger_spec)
-    args = key_values(trigger_arguments, "--trigger-arguments")
-    if upload:
-        plugin = _upload(client, database, plugin)
-    body = {"db": database, "plugin_filename": plugin, "trigger_name": trigger_name,
-            "trigger_specification": spec, "trigger_arguments": args,
-            "trigger_settings": {"run_async": run_asynchronous, "error_behavior": error_behavior},
-            "disabled": disabled}
-    client.ok("POST", "/api/v3/configure/processing_engine_trigger",
-              "Failed to create trigger", json_body=body)
-    click.echo(f"Trigger {trigger_name} created successfully")
-
-
-@create.command("token", context_settings=CTX)
-@click.option("--admin", is_flag=True, help="Create the operator (admin) token.")
-@click.option("--regenerate", is_flag=True, help="Replace the operator token.")
-@click.option("--name", default=None, help="Name of a named admin or scoped token.")
-@click.option("--permission", "permissions", multiple=True,
-              help="db:<db,...|*>:<read,write> — a database-scoped token (repeatable).")
-@click.option("--expiry", default=None, help="Lifetime, e.g. 7d (default: never expires).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask before regenerating.")
-@client_options
-def create_token(client: Client, admin: bool, regenerate: bool, name: str | None,
-                 permissions: tuple[str, ...], expiry: str | None, fmt: str, yes: bool) -> None:
-    """Create a token (printed once; store it safely).
-
-    \b
-    Example:
-      influxdb3 create token --admin
-      influxdb3 create token --name ingest --permission "db:sensors:write" --expiry 30d
-    """
-    body: dict[str, Any] = {}
-    if expiry:
-        body["expiry"] = expiry
-    if permissions:
-        if admin:
-            raise click.UsageError("--permission makes a scoped token; leave out --admin")
-        if not name:
-            raise click.UsageError("a scoped token needs --name")
-        body.update(token_name=name, permissions=list(permissions))
-        r = client.ok("POST", "/api/v3/configure/token", "Failed to create token",
-                      json_body=body)
-    elif not admin:
-        fail("Missing required subcommand. Use: influxdb3 create token --admin [OPTIONS]", 2)
-    elif regenerate:
-        if not yes and input("Are you sure you want to regenerate the operator token? "
-                             "Enter 'yes' to confirm: ").strip().lower() not in ("yes", "y"):
-            fail("Cancelled")
-        r = client.ok("POST", "/api/v3/configure/token/admin/regenerate",
-                      "Failed to create token")
-    elif name:
-        body["token_name"] = name
-        r = client.ok("POST", "/api/v3/configure/token/named_admin", "Failed to create token",
-                      json_body=body)
-    else:
-        r = client.ok("POST", "/api/v3/configure/token/admin", "Failed to create token")
-    token = r.json().get("token", "")
-    if fmt == "json":
-        click.echo(json.dumps({"token": token, "help_msg": _token_help(token)}, indent=2))
-    else:
-        click.echo(f"\nNew token created successfully!\n\nToken: {token}\n"
-                   f"HTTP Requests Header: Authorization: Bearer {token}\n\n"
-                   f"IMPORTANT: Store this token securely, as it will not be shown again.\n")
-
-
-def _token_help(token: str) -> str:
-    return f"Store this token securely. HTTP header: Authorization: Bearer {token}"
-
-
-# ---- delete ----------------------------------------------------------------------------
-
-
-@click.group(context_settings=CTX)
-def delete() -> None:
-    """Delete a database, table, trigger or token.
-
-    \b
-    Example:
-      influxdb3 delete database mydb --yes
-    """
-
-
-def _confirm(yes: bool, what: str) -> None:
+def confirm(message: str, yes: bool) -> None:
+    """The reference's prompt: the question on stderr, then `yes` or `y` on stdin."""
     if yes:
         return
-    answer = click.prompt(f"Are you sure you want to delete {what}? Enter 'yes' to confirm",
-                          default="", show_default=False)
+    click.echo(message, err=True)
+    answer = sys.stdin.readline()
     if answer.strip().lower() not in ("yes", "y"):
-        fail("Cannot delete: not confirmed", 1)
+        fail("Cannot proceed without confirmation")
 
 
-@delete.command("database", context_settings=CTX)
-@click.option("--hard-delete", default=None, help="never | now | default | RFC3339 time")
+def hard_delete_value(text: str | None) -> str | None:
+    if text is None:
+        return None
+    low = text.strip().lower()
+    return low if low in ("never", "now", "default") else text.strip()
+
+
+_HARD_DELETE_HELP = "When to delete the data for good: never, now, default, or an RFC3339 time."
+
+
+# ---- groups -------------------------------------------------------------------------------
+
+
+@group("create", example="influxdb3 create database mydb")
+def create() -> None:
+    """Create a database, table, trigger, cache or token."""
+
+
+@group("delete", example="influxdb3 delete database mydb --yes")
+def delete() -> None:
+    """Delete a database, table, trigger, cache or token."""
+
+
+@group("enable", example="influxdb3 enable trigger --database mydb my_trigger")
+def enable() -> None:
+    """Enable a processing-engine trigger."""
+
+
+@group("disable", example="influxdb3 disable trigger --database mydb my_trigger")
+def disable() -> None:
+    """Disable a processing-engine trigger."""
+
+
+@group("update", example="influxdb3 update database --database mydb --retention-period 7d")
+def update() -> None:
+    """Update a database's retention period or a trigger's plugin code."""
+
+
+# ---- databases ----------------------------------------------------------------------------
+
+
+def _database_name(name: str | None, database: str | None) -> str:
+    if name and database and name != database:
+        raise click.UsageError(f"two database names given: {name!r} and {database!r}")
+    if not (name or database):
+        raise click.UsageError("give the database name, e.g. `mydb` "
+                               "(or set INFLUXDB3_DATABASE_NAME)")
+    return name or database  # type: ignore[return-value]
+
+
+@command(create, "database", example="influxdb3 create database mydb --retention-period 30d")
+@click.argument("name", envvar="INFLUXDB3_DATABASE_NAME", required=False)
+@click.option("-d", "--database", hidden=True, default=None)
+@click.option("--retention-period", default=None, metavar="DURATION",
+              help="Drop data older than this (e.g. 30d, 24h).")
+@client_options
+def create_database(client: Client, name: str | None, database: str | None,
+                    retention_period: str | None) -> None:
+    """Create a database. Names start with a letter or digit; then letters, digits,
+    `_` and `-`."""
+    name = _database_name(name, database)
+    body: dict[str, Any] = {"db": name, "retention_period": None}
+    if retention_period is not None:
+        body["retention_period"] = retention_value(retention_period, "--retention-period")
+    client.ok("POST", "/api/v3/configure/database", "Failed to create database", json_body=body)
+    click.echo(f"Database {quoted(name)} created successfully")
+
+
+@command(delete, "database", example="influxdb3 delete database mydb --yes")
+@click.argument("name", envvar="INFLUXDB3_DATABASE_NAME", required=False)
+@click.option("-d", "--database", hidden=True, default=None)
+@click.option("--hard-delete", default=None, metavar="WHEN", help=_HARD_DELETE_HELP)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@client_options
+def delete_database(client: Client, name: str | None, database: str | None,
+                    hard_delete: str | None, yes: bool) -> None:
+    """Delete a database. Its triggers are disabled; its data goes now or later
+    (--hard-delete)."""
+    name = _database_name(name, database)
+    confirm(f"Are you sure you want to delete {quoted(name)}? Enter 'yes' or 'y' to confirm",
+            yes)
+    params = {"db": name}
+    if hard_delete is not None:
+        params["hard_delete_at"] = hard_delete_value(hard_delete)  # type: ignore[assignment]
+    client.ok("DELETE", "/api/v3/configure/database", "Failed to delete database",
+              params=params)
+    click.echo(f"Database {quoted(name)} deleted successfully")
+
+
+@command(update, "database",
+         example="influxdb3 update database --database mydb --retention-period 7d")
+@database_option()
+@click.option("-r", "--retention-period", required=True, metavar="DURATION|none",
+              help="New retention period (e.g. 30d), or `none` to keep data forever.")
+@client_options
+def update_database(client: Client, database: str, retention_period: str) -> None:
+    """Change a database's retention period."""
+    body: dict[str, Any] = {"db": database, "retention_period": None}
+    if retention_period.strip().lower() != "none":
+        body["retention_period"] = retention_value(retention_period, "--retention-period")
+    client.ok("PUT", "/api/v3/configure/database", "Failed to update database", json_body=body)
+    click.echo(f"Database {quoted(database)} updated successfully")
+
+
+# ---- tables -------------------------------------------------------------------------------
+
+FIELD_TYPES = ("int64", "uint64", "float64", "utf8", "bool")
+
+
+def parse_fields(text: str | None) -> list[dict[str, str]]:
+    out = []
+    for item in comma_list(text):
+        name, colon, ftype = item.partition(":")
+        if not colon:
+            raise click.BadParameter(f"invalid FIELD:VALUE. No `:` found in `{item}`",
+                                     param_hint="'--fields'")
+        if ftype not in FIELD_TYPES:
+            raise click.BadParameter(f"{ftype} is not a valid data type, values are int64, "
+                                     "uint64, float64, utf8, and bool", param_hint="'--fields'")
+        out.append({"name": name, "type": ftype})
+    return out
+
+
+@command(create, "table", example="influxdb3 create table cpu --database mydb "
+                                  "--tags host,region --fields usage:float64,cores:int64")
+@database_option()
+@click.option("--tags", default=None, metavar="TAG,...", help="Tag column names.")
+@click.option("-f", "--fields", default=None, metavar="NAME:TYPE,...",
+              help="Field columns; types int64, uint64, float64, utf8, bool.")
+@click.argument("name")
+@client_options
+def create_table(client: Client, database: str, tags: str | None, fields: str | None,
+                 name: str) -> None:
+    """Create a table with the given tag and field columns."""
+    body = {"db": database, "table": name, "tags": comma_list(tags),
+            "fields": parse_fields(fields)}
+    client.ok("POST", "/api/v3/configure/table", "Failed to create table", json_body=body)
+    click.echo(f"Table {quoted(database)}.{quoted(name)} created successfully")
+
+
+@command(delete, "table", example="influxdb3 delete table cpu --database mydb --yes")
+@database_option()
+@click.option("--hard-delete", default=None, metavar="WHEN", help=_HARD_DELETE_HELP)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.argument("name")
 @client_options
-def delete_database(client: Client, name: str, hard_delete: str | None, yes: bool) -> None:
-    """Delete a database (its triggers are disabled).
-
-    \b
-    Example:
-      influxdb3 delete database mydb --yes
-    """
-    _confirm(yes, f'database "{name}"')
-    params = {"db": name}
-    if hard_delete:
-        params["hard_delete_at"] = hard_delete
-    client.ok("DELETE", "/api/v3/configure/database", "Failed to delete database", params=params)
-    click.echo(f'Database "{name}" deleted successfully')
+def delete_table(client: Client, database: str, hard_delete: str | None, yes: bool,
+                 name: str) -> None:
+    """Delete a table."""
+    confirm(f"Are you sure you want to delete {quoted(database)}.{quoted(name)}? "
+            "Enter 'yes' or 'y' to confirm", yes)
+    params = {"db": database, "table": name}
+    if hard_delete is not None:
+        params["hard_delete_at"] = hard_delete_value(hard_delete)  # type: ignore[assignment]
+    client.ok("DELETE", "/api/v3/configure/table", "Failed to delete table", params=params)
+    click.echo(f"Table {quoted(database)}.{quoted(name)} deleted successfully")
 
 
-@delete.command("table", context_settings=CTX)
+# ---- caches -------------------------------------------------------------------------------
+
+
+def _cache_created(r: Any) -> None:
+    if r.status_code == 204 or not r.content:
+        click.echo("a cache already exists for the provided parameters")
+        return
+    try:
+        click.echo(f"new cache created: {json.dumps(r.json(), indent=2, ensure_ascii=False)}")
+    except ValueError:
+        click.echo(f"new cache created: {r.text}")
+
+
+@command(create, "last_cache", example="influxdb3 create last_cache --database mydb "
+                                       "--table cpu --key-columns host --value-columns usage")
 @database_option()
-@click.option("--hard-delete", default=None)
-@click.option("-y", "--yes", is_flag=True)
-@click.argument("name")
+@click.option("-t", "--table", required=True, help="Table the cache is for.")
+@click.option("--key-columns", default=None, metavar="COL,...", help="Key columns.")
+@click.option("--value-columns", default=None, metavar="COL,...", help="Value columns.")
+@click.option("--count", default=1, type=click.IntRange(1, 10), show_default=True,
+              help="Values kept per key.")
+@click.option("--ttl", default="4 hours", type=DURATION, show_default=True,
+              help="How long entries live.")
+@click.argument("cache_name", required=False)
 @client_options
-def delete_table(client: Client, database: str, name: str, hard_delete: str | None,
-                 yes: bool) -> None:
-    """Delete a table.
+def create_last_cache(client: Client, database: str, table: str, key_columns: str | None,
+                      value_columns: str | None, count: int, ttl: float,
+                      cache_name: str | None) -> None:
+    """Create a last-value cache."""
+    body: dict[str, Any] = {"db": database, "table": table}
+    if cache_name:
+        body["name"] = cache_name
+    if key_columns is not None:
+        body["key_columns"] = comma_list(key_columns)
+    if value_columns is not None:
+        body["value_columns"] = comma_list(value_columns)
+    body.update(count=count, ttl=int(ttl))
+    _cache_created(client.ok("POST", "/api/v3/configure/last_cache",
+                             "Failed to create last cache", json_body=body))
 
-    \b
-    Example:
-      influxdb3 delete table cpu --database mydb --yes
-    """
-    _confirm(yes, f'table "{database}"."{name}"')
-    client.ok("DELETE", "/api/v3/configure/table", "Failed to delete table",
-              params={"db": database, "table": name})
-    click.echo(f'Table "{database}"."{name}" deleted successfully')
 
-
-@delete.command("trigger", context_settings=CTX)
+@command(create, "distinct_cache", example="influxdb3 create distinct_cache --database mydb "
+                                           "--table cpu --columns region,host")
 @database_option()
-@click.option("--force", is_flag=True, help="Delete even if it is enabled.")
-@click.argument("name")
+@click.option("-t", "--table", required=True, help="Table the cache is for.")
+@click.option("--columns", required=True, metavar="COL,...",
+              help="Columns to cache distinct values of, top level first.")
+@click.option("--max-cardinality", default=100000, type=click.IntRange(min=1),
+              show_default=True, help="Most value combinations kept.")
+@click.option("--max-age", default="1d", type=DURATION, show_default=True,
+              help="How long entries live.")
+@click.argument("cache_name", required=False)
 @client_options
-def delete_trigger(client: Client, database: str, name: str, force: bool) -> None:
-    """Delete a trigger (disable it first, or use --force).
+def create_distinct_cache(client: Client, database: str, table: str, columns: str,
+                          max_cardinality: int, max_age: float, cache_name: str | None) -> None:
+    """Create a distinct-value cache."""
+    body: dict[str, Any] = {"db": database, "table": table}
+    if cache_name:
+        body["name"] = cache_name
+    body.update(columns=comma_list(columns), max_cardinality=max_cardinality,
+                max_age=int(max_age))
+    _cache_created(client.ok("POST", "/api/v3/configure/distinct_cache",
+                             "Failed to create distinct cache", json_body=body))
 
-    \b
-    Example:
-      influxdb3 delete trigger my_trigger --database mydb --force
-    """
-    client.ok("DELETE", "/api/v3/configure/processing_engine_trigger",
-              "Failed to delete trigger",
-              json_body={"db": database, "trigger_name": name, "force": force})
-    click.echo(f"Trigger {name} deleted successfully")
+
+def _delete_cache(kind: str) -> None:
+    path = f"/api/v3/configure/{kind}_cache"
+
+    @command(delete, f"{kind}_cache",
+             example=f"influxdb3 delete {kind}_cache --database mydb --table cpu my_cache")
+    @database_option()
+    @click.option("-t", "--table", required=True, help="Table the cache is for.")
+    @click.argument("cache_name")
+    @client_options
+    def delete_cache(client: Client, database: str, table: str, cache_name: str) -> None:
+        client.ok("DELETE", path, f"Failed to delete {kind} cache",
+                  json_body={"db": database, "table": table, "name": cache_name})
+        click.echo(f"{kind} cache deleted successfully")
+
+    delete_cache.help = f"Delete a {kind}-value cache."
 
 
-@delete.command("token", context_settings=CTX)
-@click.option("--token-name", required=True)
-@click.option("-y", "--yes", is_flag=True)
+_delete_cache("last")
+_delete_cache("distinct")
+
+
+# ---- tokens -------------------------------------------------------------------------------
+
+
+def new_token() -> str:
+    """`apiv3_` + URL-safe base64 (no padding) of 64 random bytes, as the reference makes."""
+    return "apiv3_" + base64.urlsafe_b64encode(secrets.token_bytes(64)).decode().rstrip("=")
+
+
+def print_token(token: str, fmt: str) -> None:
+    if fmt == "json":
+        help_msg = ("Store this token securely, as it will not be shown again. HTTP requests "
+                    f'require the following header: "Authorization: Bearer {token}"')
+        print_json({"token": token, "help_msg": help_msg})
+        return
+    title = click.style("New token created successfully!", underline=True)
+    click.echo(f"\n{title}\n\n"
+               f"{click.style('Token:', bold=True)} {token}\n"
+               f"{click.style('HTTP Requests Header:', bold=True)} Authorization: Bearer {token}"
+               f"\n\n{click.style('IMPORTANT:', fg='red', bold=True)} Store this token securely, "
+               "as it will not be shown again.\n")
+
+
+def _write_token_file(path: Path, token: str, name: str, expiry_millis: int | None) -> None:
+    content: dict[str, Any] = {"token": token, "name": name}
+    if expiry_millis is not None:
+        content["expiry_millis"] = expiry_millis
+    path = path.expanduser()
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(content, indent=2))
+        os.replace(tmp, path)
+    except OSError as e:
+        fail(f"Failed to create token: cannot write {path}: {e.strerror or e}")
+    click.echo(f"Token saved to: {path}")
+
+
+@command(create, "token", example=[
+    "influxdb3 create token --admin",
+    "influxdb3 create token --admin --regenerate --token OLD_TOKEN",
+    'influxdb3 create token --name ingest --permission "db:sensors:write" --expiry 30d'])
+@click.option("--admin", is_flag=True, help="Create the operator (admin) token.")
+@click.option("--regenerate", is_flag=True,
+              help="Replace the operator token (asks for 'yes'; needs --token).")
+@click.option("--name", default=None, help="Create a named admin (or scoped) token instead.")
+@click.option("--permission", "permissions", multiple=True, metavar="db:DB[,DB]:ACTIONS",
+              help="Make a database-scoped token, e.g. db:sensors:read,write (repeatable).")
+@click.option("--expiry", default=None, type=DURATION, metavar="DURATION",
+              help="Named token expires after this long (e.g. 10d, 1y).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="How to print the token.")
+@click.option("--offline", is_flag=True,
+              help="Make the token here, without a server (needs --output-file).")
+@click.option("--output-file", default=None, metavar="FILE",
+              help="With --offline: write the token file `serve --admin-token-file` loads.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before regenerating.")
+@client_options
+def create_token(client: Client, admin: bool, regenerate: bool, name: str | None,
+                 permissions: tuple[str, ...], expiry: float | None, fmt: str, offline: bool,
+                 output_file: str | None, yes: bool) -> None:
+    """Create an admin or database-scoped token. It is printed once: store it safely."""
+    if permissions:
+        if admin or not name:
+            fail("error: a scoped token (--permission) needs --name and no --admin", 2)
+        r = client.ok("POST", "/api/v3/configure/token", "Failed to create token",
+                      json_body={"token_name": name, "permissions": list(permissions),
+                                 "expiry_secs": int(expiry) if expiry else None})
+        print_token(r.json()["token"], fmt)
+        return
+    if not admin:
+        fail("Missing required subcommand. Use: influxdb3 create token --admin [OPTIONS]", 2)
+    if offline:
+        if not output_file:
+            fail("error: --output-file is required with --offline", 2)
+        token = new_token()
+        expiry_ms = None
+        if name and expiry:
+            import time
+
+            expiry_ms = int(time.time() * 1000) + int(expiry) * 1000
+        _write_token_file(Path(output_file), token, name or "_admin", expiry_ms)
+        print_token(token, fmt)
+        return
+    if regenerate:
+        if not yes:
+            click.echo("Are you sure you want to regenerate admin token? Enter 'yes' to confirm")
+            if sys.stdin.readline().strip().lower() not in ("yes", "y"):
+                fail("Failed to create token: Cannot regenerate token without confirmation")
+        r = client.ok("POST", "/api/v3/configure/token/admin/regenerate",
+                      "Failed to create token")
+    elif name:
+        r = client.ok("POST", "/api/v3/configure/token/named_admin", "Failed to create token",
+                      json_body={"token_name": name,
+                                 "expiry_secs": int(expiry) if expiry else None})
+    else:
+        r = client.ok("POST", "/api/v3/configure/token/admin", "Failed to create token")
+    try:
+        token = r.json()["token"]
+    except (ValueError, KeyError, TypeError):
+        fail(f"Failed to create token: the server's answer has no token: {r.text[:200]!r}")
+    print_token(token, fmt)
+
+
+@command(delete, "token", example="influxdb3 delete token --token-name ci --yes")
+@click.option("--token-name", required=True, help="Name of the token to delete.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @client_options
 def delete_token(client: Client, token_name: str, yes: bool) -> None:
-    """Delete a named token.
-
-    \b
-    Example:
-      influxdb3 delete token --token-name ci --yes
-    """
+    """Delete a named token."""
     if token_name == "_admin":
-        click.echo("Cannot delete the operator token _admin; regenerate it instead with "
-                   "`influxdb3 create token --admin --regenerate`")
+        click.echo('The operator token "_admin" is required and cannot be deleted. To '
+                   "regenerate an operator token, use: influxdb3 create token --admin "
+                   "--regenerate --token [TOKEN]")
         return
-    _confirm(yes, f'token "{token_name}"')
+    confirm(f"Are you sure you want to delete {quoted(token_name)}? Enter 'yes' or 'y' to "
+            "confirm", yes)
     client.ok("DELETE", "/api/v3/configure/token", "Failed to delete token",
               params={"token_name": token_name})
-    click.echo(f'Token "{token_name}" deleted successfully')
-
-
-# ---- enable / disable ------------------------------------------------------------------------
-
-
-def _toggle(verb: str) -> click.Group:
-    @click.group(name=verb, context_settings=CTX)
-    def group() -> None:
-        pass
-
-    group.__doc__ = f"""{verb.capitalize()} a trigger.
-
-    \b
-    Example:
-      influxdb3 {verb} trigger my_trigger --database mydb
-    """
-
-    @group.command("trigger", context_settings=CTX)
-    @database_option()
-    @click.argument("name")
-    @client_options
-    def toggle_trigger(client: Client, database: str, name: str) -> None:
-        client.ok("POST", f"/api/v3/configure/processing_engine_trigger/{verb}",
-                  f"Failed to {verb} trigger", params={"db": database, "trigger_name": name})
-        click.echo(f"Trigger {name} {verb}d successfully")
-
-    toggle_trigger.help = (f"{verb.capitalize()} a trigger.\n\n\b\nExample:\n"
-                           f"  influxdb3 {verb} trigger my_trigger --database mydb")
-    return group
-
-
-enable = _toggle("enable")
-disable = _toggle("disable")
-
-
-# ---- show ---------------------------------------------------------------------------------
-
-
-@click.group(context_settings=CTX)
-def show() -> None:
-    """Show databases, triggers, plugins, tokens and system tables.
-
-    \b
-    Example:
-      influxdb3 show databases
-    """
-
-
-@show.command("databases", context_settings=CTX)
-@click.option("--show-deleted", is_flag=True)
-@click.option("--format", "fmt", type=FORMAT_CHOICE, default="pretty", show_default=True)
-@client_options
-def show_databases(client: Client, show_deleted: bool, fmt: str) -> None:
-    """List databases.
-
-    \b
-    Example:
-      influxdb3 show databases --format json
-    """
-    r = client.ok("GET", "/api/v3/configure/database", "Failed to list databases",
-                  params={"format": fmt, "show_deleted": str(show_deleted).lower()})
-    _print_body(r)
-
-
-@show.command("summary", context_settings=CTX)
-@database_option()
-@click.option("--format", "fmt", type=FORMAT_CHOICE, default="pretty", show_default=True)
-@client_options
-def show_summary(client: Client, database: str, fmt: str) -> None:
-    """Summarise a database: its tables and its processing-engine triggers.
-
-    \b
-    Example:
-      influxdb3 show summary --database mydb
-    """
-    click.echo("Tables:")
-    _print_body(_query(client, database,
-                       "SELECT table_name FROM information_schema.tables "
-                       "WHERE table_schema = 'iox' ORDER BY table_name", fmt,
-                       "Failed to show summary"))
-    click.echo("Triggers:")
-    _print_body(_query(client, database,
-                       "SELECT trigger_name, plugin_filename, trigger_specification, disabled, "
-                       "error_behavior FROM system.processing_engine_triggers "
-                       "ORDER BY trigger_name", fmt, "Failed to show summary"))
-
-
-@show.command("plugins", context_settings=CTX)
-@click.option("--format", "fmt", type=FORMAT_CHOICE, default="pretty", show_default=True)
-@client_options
-def show_plugins(client: Client, fmt: str) -> None:
-    """List the plugin files used by triggers.
-
-    \b
-    Example:
-      influxdb3 show plugins
-    """
-    _print_body(_query(client, "_internal", "SELECT * FROM system.plugin_files", fmt,
-                       "Failed to show plugins"))
-
-
-@show.command("tokens", context_settings=CTX)
-@click.option("--format", "fmt", type=FORMAT_CHOICE, default="pretty", show_default=True)
-@client_options
-def show_tokens(client: Client, fmt: str) -> None:
-    """List tokens (never their secret values).
-
-    \b
-    Example:
-      influxdb3 show tokens
-    """
-    _print_body(_query(client, "_internal", "SELECT * FROM system.tokens", fmt,
-                       "Failed to show tokens"))
-
-
-@show.command("system", context_settings=CTX)
-@database_option()
-@click.option("--format", "fmt", type=FORMAT_CHOICE, default="pretty", show_default=True)
-@click.option("-l", "--limit", default=100, show_default=True, help="0 for no limit.")
-@click.option("-o", "--order-by", default=None)
-@click.option("-s", "--select", "select", default=None)
-@click.argument("what", type=click.Choice(["table-list", "table", "summary"]))
-@click.argument("table", required=False)
-@client_options
-def show_system(client: Client, database: str, fmt: str, limit: int, order_by: str | None,
-                select: str | None, what: str, table: str | None) -> None:
-    """Show the system tables of a database.
-
-    \b
-    Example:
-      influxdb3 show system --database mydb table-list
-      influxdb3 show system --database mydb table parquet_files --limit 10
-    """
-    if what == "table-list":
-        sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = 'system' "
-               "ORDER BY table_name")
-    elif what == "table":
-        if not table:
-            raise click.UsageError("give the system table name: show system table NAME")
-        sql = f"SELECT {select or '*'} FROM system.{table}"
-        if order_by:
-            sql += f" ORDER BY {order_by}"
-        if limit:
-            sql += f" LIMIT {limit}"
-    else:
-        for name in ("processing_engine_triggers", "parquet_files"):
-            click.echo(f"{name}:")
-            _print_body(_query(client, database, f"SELECT * FROM system.{name} LIMIT {limit}",
-                               fmt, "Failed to show system summary"))
-        return
-    _print_body(_query(client, database, sql, fmt, "Failed to show system table"))
-
-
-# ---- update ----------------------------------------------------------------------------------
-
-
-@click.group(context_settings=CTX)
-def update() -> None:
-    """Update a database's retention or a trigger's plugin code.
-
-    \b
-    Example:
-      influxdb3 update database -d mydb --retention-period 7d
-    """
-
-
-@update.command("database", context_settings=CTX)
-@database_option()
-@click.option("-r", "--retention-period", required=True, help="A duration, or none.")
-@client_options
-def update_database(client: Client, database: str, retention_period: str) -> None:
-    """Change a database's retention period.
-
-    \b
-    Example:
-      influxdb3 update database -d mydb --retention-period 7d
-    """
-    body: dict[str, Any] = {"db": database}
-    if retention_period.lower() != "none":
-        body["retention_period"] = retention_period
-    client.ok("PUT", "/api/v3/configure/database", "Failed to update database", json_body=body)
-    click.echo(f'Database "{database}" updated successfully')
-
-
-@update.command("trigger", context_settings=CTX)
-@database_option()
-@click.option("-t", "--trigger-name", required=True)
-@click.option("-p", "--path", "path", required=True, help="Local plugin file or directory.")
-@client_options
-def update_trigger(client: Client, database: str, trigger_name: str, path: str) -> None:
-    """Replace a trigger's plugin code with a local file or directory.
-
-    \b
-    Example:
-      influxdb3 update trigger -d mydb -t my_trigger -p ./my_plugin.py
-    """
-    p = Path(path).expanduser()
-    if p.is_file():
-        client.ok("PUT", "/api/v3/plugins/files", "Failed to update trigger",
-                  params={"db": database},
-                  json_body={"plugin_name": trigger_name, "content": p.read_text()})
-        click.echo(f"Trigger '{trigger_name}' updated successfully")
-    elif p.is_dir():
-        if not (p / "__init__.py").is_file():
-            fail(f"Failed to update trigger: {path} must contain __init__.py")
-        files = [{"relative_path": f.relative_to(p).as_posix(), "content": f.read_text()}
-                 for f in sorted(p.rglob("*.py")) if "__pycache__" not in f.parts]
-        client.ok("PUT", "/api/v3/plugins/directory", "Failed to update trigger",
-                  params={"db": database},
-                  json_body={"plugin_name": trigger_name, "files": files})
-        click.echo(f"Trigger '{trigger_name}' updated successfully (atomic directory replacement)")
-    else:
-        fail(f"Failed to update trigger: {path} not found")
-
-
-__all__ = ["create", "delete", "disable", "enable", "key_values", "show", "update"]
+    click.echo(f"Token {quoted(token_name)} deleted successfully")

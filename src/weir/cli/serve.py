@@ -1,157 +1,409 @@
-"""`influxdb3 serve`: flags, their environment variables and defaults (surface.md §5.1)."""
+"""`influxdb3 serve`: the flags of surface.md §5.1, their environment variables and
+defaults, turned into a `ServeConfig` for `weir.server.run`."""
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from weir.cli.base import WeirCommand, fail
 from weir.config import DurationError, ServeConfig, parse_duration, parse_size
 
-# Reference flags Weir accepts so scripts keep working, but does not act on.
-_IGNORED = [
-    ("--bucket", "INFLUXDB3_BUCKET"),
-    ("--tls-cert", "INFLUXDB3_TLS_CERT"),
-    ("--tls-key", "INFLUXDB3_TLS_KEY"),
-    ("--tls-minimum-version", "INFLUXDB3_TLS_MINIMUM_VERSION"),
-    ("--gen1-lookback-duration", "INFLUXDB3_GEN1_LOOKBACK_DURATION"),
-    ("--query-log-size", "INFLUXDB3_QUERY_LOG_SIZE"),
-    ("--max-concurrent-queries", "INFLUXDB3_MAX_CONCURRENT_QUERIES"),
-    ("--retention-check-interval", "INFLUXDB3_RETENTION_CHECK_INTERVAL"),
-    ("--hard-delete-default-duration", "INFLUXDB3_HARD_DELETE_DEFAULT_DURATION"),
-    ("--delete-grace-period", "INFLUXDB3_DELETE_GRACE_PERIOD"),
-    ("--last-cache-eviction-interval", None),
-    ("--distinct-cache-eviction-interval", None),
-    ("--parquet-mem-cache-size", None),
-    ("--force-snapshot-mem-threshold", None),
-    ("--admin-token-recovery-http-bind", "INFLUXDB3_ADMIN_TOKEN_RECOVERY_HTTP_BIND_ADDR"),
-    ("--node-id-from-env", "INFLUXDB3_NODE_IDENTIFIER_FROM_ENV"),
+# ---- value types: a bad value is one line naming the flag, exit 2 -------------------------
+
+
+class DurationType(click.ParamType):
+    """A humantime duration (`1s`, `10ms`, `1h 30m`) -> seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return parse_duration(str(value))
+        except DurationError as e:
+            self.fail(str(e), param, ctx)
+
+
+class SizeType(click.ParamType):
+    """Bytes: `10485760`, `512m`, `2g`; with `allow_percent`, also `20%` of this machine's
+    memory (the reference's form for memory limits)."""
+
+    name = "size"
+
+    def __init__(self, allow_percent: bool = False) -> None:
+        self.allow_percent = allow_percent
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if self.allow_percent and text.endswith("%"):
+            try:
+                pct = float(text[:-1])
+            except ValueError:
+                self.fail(f"invalid percentage {text!r}", param, ctx)
+            if not 0 < pct <= 100:
+                self.fail(f"percentage must be between 0 and 100, got {text!r}", param, ctx)
+            return int(total_memory() * pct / 100)
+        try:
+            return parse_size(text)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+def total_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 1024**3
+
+
+DURATION = DurationType()
+SIZE = SizeType()
+MEMORY = SizeType(allow_percent=True)
+
+OBJECT_STORES = ("file", "memory", "memory-throttled", "s3", "google", "azure")
+TRIGGER_KINDS = ("wal", "wal_flush", "schedule", "request", "parquet")
+AUTHZ_RESOURCES = ("health", "ping", "metrics", "ready", "pprof")
+
+# ---- reference flags Weir accepts (so scripts and service files keep working) but ignores ----
+# (flag, env var or None, takes a value)
+IGNORED: list[tuple[str, str | None, bool]] = [
+    ("--bucket", "INFLUXDB3_BUCKET", True),
+    ("--tls-cert", "INFLUXDB3_TLS_CERT", True),
+    ("--tls-key", "INFLUXDB3_TLS_KEY", True),
+    ("--tls-minimum-version", "INFLUXDB3_TLS_MINIMUM_VERSION", True),
+    ("--gen1-lookback-duration", "INFLUXDB3_GEN1_LOOKBACK_DURATION", True),
+    ("--wal-replay-fail-on-error", "INFLUXDB3_WAL_REPLAY_FAIL_ON_ERROR", False),
+    ("--wal-replay-concurrency-limit", "INFLUXDB3_WAL_REPLAY_CONCURRENCY_LIMIT", True),
+    ("--query-log-size", "INFLUXDB3_QUERY_LOG_SIZE", True),
+    ("--query-file-limit", "INFLUXDB3_QUERY_FILE_LIMIT", True),
+    ("--max-concurrent-queries", "INFLUXDB3_MAX_CONCURRENT_QUERIES", True),
+    ("--retention-check-interval", "INFLUXDB3_RETENTION_CHECK_INTERVAL", True),
+    ("--hard-delete-default-duration", "INFLUXDB3_HARD_DELETE_DEFAULT_DURATION", True),
+    ("--delete-grace-period", "INFLUXDB3_DELETE_GRACE_PERIOD", True),
+    ("--last-cache-eviction-interval", "INFLUXDB3_LAST_CACHE_EVICTION_INTERVAL", True),
+    ("--distinct-cache-eviction-interval", "INFLUXDB3_DISTINCT_CACHE_EVICTION_INTERVAL", True),
+    ("--parquet-mem-cache-size", "INFLUXDB3_PARQUET_MEM_CACHE_SIZE", True),
+    ("--parquet-mem-cache-prune-percentage", "INFLUXDB3_PARQUET_MEM_CACHE_PRUNE_PERCENTAGE",
+     True),
+    ("--parquet-mem-cache-prune-interval", "INFLUXDB3_PARQUET_MEM_CACHE_PRUNE_INTERVAL", True),
+    ("--parquet-mem-cache-query-path-duration",
+     "INFLUXDB3_PARQUET_MEM_CACHE_QUERY_PATH_DURATION", True),
+    ("--disable-parquet-mem-cache", "INFLUXDB3_DISABLE_PARQUET_MEM_CACHE", False),
+    ("--table-index-cache-max-entries", "INFLUXDB3_TABLE_INDEX_CACHE_MAX_ENTRIES", True),
+    ("--table-index-cache-concurrency-limit", "INFLUXDB3_TABLE_INDEX_CACHE_CONCURRENCY_LIMIT",
+     True),
+    ("--disable-log-filter-noise-reduction", "INFLUXDB3_DISABLE_LOG_FILTER_NOISE_REDUCTION",
+     False),
+    ("--log-destination", "INFLUXDB3_LOG_DESTINATION", True),
+    ("--log-format", "INFLUXDB3_LOG_FORMAT", True),
+    ("--traces-exporter", "INFLUXDB3_TRACES_EXPORTER", True),
+    ("--traces-exporter-jaeger-agent-host", None, True),
+    ("--traces-exporter-jaeger-agent-port", None, True),
+    ("--traces-exporter-jaeger-service-name", None, True),
+    ("--traces-exporter-jaeger-trace-context-header-name", None, True),
+    ("--traces-jaeger-debug-name", None, True),
+    ("--traces-jaeger-tags", None, True),
+    ("--traces-jaeger-max-msgs-per-second", None, True),
+    ("--aws-access-key-id", None, True),
+    ("--aws-secret-access-key", None, True),
+    ("--aws-default-region", None, True),
+    ("--aws-endpoint", None, True),
+    ("--aws-session-token", None, True),
+    ("--aws-allow-http", None, False),
+    ("--aws-skip-signature", None, False),
+    ("--aws-credentials-file", None, True),
+    ("--azure-storage-account", None, True),
+    ("--azure-storage-access-key", None, True),
+    ("--azure-endpoint", None, True),
+    ("--azure-allow-http", None, False),
+    ("--google-service-account", None, True),
+    ("--object-store-connection-limit", "INFLUXDB3_OBJECT_STORE_CONNECTION_LIMIT", True),
+    ("--object-store-http2-only", "INFLUXDB3_OBJECT_STORE_HTTP2_ONLY", False),
+    ("--object-store-http2-max-frame-size", "INFLUXDB3_OBJECT_STORE_HTTP2_MAX_FRAME_SIZE", True),
+    ("--object-store-max-retries", "INFLUXDB3_OBJECT_STORE_MAX_RETRIES", True),
+    ("--object-store-retry-timeout", "INFLUXDB3_OBJECT_STORE_RETRY_TIMEOUT", True),
+    ("--object-store-cache-endpoint", "INFLUXDB3_OBJECT_STORE_CACHE_ENDPOINT", True),
+    ("--object-store-tls-allow-insecure", "INFLUXDB3_OBJECT_STORE_TLS_ALLOW_INSECURE", False),
+    ("--object-store-tls-ca", "INFLUXDB3_OBJECT_STORE_TLS_CA", True),
+    ("--datafusion-num-threads", "INFLUXDB3_DATAFUSION_NUM_THREADS", True),
+    ("--datafusion-runtime-type", "INFLUXDB3_DATAFUSION_RUNTIME_TYPE", True),
+    ("--datafusion-max-parquet-fanout", "INFLUXDB3_DATAFUSION_MAX_PARQUET_FANOUT", True),
+    ("--datafusion-use-cached-parquet-loader", "INFLUXDB3_DATAFUSION_USE_CACHED_PARQUET_LOADER",
+     False),
+    ("--datafusion-config", "INFLUXDB3_DATAFUSION_CONFIG", True),
+    ("--num-io-threads", "INFLUXDB3_NUM_THREADS", True),
+    ("--admin-token-recovery-http-bind", "INFLUXDB3_ADMIN_TOKEN_RECOVERY_HTTP_BIND_ADDR", True),
+    ("--test-mode", None, False),
+    ("--disable-telemetry-upload", "INFLUXDB3_TELEMETRY_DISABLE_UPLOAD", False),
+    ("--telemetry-endpoint", "INFLUXDB3_TELEMETRY_ENDPOINT", True),
+    ("--tcp-listener-file-path", None, True),
 ]
 
 
-def _duration(flag: str, value: str) -> float:
-    try:
-        return parse_duration(value)
-    except DurationError as e:
-        raise click.BadParameter(str(e), param_hint=flag) from None
-
-
-def _size(flag: str, value: str) -> int:
-    try:
-        return parse_size(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint=flag) from None
+def _param_name(flag: str) -> str:
+    return "ignored_" + flag.lstrip("-").replace("-", "_")
 
 
 def _ignored_options(f: Any) -> Any:
-    for flag, env in reversed(_IGNORED):
-        f = click.option(flag, envvar=env, default=None, hidden=True,
-                         help="Accepted for compatibility; Weir ignores it.")(f)
+    for flag, env, takes_value in reversed(IGNORED):
+        kw: dict[str, Any] = {"envvar": env, "hidden": True,
+                              "help": "Accepted for compatibility; Weir ignores it (with a "
+                                      "warning)."}
+        if takes_value:
+            if flag == "--admin-token-recovery-http-bind":
+                kw.update(is_flag=False, flag_value="127.0.0.1:8182")
+            f = click.option(flag, _param_name(flag), default=None, **kw)(f)
+        else:
+            f = click.option(flag, _param_name(flag), is_flag=True, default=None, **kw)(f)
     return f
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+def _show_all_help(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    ignored = [p for p in ctx.command.params
+               if isinstance(p, click.Option) and p.name and p.name.startswith("ignored_")]
+    for p in ignored:
+        p.hidden = False
+    try:
+        click.echo(ctx.get_help(), color=ctx.color)
+    finally:
+        for p in ignored:
+            p.hidden = True
+    ctx.exit()
+
+
+_EXAMPLE = [
+    "influxdb3 serve --node-id node0 --object-store file --data-dir ~/.influxdb3 \\\n"
+    "--plugin-dir ~/.plugins",
+]
+
+
+@click.command("serve", cls=WeirCommand, example=_EXAMPLE)
 @click.option("--node-id", "--host-id", "node_id", envvar="INFLUXDB3_NODE_IDENTIFIER_PREFIX",
-              help="Name of this node; its files live under <data-dir>/<node-id>/.")
+              show_envvar=True, metavar="ID",
+              help="Name of this node; its files live under <data-dir>/<node-id>/ "
+                   "[default: <hostname>-node].")
+@click.option("--node-id-from-env", "node_id_from_env", envvar="INFLUXDB3_NODE_IDENTIFIER_FROM_ENV",
+              metavar="VAR", help="Take the node id from this environment variable.")
 @click.option("--object-store", envvar="INFLUXDB3_OBJECT_STORE", default="file",
-              show_default=True, type=click.Choice(["file", "memory"]),
-              help="Where WAL, catalog and Parquet files are kept.")
-@click.option("--data-dir", envvar="INFLUXDB3_DB_DIR", default=None,
-              help="Directory of the file object store [default: ~/.influxdb3].")
+              show_default=True, show_envvar=True, type=click.Choice(OBJECT_STORES),
+              help="Where the WAL, catalog and Parquet files are kept (Weir: file or memory).")
+@click.option("--data-dir", envvar="INFLUXDB3_DB_DIR", default=None, show_envvar=True,
+              metavar="DIR", help="Directory of the file object store [default: ~/.influxdb3].")
 @click.option("--http-bind", envvar="INFLUXDB3_HTTP_BIND_ADDR", default="0.0.0.0:8181",
-              show_default=True, help="Address and port to listen on.")
-@click.option("--plugin-dir", envvar="INFLUXDB3_PLUGIN_DIR", default=None,
-              help="Directory of processing-engine plugins (turns the engine on).")
-@click.option("--virtual-env-location", envvar="VIRTUAL_ENV", default=None,
-              help="Plugin virtualenv [default: <plugin-dir>/.venv].")
+              show_default=True, show_envvar=True, metavar="ADDR",
+              help="Address and port to listen on.")
+@click.option("--plugin-dir", envvar="INFLUXDB3_PLUGIN_DIR", default=None, show_envvar=True,
+              metavar="DIR", help="Directory of processing-engine plugins (turns the engine on).")
+@click.option("--virtual-env-location", envvar="VIRTUAL_ENV", default=None, show_envvar=True,
+              metavar="DIR", help="Virtualenv for plugins [default: <plugin-dir>/.venv].")
 @click.option("--package-manager", envvar="INFLUXDB3_PACKAGE_MANAGER", default="discover",
-              show_default=True, type=click.Choice(["discover", "pip", "uv", "disabled"]))
-@click.option("--plugin-repo", envvar="INFLUXDB3_PLUGIN_REPO", default=None,
-              help="Base URL that gh: plugin names are fetched from.")
+              show_default=True, show_envvar=True,
+              type=click.Choice(["discover", "pip", "uv", "disabled"]),
+              help="How `influxdb3 install` installs packages (deprecated in the reference).")
+@click.option("--plugin-repo", envvar="INFLUXDB3_PLUGIN_REPO", default=None, show_envvar=True,
+              metavar="URL", help="Base URL that gh: plugin names are fetched from "
+                                  "[default: the influxdb3_plugins repository on GitHub].")
 @click.option("--restrict-plugin-triggers-to", envvar="INFLUXDB3_RESTRICT_PLUGIN_TRIGGERS_TO",
-              default=None, help="Comma list of trigger kinds allowed: wal,schedule,request.")
+              default=None, show_envvar=True, metavar="KINDS",
+              help="Allow only these trigger kinds (comma list of wal, schedule, request).")
 @click.option("--without-auth", envvar="INFLUXDB3_START_WITHOUT_AUTH", is_flag=True,
-              help="Serve every request without checking tokens.")
+              show_envvar=True, help="Serve every request without checking tokens.")
 @click.option("--disable-authz", envvar="INFLUXDB3_DISABLE_AUTHZ", default=None,
-              help="Endpoints that need no token: health,ping,metrics.")
-@click.option("--admin-token-file", envvar="INFLUXDB3_ADMIN_TOKEN_FILE", default=None)
+              show_envvar=True, metavar="RESOURCES",
+              help="Endpoints that need no token (comma list of health, ping, metrics, ready, "
+                   "pprof).")
+@click.option("--admin-token-file", envvar="INFLUXDB3_ADMIN_TOKEN_FILE", default=None,
+              show_envvar=True, metavar="FILE",
+              help="Offline admin token file (from `create token --admin --offline`).")
 @click.option("--max-http-request-size", envvar="INFLUXDB3_MAX_HTTP_REQUEST_SIZE",
-              default="10485760", show_default=True, help="Largest request body, in bytes.")
+              default="10485760", type=SIZE, show_default=True, show_envvar=True,
+              help="Largest request body, in bytes.")
 @click.option("--wal-flush-interval", envvar="INFLUXDB3_WAL_FLUSH_INTERVAL", default="1s",
-              show_default=True, help="Longest a write waits for its WAL file (e.g. 1s, 10ms).")
+              type=DURATION, show_default=True, show_envvar=True,
+              help="How often the WAL is written; a write waits for it (e.g. 1s, 10ms).")
 @click.option("--wal-snapshot-size", envvar="INFLUXDB3_WAL_SNAPSHOT_SIZE", default=600,
-              show_default=True, type=int, help="WAL files between snapshots to Parquet.")
+              type=click.IntRange(min=1), show_default=True, show_envvar=True,
+              help="WAL files between snapshots to Parquet.")
 @click.option("--wal-max-write-buffer-size", envvar="INFLUXDB3_WAL_MAX_WRITE_BUFFER_SIZE",
-              default=100000, show_default=True, type=int)
+              default=100000, type=click.IntRange(min=1), show_default=True, show_envvar=True,
+              help="Most write requests buffered before the WAL is full.")
 @click.option("--snapshotted-wal-files-to-keep", envvar="INFLUXDB3_NUM_WAL_FILES_TO_KEEP",
-              default=300, show_default=True, type=int)
+              default=300, type=click.IntRange(min=0), show_default=True, show_envvar=True,
+              help="Snapshotted WAL files kept on disk.")
 @click.option("--gen1-duration", envvar="INFLUXDB3_GEN1_DURATION", default="10m",
-              show_default=True, help="Time span of one Parquet file (1m, 5m, 10m).")
+              type=DURATION, show_default=True, show_envvar=True,
+              help="Time span of one Parquet file (1m, 5m or 10m).")
 @click.option("--exec-mem-pool-bytes", envvar="INFLUXDB3_EXEC_MEM_POOL_BYTES", default=None,
-              help="Memory limit of the query engine, in bytes.")
+              type=MEMORY, show_envvar=True, metavar="SIZE",
+              help="Memory limit of the query engine: bytes, or a percentage like 20%.")
+@click.option("--force-snapshot-mem-threshold", envvar="INFLUXDB3_FORCE_SNAPSHOT_MEM_THRESHOLD",
+              default=None, type=MEMORY, show_envvar=True, metavar="SIZE",
+              help="Snapshot early when the buffer holds this much: bytes or a percentage "
+                   "(sets --force-snapshot-bytes).")
 @click.option("--force-snapshot-bytes", envvar="WEIR_FORCE_SNAPSHOT_BYTES", default="512m",
-              show_default=True, help="Snapshot early when the buffer holds this much.")
-@click.option("--query-timeout", envvar="WEIR_QUERY_TIMEOUT", default="5m", show_default=True)
+              type=SIZE, show_default=True, show_envvar=True,
+              help="Weir: snapshot early when the buffer holds this many bytes.")
+@click.option("--query-timeout", envvar="WEIR_QUERY_TIMEOUT", default="5m", type=DURATION,
+              show_default=True, show_envvar=True, help="Weir: longest one query may run.")
 @click.option("--plugin-call-timeout", envvar="WEIR_PLUGIN_CALL_TIMEOUT", default="5m",
-              show_default=True, help="Longest one plugin call may run.")
-@click.option("--log-filter", "-v", "log_filter", envvar="INFLUXDB3_LOG_FILTER",
-              default="info", show_default=True)
+              type=DURATION, show_default=True, show_envvar=True,
+              help="Weir: longest one plugin call may run.")
+@click.option("--log-filter", "log_filter", envvar="INFLUXDB3_LOG_FILTER", default=None,
+              show_envvar=True, metavar="FILTER",
+              help="Log level: error, warn, info, debug or trace [default: info].")
+@click.option("-v", "--verbose", count=True, help="More logging (-v debug, -vv trace).")
+@click.option("--cluster-id", default=None, hidden=True)
+@click.option("--help-all", is_flag=True, expose_value=False, is_eager=True,
+              callback=_show_all_help,
+              help="Show all options, including the reference's that Weir ignores.")
 @_ignored_options
 def serve(**kw: Any) -> None:
-    """Run the Weir server.
+    """Run the Weir server: the InfluxDB 3 Core HTTP API, with the processing engine when
+    --plugin-dir is given. Stops cleanly on Ctrl-C / SIGTERM.
 
-    \b
-    Example:
-      influxdb3 serve --node-id node0 --object-store file \\
-        --data-dir ~/.influxdb3 --plugin-dir ~/.plugins
-    """
-    ignored = [f for f, _env in _IGNORED if kw.get(f.lstrip("-").replace("-", "_")) is not None]
-    for flag in ignored:
-        click.echo(f"warning: {flag} is accepted for compatibility but ignored by Weir",
-                   err=True)
+    The reference's other serve flags (object-store credentials, TLS, caches, tracing...)
+    are accepted and ignored with a warning; --help-all lists them."""
     config = build_config(kw)
     from weir.server import run
 
-    run(config)
+    try:
+        run(config)
+    except KeyboardInterrupt:
+        pass
+    except OSError as e:
+        fail(f"Serve command failed: {e.strerror or e}"
+             + (f" ({config.http_bind})" if e.errno in (98, 48, 13, 99) else ""))
+
+
+def _bad(flag: str, message: str) -> click.BadParameter:
+    return click.BadParameter(message, param_hint=f"'{flag}'")
+
+
+def _choices(flag: str, text: str | None, allowed: tuple[str, ...]) -> list[str]:
+    values = [s.strip() for s in (text or "").split(",") if s.strip()]
+    for v in values:
+        if v.lower() not in allowed:
+            raise _bad(flag, f"{v!r} is not one of {', '.join(allowed)}")
+    return [v.lower() for v in values]
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 def build_config(kw: dict[str, Any]) -> ServeConfig:
-    node_id = kw["node_id"] or f"{socket.gethostname()}-node"
-    data_dir = Path(kw["data_dir"]).expanduser() if kw["data_dir"] else Path.home() / ".influxdb3"
-    gen1 = _duration("--gen1-duration", kw["gen1_duration"])
+    """Validate the parsed flags and build the server's configuration."""
+    ctx = click.get_current_context(silent=True)
+    if kw.get("cluster_id") is not None:
+        raise _bad("--cluster-id", "InfluxDB 3 Core (and Weir) run a single node; there is no "
+                                   "cluster id. Use --node-id.")
+    for flag, env, _ in IGNORED:
+        if kw.get(_param_name(flag)) not in (None, False):
+            src = ""
+            if ctx is not None and env and ctx.get_parameter_source(_param_name(flag)) \
+                    == click.core.ParameterSource.ENVIRONMENT:
+                src = f" (from {env})"
+            _warn(f"{flag}{src} is accepted for compatibility but Weir ignores it")
+
+    store = kw.get("object_store") or "file"
+    if store == "memory-throttled":
+        _warn("--object-store memory-throttled is served as memory (no throttling)")
+        store = "memory"
+    elif store not in ("file", "memory"):
+        raise _bad("--object-store", f"{store!r} is not supported by Weir, which stores data in "
+                                     "'file' (a local directory) or 'memory'")
+
+    node_id = kw.get("node_id")
+    if not node_id and kw.get("node_id_from_env"):
+        var = kw["node_id_from_env"]
+        node_id = os.environ.get(var)
+        if not node_id:
+            raise _bad("--node-id-from-env", f"environment variable {var} is not set")
+    if not node_id:
+        node_id = f"{socket.gethostname() or 'primary'}-node"
+        click.echo(f"Using auto-generated node id: {node_id}. For production deployments, "
+                   "explicitly set --node-id", err=True)
+    if "/" in node_id or node_id in (".", ".."):
+        raise _bad("--node-id", f"{node_id!r} cannot be used as a directory name")
+
+
+    data_dir = (Path(kw["data_dir"]).expanduser() if kw.get("data_dir")
+                else Path.home() / ".influxdb3")
+    http_bind = kw.get("http_bind") or "0.0.0.0:8181"
+    host, sep, port = http_bind.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise _bad("--http-bind", f"{http_bind!r} is not HOST:PORT (e.g. 0.0.0.0:8181)")
+
+    plugin_dir = Path(kw["plugin_dir"]).expanduser().resolve() if kw.get("plugin_dir") else None
+    venv = kw.get("virtual_env_location")
+    venv_path = Path(venv).expanduser().resolve() if venv else None
+    if (venv_path is not None and ctx is not None
+            and ctx.get_parameter_source("virtual_env_location")
+            == click.core.ParameterSource.ENVIRONMENT
+            and venv_path == Path(sys.prefix).resolve()):
+        # VIRTUAL_ENV names the environment Weir itself runs in (it was activated to run
+        # Weir): plugins get their own venv instead of sharing and altering Weir's.
+        venv_path = None
+
+    wal_flush = kw.get("wal_flush_interval", 1.0)
+    if wal_flush <= 0:
+        raise _bad("--wal-flush-interval", "must be greater than zero")
+    gen1 = kw.get("gen1_duration", 600.0)
+    if gen1 <= 0:
+        raise _bad("--gen1-duration", "must be greater than zero")
+    for flag in ("query_timeout", "plugin_call_timeout"):
+        if kw.get(flag) is not None and kw[flag] <= 0:
+            raise _bad("--" + flag.replace("_", "-"), "must be greater than zero")
+
+    log_filter = kw.get("log_filter") or "info"
+    verbose = kw.get("verbose") or 0
+    if verbose and not kw.get("log_filter"):
+        log_filter = "debug" if verbose == 1 else "trace"
+
+    force_snapshot = kw.get("force_snapshot_bytes", 512 * 1024**2)
+    if kw.get("force_snapshot_mem_threshold"):
+        force_snapshot = kw["force_snapshot_mem_threshold"]
+
     cfg = ServeConfig(
         node_id=node_id,
-        object_store=kw["object_store"],
+        object_store=store,
         data_dir=data_dir,
-        http_bind=kw["http_bind"],
-        plugin_dir=Path(kw["plugin_dir"]).expanduser().resolve() if kw["plugin_dir"] else None,
-        virtual_env_location=(Path(kw["virtual_env_location"]).expanduser().resolve()
-                              if kw["virtual_env_location"] else None),
-        package_manager=kw["package_manager"],
-        restrict_plugin_triggers_to=[
-            s.strip() for s in (kw["restrict_plugin_triggers_to"] or "").split(",") if s.strip()],
-        without_auth=kw["without_auth"],
-        disable_authz=[s.strip() for s in (kw["disable_authz"] or "").split(",") if s.strip()],
-        admin_token_file=Path(kw["admin_token_file"]) if kw["admin_token_file"] else None,
-        max_http_request_size=_size("--max-http-request-size", kw["max_http_request_size"]),
-        wal_flush_interval=_duration("--wal-flush-interval", kw["wal_flush_interval"]),
-        wal_snapshot_size=kw["wal_snapshot_size"],
-        wal_max_write_buffer_size=kw["wal_max_write_buffer_size"],
-        snapshotted_wal_files_to_keep=kw["snapshotted_wal_files_to_keep"],
+        http_bind=http_bind,
+        plugin_dir=plugin_dir,
+        virtual_env_location=venv_path,
+        package_manager=kw.get("package_manager") or "discover",
+        restrict_plugin_triggers_to=_choices("--restrict-plugin-triggers-to",
+                                             kw.get("restrict_plugin_triggers_to"),
+                                             TRIGGER_KINDS),
+        without_auth=bool(kw.get("without_auth")),
+        disable_authz=_choices("--disable-authz", kw.get("disable_authz"), AUTHZ_RESOURCES),
+        admin_token_file=(Path(kw["admin_token_file"]).expanduser()
+                          if kw.get("admin_token_file") else None),
+        max_http_request_size=kw.get("max_http_request_size", 10 * 1024 * 1024),
+        wal_flush_interval=wal_flush,
+        wal_snapshot_size=kw.get("wal_snapshot_size", 600),
+        wal_max_write_buffer_size=kw.get("wal_max_write_buffer_size", 100_000),
+        snapshotted_wal_files_to_keep=kw.get("snapshotted_wal_files_to_keep", 300),
         gen1_duration=gen1,
-        force_snapshot_bytes=_size("--force-snapshot-bytes", kw["force_snapshot_bytes"]),
-        query_timeout=_duration("--query-timeout", kw["query_timeout"]),
-        exec_mem_pool_bytes=(_size("--exec-mem-pool-bytes", kw["exec_mem_pool_bytes"])
-                             if kw["exec_mem_pool_bytes"] else None),
-        plugin_call_timeout=_duration("--plugin-call-timeout", kw["plugin_call_timeout"]),
-        log_filter=kw["log_filter"],
+        force_snapshot_bytes=force_snapshot,
+        query_timeout=kw.get("query_timeout", 300.0),
+        exec_mem_pool_bytes=kw.get("exec_mem_pool_bytes"),
+        plugin_call_timeout=kw.get("plugin_call_timeout", 300.0),
+        log_filter=log_filter,
     )
-    if kw["plugin_repo"]:
+    if kw.get("plugin_repo"):
         cfg.plugin_repo = kw["plugin_repo"]
-    if cfg.wal_flush_interval <= 0:
-        raise click.BadParameter("must be greater than zero", param_hint="--wal-flush-interval")
-    if cfg.wal_snapshot_size < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--wal-snapshot-size")
     return cfg
