@@ -40,7 +40,9 @@ def to_response(exc: BaseException) -> Response:
     if isinstance(exc, e.DatabaseMissingForQuery):
         return JSONResponse({"error": str(exc)}, status_code=404)
     if isinstance(exc, e.QueryError):
-        return PlainTextResponse(str(exc), status_code=exc.status)
+        # the reference's body for SQL errors (DataFusion's message), else our text
+        return PlainTextResponse(getattr(exc, "http_body", None) or str(exc),
+                                 status_code=exc.status)
     if isinstance(exc, e.InvalidName):
         return JSONResponse({"error": str(exc)}, status_code=400)
     if isinstance(exc, e.LimitExceeded):
