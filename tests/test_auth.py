@@ -166,3 +166,18 @@ def test_plugins_get_no_server_secrets(server_factory, tmp_path):
     assert "INFO: VISIBLE yes" in logs
     assert f"INFO: PLUGIN_DIR {plugins}" in logs
     assert "INFO: TZ UTC" in logs
+
+
+def test_offline_admin_token_file(server_factory, tmp_path):
+    f = tmp_path / "admin.json"
+    p = subprocess.run([*weir_cmd(), "create", "token", "--admin", "--offline", "--output-file",
+                        str(f)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert oct(f.stat().st_mode & 0o777) == "0o600"
+    import json
+
+    token = json.loads(f.read_text())["token"]
+    s = server_factory(auth=True, extra_args=["--admin-token-file", str(f)]).start()
+    h = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{s.url}/metrics", headers=h).status_code == 200
+    assert httpx.post(f"{s.url}/api/v3/configure/token/admin").status_code == 409

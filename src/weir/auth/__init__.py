@@ -138,6 +138,25 @@ class TokenStore:
             self._save(tokens)
             return tok, text
 
+    def import_token(self, name: str, text: str, expiry_ms: int | None = None) -> Token:
+        """Adopt a token made elsewhere (`create token --admin --offline`) as an admin
+        token, replacing one of the same name; only its digest is kept."""
+        if not text.startswith("apiv3_"):
+            raise ValueError("not a Weir/InfluxDB 3 token (expected apiv3_...)")
+        with self._lock:
+            tokens = self._tokens()
+            old = next((t for t in tokens if t.name == name), None)
+            if old is not None and hmac.compare_digest(old.digest, _digest(old.salt, text)):
+                return old
+            tokens = [t for t in tokens if t.name != name]
+            salt = secrets.token_hex(16)
+            tok = Token(id=old.id if old else max((t.id for t in tokens), default=-1) + 1,
+                        name=name, salt=salt, digest=_digest(salt, text),
+                        created_at_ms=int(time.time() * 1000), expiry_ms=expiry_ms, admin=True)
+            tokens.append(tok)
+            self._save(tokens)
+            return tok
+
     def delete(self, name: str) -> None:
         with self._lock:
             tokens = self._tokens()

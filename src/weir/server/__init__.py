@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 
 import uvicorn
@@ -17,9 +18,10 @@ log = logging.getLogger("weir.server")
 
 
 def build_routes(state: ServerState) -> list:
-    from weir.server import routes_configure, routes_data, routes_tokens
+    from weir.server import routes_configure, routes_data, routes_tokens, routes_v1
 
-    routes = [*routes_data.routes, *routes_configure.routes, *routes_tokens.routes]
+    routes = [*routes_data.routes, *routes_v1.routes, *routes_configure.routes,
+              *routes_tokens.routes]
     if state.engine is not None:
         from weir.server.engine_routes import engine_routes
 
@@ -37,6 +39,8 @@ async def serve(config: ServeConfig, ready: asyncio.Event | None = None) -> None
         from weir.server.routes_tokens import token_system_tables
 
         state.tokens = TokenStore(database.catalog)
+        if config.admin_token_file is not None:
+            _load_admin_token_file(state.tokens, config.admin_token_file)
         database.add_system_tables(token_system_tables(state.tokens, database))
         if not state.tokens.has_admin():
             log.warning("authentication is on and no operator token exists yet: create one "
@@ -48,20 +52,57 @@ async def serve(config: ServeConfig, ready: asyncio.Event | None = None) -> None
         await state.engine.start()
     app = WeirApp(state, build_routes(state))
     host, port = config.host_port
+    flight = _start_flight(state)
     server = uvicorn.Server(uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False,
         lifespan="off", timeout_graceful_shutdown=5,
+        http=flight.protocol_class() if flight is not None else "auto",
     ))
     log.info("Weir listening on http://%s:%d (node %s, object store %s)", host, port,
              config.node_id, config.object_store)
+    # uvicorn re-raises SIGTERM once its graceful shutdown is done; with the default
+    # handler that would end the process before the `finally` below (Flight, engine, WAL)
+    # runs, so turn it into SystemExit here
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         await server.serve()
     finally:
+        if flight is not None:
+            await flight.stop()
         log.info("shutting down: flushing the WAL")
         if state.engine is not None:
             await state.engine.stop()
         await database.stop()
         log.info("shutdown complete")
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _start_flight(state: ServerState):  # type: ignore[no-untyped-def]
+    """Arrow Flight (gRPC) queries, served on the HTTP port (weir.server.flight)."""
+    try:
+        from weir.server.flight import FlightService
+
+        return FlightService(state, asyncio.get_running_loop())
+    except Exception:  # pyarrow without Flight: HTTP still works
+        log.exception("Arrow Flight is unavailable; serving HTTP only")
+        return None
+
+
+def _load_admin_token_file(store: object, path: object) -> None:
+    """`--admin-token-file`: the JSON file `create token --admin --offline` writes."""
+    import json
+    from pathlib import Path
+
+    try:
+        doc = json.loads(Path(str(path)).read_text())
+        store.import_token(doc.get("name") or "_admin", doc["token"],  # type: ignore[attr-defined]
+                           doc.get("expiry_millis"))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"error: cannot load --admin-token-file {path}: {e}") from None
+    log.info("loaded the admin token from %s", path)
 
 
 def run(config: ServeConfig) -> None:

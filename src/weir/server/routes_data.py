@@ -15,6 +15,7 @@ from weir.query import choose_format, content_type, encode
 from weir.server.auth import READ, WRITE, require_db
 from weir.server.errors import HttpError, json_error
 from weir.server.http_io import parse_bool, parse_json, read_body, require
+from weir.server.routes_v1 import query_influxql
 from weir.server.state import state_of
 
 _V1_PRECISIONS = {"s", "ms", "u", "us", "n", "ns", "second", "millisecond",
@@ -128,12 +129,6 @@ async def query_sql(request: Request) -> Response:
     table = await st.database.query(req["db"], req["q"], req.get("params"))
     body = await asyncio.to_thread(encode, table, fmt)
     return Response(body, media_type=content_type(fmt))
-
-
-async def query_influxql(request: Request) -> Response:
-    await _query_request(request)
-    raise HttpError(405, "InfluxQL queries are not supported by this Weir version yet; use "
-                         "/api/v3/query_sql")
 
 
 routes = [

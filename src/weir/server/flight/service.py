@@ -1,0 +1,171 @@
+"""The Arrow Flight service: `DoGet` with InfluxDB 3's JSON ticket, run on the database.
+
+Imported only when the first gRPC connection arrives (pyarrow.flight is slow to load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from weir.errors import QueryError, WeirError
+
+_DB_KEYS = ("database", "namespace_name", "bucket", "bucket-name")
+
+
+# ---- the Flight service ------------------------------------------------------------------
+
+
+class _Headers(flight.ServerMiddleware):
+    def __init__(self, headers: dict[str, list[str]]) -> None:
+        self.headers = headers
+
+
+class _HeadersFactory(flight.ServerMiddlewareFactory):
+    def start_call(self, info: Any, headers: dict[str, list[str]]) -> _Headers:
+        return _Headers(headers)
+
+
+def parse_ticket(raw: bytes) -> dict[str, Any]:
+    """The reference's JSON ticket as {db, query, type, params}."""
+    try:
+        t = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise flight.FlightServerError(
+            "invalid ticket: expected JSON {\"database\": ..., \"sql_query\": ..., "
+            "\"query_type\": \"sql\"|\"influxql\"} (protobuf ReadInfo tickets are not "
+            "supported by Weir)") from None
+    if not isinstance(t, dict):
+        raise flight.FlightServerError("invalid ticket: expected a JSON object")
+    db = next((t[k] for k in _DB_KEYS if t.get(k)), None)
+    query = t.get("sql_query")
+    if not isinstance(query, str):
+        raise flight.FlightServerError("invalid ticket: missing field `sql_query`")
+    qtype = (t.get("query_type") or "sql").lower()
+    if qtype not in ("sql", "influxql"):
+        raise flight.FlightServerError(f"invalid ticket: unknown query_type {qtype!r}")
+    params = t.get("params") or None
+    if params is not None and not isinstance(params, dict):
+        raise flight.FlightServerError("invalid ticket: params must be a JSON object")
+    return {"db": db, "query": query, "type": qtype, "params": params}
+
+
+_IOX_FIELD_TYPES = {pa.float64(): "float", pa.int64(): "integer", pa.uint64(): "uinteger",
+                    pa.string(): "string", pa.bool_(): "boolean"}
+
+
+def _iox_metadata(f: pa.Field) -> pa.Field:
+    """Add the column-type metadata IOx puts on Flight results (clients that turn rows
+    back into points read it) next to Weir's own `weir:kind`."""
+    kind = (f.metadata or {}).get(b"weir:kind")
+    if kind is None:
+        return f
+    if kind == b"tag":
+        t = "iox::column_type::tag"
+    elif kind == b"time":
+        t = "iox::column_type::timestamp"
+    elif f.type in _IOX_FIELD_TYPES:
+        t = "iox::column_type::field::" + _IOX_FIELD_TYPES[f.type]
+    else:
+        return f
+    return f.with_metadata({**f.metadata, b"iox::column::type": t.encode()})
+
+
+def _stream_table(table: pa.Table) -> pa.Table:
+    """One dictionary per column across batches, plain string types, IOx column-type
+    metadata, for the IPC stream."""
+    cols = []
+    fields = []
+    for f, col in zip(table.schema, table.columns, strict=True):
+        if f.type == pa.string_view() or f.type == pa.large_string():
+            col = col.cast(pa.string())
+            f = f.with_type(pa.string())
+        cols.append(col)
+        fields.append(_iox_metadata(f))
+    schema = pa.schema(fields, metadata=table.schema.metadata)
+    if not schema.equals(table.schema, check_metadata=True):
+        table = pa.Table.from_arrays(cols, schema=schema)
+    if any(pa.types.is_dictionary(f.type) for f in table.schema) and table.num_rows:
+        table = table.unify_dictionaries()
+    return table
+
+
+class WeirFlightServer(flight.FlightServerBase):
+    def __init__(self, location: str, state: Any, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(location, middleware={"headers": _HeadersFactory()})
+        self.state = state
+        self.loop = loop
+
+    def _token(self, context: Any) -> Any:
+        tokens = self.state.tokens
+        mw = context.get_middleware("headers")
+        headers = mw.headers if mw is not None else {}
+        values = headers.get("authorization") or headers.get("Authorization") or []
+        from weir.server.auth import token_from_header
+        from weir.server.errors import HttpError
+
+        try:
+            text = token_from_header(values[0]) if values else None
+        except HttpError:
+            raise flight.FlightUnauthenticatedError(
+                "Authorization header was malformed") from None
+        if tokens is None:
+            return None
+        from weir.auth import AuthError
+
+        try:
+            return tokens.authenticate(text)
+        except AuthError:
+            raise flight.FlightUnauthenticatedError(
+                "the request was not authenticated") from None
+
+    def do_get(self, context: Any, ticket: flight.Ticket) -> flight.FlightDataStream:
+        token = self._token(context)
+        req = parse_ticket(ticket.ticket)
+        fut = asyncio.run_coroutine_threadsafe(self._query(req, token), self.loop)
+        try:
+            table = fut.result()
+        except QueryError as e:
+            # FlightServerError carries just the message (ArrowInvalid would add the
+            # server's Python traceback to what the client sees)
+            if e.status == 403:
+                raise flight.FlightUnauthorizedError(str(e)) from None
+            raise flight.FlightServerError(str(e)) from None
+        except WeirError as e:
+            raise flight.FlightServerError(str(e)) from None
+        return flight.RecordBatchStream(_stream_table(table))
+
+    async def _query(self, req: dict[str, Any], token: Any) -> pa.Table:
+        from weir.server.auth import READ
+
+        database = self.state.database
+        if req["type"] == "influxql":
+            from weir.server.errors import HttpError
+            from weir.server.routes_v1 import run_influxql
+
+            try:
+                result = await run_influxql(database, req["query"], req["db"], req["params"],
+                                            token)
+            except HttpError as e:
+                raise QueryError(str(e.body.get("error") if isinstance(e.body, dict)
+                                     else e.body), status=403) from None
+            return result.with_metadata()
+        db = req["db"]
+        if not db:
+            raise QueryError("invalid ticket: missing field `database`")
+        if token is not None and not token.allows(db, READ):
+            raise QueryError(f"token '{token.name}' may not read database '{db}'", status=403)
+        return await database.query(db, req["query"], req["params"])
+
+    def list_flights(self, context: Any, criteria: bytes) -> Any:
+        return iter(())
+
+    def get_flight_info(self, context: Any, descriptor: Any) -> Any:
+        raise flight.FlightServerError(
+            "GetFlightInfo (FlightSQL) is not supported by Weir; use DoGet with a JSON ticket")
+
+

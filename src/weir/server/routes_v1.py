@@ -1,0 +1,362 @@
+"""InfluxQL over HTTP: `/api/v3/query_influxql` (the query_sql formats) and the v1 `/query`
+(InfluxDB 1.x-shaped JSON or CSV, `epoch`, `chunked`, `pretty`, several statements).
+
+v1 statement errors are answered with 200 and the error inside the statement's result,
+as InfluxDB 1.x does; request errors (no `q`, bad `epoch`) are 400 `{"error": ...}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.parser
+import email.policy
+import json
+import math
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pyarrow as pa
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from weir import influxql
+from weir.errors import DatabaseMissingForQuery, QueryError
+from weir.influxql.result import MEASUREMENT, InfluxQLResult
+from weir.influxql.timeutil import EPOCH_UNITS, format_rfc3339
+from weir.query import choose_format, content_type, encode
+from weir.server.auth import READ
+from weir.server.errors import HttpError, json_error
+from weir.server.http_io import parse_json, read_body
+from weir.server.state import state_of
+
+DEFAULT_CHUNK_SIZE = 10_000
+
+
+# ---- /api/v3/query_influxql ------------------------------------------------------------
+
+
+async def query_influxql(request: Request) -> Response:
+    st = state_of(request)
+    if request.method == "GET":
+        q = request.query_params
+        if not q:
+            raise HttpError(400, "missing query parameters 'db' and 'q'")
+        req: dict[str, Any] = {"db": q.get("db"), "q": q.get("q"), "format": q.get("format")}
+        if q.get("params"):
+            req["params"] = parse_json(q["params"].encode())
+    else:
+        body = await read_body(request, st.config.max_http_request_size)
+        req = parse_json(body)
+        if not isinstance(req, dict):
+            raise HttpError(400, "serde json error: expected a JSON object")
+    if req.get("q") is None:
+        raise HttpError(400, "serde error: missing field `q`")
+    params = req.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise HttpError(400, "serde json error: params must be a JSON object")
+    try:
+        fmt = choose_format(req.get("format"), request.headers.get("accept"))
+    except ValueError as e:
+        raise HttpError(400, str(e)) from None
+    result = await run_influxql(st.database, req["q"], req.get("db"), params,
+                                request.scope.get("weir.token"))
+    body = await asyncio.to_thread(encode, result.table, fmt)
+    return Response(body, media_type=content_type(fmt))
+
+
+async def run_influxql(database: Any, text: str, db: str | None,
+                       params: dict[str, Any] | None, token: Any = None) -> InfluxQLResult:
+    """One InfluxQL statement, as the v3 API and Flight run it. `token` (a weir.auth.Token,
+    None without auth) must be allowed to read the database."""
+    statements = influxql.parse(text, params)
+    if len(statements) != 1:
+        raise QueryError("must provide only one InfluxQl statement per query", status=400)
+    stmt = statements[0]
+    target = influxql.statement_database(stmt, db or None, strict=True)
+    return await _execute_authorized(database, stmt, target, token)
+
+
+async def _execute_authorized(database: Any, stmt: Any, target: str | None,
+                              token: Any) -> InfluxQLResult:
+    readable = None
+    if token is not None and not getattr(token, "admin", False):
+        if isinstance(stmt, influxql.ast.ShowDatabases):
+            readable = lambda name: token.allows(name, READ)  # noqa: E731
+        else:
+            names = [target] if target else database.catalog.databases()
+            for name in names:
+                if not token.allows(name, READ):
+                    raise HttpError(403, {"error": f"token '{token.name}' may not read "
+                                                   f"database '{name}'"})
+    result = await influxql.execute(database, stmt, target)
+    if readable is not None:
+        names = result.table.column("name").to_pylist()
+        result.table = result.table.filter(pa.array([readable(n) for n in names], pa.bool_()))
+    return result
+
+
+# ---- /query (v1) -------------------------------------------------------------------------
+
+
+def _multipart(body: bytes, ctype: str) -> dict[str, str]:
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + body)
+    out: dict[str, str] = {}
+    if not msg.is_multipart():
+        raise json_error(400, "error decoding multipart file upload: no parts")
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            payload = part.get_payload(decode=True) or b""
+            out[str(name)] = payload.decode("utf-8", "replace")
+    return out
+
+
+async def _v1_params(request: Request) -> dict[str, str]:
+    st = state_of(request)
+    params: dict[str, str] = dict(request.query_params)
+    if request.method == "POST":
+        body = await read_body(request, st.config.max_http_request_size)
+        ctype = request.headers.get("content-type", "")
+        mime = ctype.split(";")[0].strip().lower()
+        if mime == "application/x-www-form-urlencoded":
+            params.update(dict(parse_qsl(body.decode("utf-8", "replace"),
+                                         keep_blank_values=True)))
+        elif mime == "multipart/form-data":
+            params.update(_multipart(body, ctype))
+        elif mime in ("", "application/vnd.influxql", "text/plain"):
+            if not params.get("q") and body:
+                params["q"] = body.decode("utf-8", "replace")
+        elif not params.get("q"):
+            raise json_error(400, f"invalid mime type ({ctype})")
+    return params
+
+
+def _bool(v: str | None, name: str) -> bool:
+    if v is None or v == "":
+        return False
+    low = v.strip().lower()
+    if low in ("true", "1", "t"):
+        return True
+    if low in ("false", "0", "f"):
+        return False
+    raise json_error(400, f"error decoding params from url: invalid value for {name}: {v!r}")
+
+
+async def query_v1(request: Request) -> Response:
+    st = state_of(request)
+    params = await _v1_params(request)
+    text = params.get("q")
+    if not text:
+        raise json_error(400, "expected a query to be provided in the query string or body")
+    epoch = params.get("epoch") or None
+    if epoch is not None and epoch not in EPOCH_UNITS:
+        raise json_error(400, f"error decoding params from url: unknown epoch {epoch!r}: "
+                              "expected ns, u, µ, ms, s, m, h, d or w")
+    chunked = _bool(params.get("chunked"), "chunked")
+    pretty = _bool(params.get("pretty"), "pretty")
+    chunk_size = DEFAULT_CHUNK_SIZE
+    if params.get("chunk_size"):
+        try:
+            chunk_size = max(1, int(params["chunk_size"]))
+        except ValueError:
+            raise json_error(400, "error reading field from body: chunk_size -- invalid "
+                                  "digit found in string") from None
+    accept = request.headers.get("accept", "")
+    csv_out = any(a.split(";")[0].strip() in ("application/csv", "text/csv")
+                  for a in accept.split(","))
+    bind: dict[str, Any] = {}
+    if params.get("params"):
+        p = parse_json(params["params"].encode())
+        if not isinstance(p, dict):
+            raise json_error(400, "error decoding query body: params must be a JSON object")
+        bind = p
+    db = params.get("db") or None
+    rp = params.get("rp") or None
+    results = await _run_statements(st.database, text, db, rp, bind,
+                                    request.scope.get("weir.token"))
+    if csv_out:
+        body = _csv(results, epoch)
+        return Response(body, media_type="application/csv")
+    if chunked:
+        return StreamingResponse(_chunked_json(results, epoch, chunk_size, pretty),
+                                 media_type="application/json")
+    doc = {"results": [_statement_json(i, r, epoch, None) for i, r in enumerate(results)]}
+    return Response(_dumps(doc, pretty), media_type="application/json")
+
+
+async def _run_statements(database: Any, text: str, db: str | None, rp: str | None,
+                          bind: dict[str, Any], token: Any) -> list[InfluxQLResult | str]:
+    """Each statement's result, or its error message (a parse error fails them all)."""
+    try:
+        statements = influxql.parse(text, bind)
+    except QueryError as e:
+        return [str(e)]
+    out: list[InfluxQLResult | str] = []
+    default_db = influxql.ast.resolve_dbrp(db, rp) if db else None
+    for stmt in statements:
+        try:
+            target = influxql.statement_database(stmt, default_db, strict=False)
+            out.append(await _execute_authorized(database, stmt, target, token))
+        except DatabaseMissingForQuery as e:
+            out.append(f"Cannot retrieve database: External error: database not found: {e.db}")
+        except QueryError as e:
+            out.append(str(e))
+    return out
+
+
+# ---- series ------------------------------------------------------------------------------
+
+
+class _Series:
+    __slots__ = ("name", "tags", "columns", "rows")
+
+    def __init__(self, name: str, tags: dict[str, str] | None, columns: list[str],
+                 rows: list[list[Any]]) -> None:
+        self.name, self.tags, self.columns, self.rows = name, tags, columns, rows
+
+
+def _py_values(col: pa.ChunkedArray, epoch: str | None) -> list[Any]:
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col = col.cast(t.value_type)
+        t = t.value_type
+    if pa.types.is_timestamp(t):
+        mult = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[t.unit]
+        ints = col.cast(pa.int64()).to_pylist()
+        if epoch is None:
+            return [None if v is None else format_rfc3339(v * mult) for v in ints]
+        div = EPOCH_UNITS[epoch]
+        return [None if v is None else (v * mult) // div for v in ints]
+    if pa.types.is_floating(t):
+        out = []
+        for v in col.to_pylist():
+            if v is None or math.isnan(v) or math.isinf(v):
+                out.append(None)
+            elif v.is_integer() and abs(v) < 2**63:
+                out.append(int(v))
+            else:
+                out.append(v)
+        return out
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or t == pa.string_view():
+        return col.cast(pa.string()).to_pylist()
+    if pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_null(t):
+        return col.to_pylist()
+    return [None if v is None else str(v) for v in col.to_pylist()]
+
+
+def series_of(result: InfluxQLResult, epoch: str | None) -> list[_Series]:
+    """Split a result into v1 series: one per measurement and GROUP BY tag values."""
+    table = result.table
+    if table.num_rows == 0:
+        return []
+    names = table.column_names
+    group = [g for g in result.group_tags if g in names]
+    hidden = {MEASUREMENT} | {g for g in group if g not in result.projected_tags}
+    value_cols = [c for c in names if c not in hidden]
+    meas = _py_values(table.column(MEASUREMENT), None)
+    gvals = {g: _py_values(table.column(g), None) for g in group}
+    vals = [_py_values(table.column(c), epoch) for c in value_cols]
+    out: list[_Series] = []
+    prev: tuple[Any, ...] | None = None
+    for i in range(table.num_rows):
+        key = (meas[i], *(gvals[g][i] or "" for g in group))
+        if key != prev:
+            tags = {g: (gvals[g][i] or "") for g in sorted(group)} if group else None
+            out.append(_Series(meas[i] or "", tags, value_cols, []))
+            prev = key
+        out[-1].rows.append([v[i] for v in vals])
+    return out
+
+
+def _series_json(s: _Series, partial: bool = False) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    if s.name:
+        d["name"] = s.name
+    if s.tags:
+        d["tags"] = s.tags
+    if s.columns:
+        d["columns"] = s.columns
+    if s.rows:
+        d["values"] = s.rows
+    if partial:
+        d["partial"] = True
+    return d
+
+
+def _statement_json(i: int, r: InfluxQLResult | str, epoch: str | None,
+                    series: list[_Series] | None) -> dict[str, Any]:
+    if isinstance(r, str):
+        return {"statement_id": i, "error": r}
+    d: dict[str, Any] = {"statement_id": i}
+    ss = series if series is not None else series_of(r, epoch)
+    if ss:
+        d["series"] = [_series_json(s) for s in ss]
+    return d
+
+
+def _dumps(doc: Any, pretty: bool) -> bytes:
+    if pretty:
+        return json.dumps(doc, indent=2, ensure_ascii=False).encode()
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _chunked_json(results: list[InfluxQLResult | str], epoch: str | None, chunk_size: int,
+                  pretty: bool) -> Iterator[bytes]:
+    """One JSON document per line per series piece of at most chunk_size rows; `partial`
+    marks a series that continues, and a statement that has more to come."""
+    for i, r in enumerate(results):
+        if isinstance(r, str):
+            yield _dumps({"results": [{"statement_id": i, "error": r}]}, pretty) + b"\n"
+            continue
+        pieces: list[tuple[_Series, bool]] = []
+        for s in series_of(r, epoch):
+            for start in range(0, max(len(s.rows), 1), chunk_size):
+                part = _Series(s.name, s.tags, s.columns, s.rows[start:start + chunk_size])
+                pieces.append((part, start + chunk_size < len(s.rows)))
+        if not pieces:
+            yield _dumps({"results": [{"statement_id": i}]}, pretty) + b"\n"
+            continue
+        for j, (s, more) in enumerate(pieces):
+            res: dict[str, Any] = {"statement_id": i, "series": [_series_json(s, more)]}
+            if j < len(pieces) - 1:
+                res["partial"] = True
+            yield _dumps({"results": [res]}, pretty) + b"\n"
+
+
+def _csv_cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    s = str(v)
+    if "," in s or '"' in s:
+        return '"' + s.replace('"', '""') + '"'
+    return s
+
+
+def _csv(results: list[InfluxQLResult | str], epoch: str | None) -> bytes:
+    """name,tags,<columns> per statement; time as an integer (ns unless `epoch`)."""
+    out: list[str] = []
+    for i, r in enumerate(results):
+        if isinstance(r, str):
+            continue
+        series = series_of(r, epoch or "ns")
+        if not series:
+            continue
+        if i > 0 and out:
+            out.append("\n")
+        out.append(",".join(["name", "tags", *series[0].columns]) + "\n")
+        for s in series:
+            tags = ",".join(f"{k}={v}" for k, v in (s.tags or {}).items())
+            prefix = _csv_cell(s.name) + "," + _csv_cell(tags)
+            for row in s.rows:
+                out.append(prefix + "," + ",".join(_csv_cell(v) for v in row) + "\n")
+    return "".join(out).encode()
+
+
+routes = [
+    Route("/query", query_v1, methods=["GET", "POST"]),
+]

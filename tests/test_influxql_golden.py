@@ -1,0 +1,440 @@
+"""InfluxQL against a real server: a golden set of queries over a fixed data set.
+
+Every expected value below was worked out by hand from DATA (the arithmetic is spelled
+out in comments), never produced by the code under test. Queries go through the v1
+`/query` API (InfluxDB 1.x JSON), so the response shapes are checked at the same time.
+
+The data set (T = 2024-01-01T00:00:00Z), written with the v1 `/write` API, precision s:
+
+    cpu  host=a,region=us  usage=10 idle=90i  T+0
+    cpu  host=b,region=eu  usage=5  idle=95i  T+30
+    cpu  host=a,region=us  usage=20 idle=80i  T+60
+    cpu  host=c            usage=40           T+90    (no region, no idle)
+    cpu  host=b,region=eu  usage=15 idle=85i  T+120
+    cpu  host=a,region=us  usage=30 idle=70i  T+180
+    cpu  host=b,region=eu  usage=25 idle=75i  T+240
+    mem  host=a  used=1000i free=3000i  T+0
+    mem  host=b  used=2000i free=2000i  T+120
+    disk host=a,path=/  status="ok" full=false  T+30
+    recent host=a v=1i  (now: no timestamp)
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import WeirServer
+
+T = 1704067200  # 2024-01-01T00:00:00Z in seconds
+DB = "golden"
+
+DATA = f"""cpu,host=a,region=us usage=10,idle=90i {T}
+cpu,host=b,region=eu usage=5,idle=95i {T + 30}
+cpu,host=a,region=us usage=20,idle=80i {T + 60}
+cpu,host=c usage=40 {T + 90}
+cpu,host=b,region=eu usage=15,idle=85i {T + 120}
+cpu,host=a,region=us usage=30,idle=70i {T + 180}
+cpu,host=b,region=eu usage=25,idle=75i {T + 240}
+mem,host=a used=1000i,free=3000i {T}
+mem,host=b used=2000i,free=2000i {T + 120}
+disk,host=a,path=/ status="ok",full=false {T + 30}
+"""
+
+USAGE = [10, 5, 20, 40, 15, 30, 25]  # in time order
+
+
+def ts(offset_s: int) -> str:
+    """T + offset as the v1 API prints it."""
+    from datetime import UTC, datetime, timedelta
+
+    t = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=offset_s)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> WeirServer:
+    s = WeirServer(Path(tmp_path_factory.mktemp("golden")) / "data",
+                   extra_args=["--wal-flush-interval", "10ms"])
+    s.start()
+    r = httpx.post(f"{s.url}/write", params={"db": DB, "precision": "s"},
+                   content=DATA.encode(), timeout=30)
+    assert r.status_code == 204, r.text
+    r = httpx.post(f"{s.url}/write", params={"db": DB}, content=b"recent,host=a v=1i",
+                   timeout=30)
+    assert r.status_code == 204, r.text
+    yield s
+    s.stop()
+
+
+def q1(srv: WeirServer, q: str, **params: str) -> dict:
+    r = httpx.get(f"{srv.url}/query", params={"db": DB, "q": q, **params}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    return r.json()
+
+
+def series(srv: WeirServer, q: str, **params: str) -> list[dict]:
+    res = q1(srv, q, **params)["results"]
+    assert len(res) == 1, res
+    assert "error" not in res[0], res[0]
+    return res[0].get("series", [])
+
+
+def one(srv: WeirServer, q: str, **params: str) -> dict:
+    s = series(srv, q, **params)
+    assert len(s) == 1, s
+    return s[0]
+
+
+def error_of(srv: WeirServer, q: str) -> str:
+    res = q1(srv, q)["results"][0]
+    assert "series" not in res
+    return res["error"]
+
+
+# ---- raw selects -------------------------------------------------------------------------
+
+
+def test_raw_field_projection(srv: WeirServer) -> None:
+    s = one(srv, "SELECT usage FROM cpu")
+    assert s == {"name": "cpu", "columns": ["time", "usage"], "values": [
+        [ts(0), 10], [ts(30), 5], [ts(60), 20], [ts(90), 40], [ts(120), 15], [ts(180), 30],
+        [ts(240), 25]]}
+
+
+def test_select_star_sorts_columns_and_shows_missing_as_null(srv: WeirServer) -> None:
+    s = one(srv, "SELECT * FROM cpu WHERE host = 'c'")
+    assert s["columns"] == ["time", "host", "idle", "region", "usage"]
+    assert s["values"] == [[ts(90), "c", None, None, 40]]
+
+
+def test_field_and_tag_projection(srv: WeirServer) -> None:
+    s = one(srv, "SELECT usage, host FROM cpu WHERE time >= '2024-01-01T00:03:00Z'")
+    assert s["columns"] == ["time", "usage", "host"]
+    assert s["values"] == [[ts(180), 30, "a"], [ts(240), 25, "b"]]
+
+
+def test_string_and_boolean_fields(srv: WeirServer) -> None:
+    s = one(srv, "SELECT * FROM disk")
+    assert s["columns"] == ["time", "full", "host", "path", "status"]
+    assert s["values"] == [[ts(30), False, "a", "/", "ok"]]
+
+
+def test_integer_fields_stay_integers(srv: WeirServer) -> None:
+    s = one(srv, "SELECT used, free FROM mem")
+    assert s["values"] == [[ts(0), 1000, 3000], [ts(120), 2000, 2000]]
+
+
+@pytest.mark.parametrize("where,expected", [
+    ("host = 'a'", [0, 60, 180]),
+    ("host != 'a'", [30, 90, 120, 240]),  # includes c
+    ("host =~ /^(a|c)$/", [0, 60, 90, 180]),
+    ("host !~ /a|b/", [90]),
+    ("region = ''", [90]),  # c has no region: a missing tag equals ''
+    ("region != 'us'", [30, 90, 120, 240]),
+    ("usage > 20", [90, 180, 240]),
+    ("usage >= 20 AND usage <= 30", [60, 180, 240]),
+    ("idle < 80", [180, 240]),  # c has no idle: never matches
+    ("host = 'a' OR usage < 10", [0, 30, 60, 180]),
+    ("(host = 'a' OR host = 'b') AND usage > 12", [60, 120, 180, 240]),
+    ("time >= '2024-01-01T00:01:00Z' AND time < '2024-01-01T00:03:00Z'", [60, 90, 120]),
+    (f"time > {(T + 120) * 10**9}", [180, 240]),  # integer: ns since the epoch
+    ("time <= '2024-01-01T00:00:00Z' + 30s", [0, 30]),
+    ("time > now() - 1h", []),  # the data is from 2024
+])
+def test_where(srv: WeirServer, where: str, expected: list[int]) -> None:
+    s = series(srv, f"SELECT usage FROM cpu WHERE {where}")
+    got = s[0]["values"] if s else []
+    assert [r[0] for r in got] == [ts(x) for x in expected]
+
+
+def test_now_relative_time(srv: WeirServer) -> None:
+    assert one(srv, "SELECT count(v) FROM recent WHERE time > now() - 1h")["values"][0][1] == 1
+    assert series(srv, "SELECT count(v) FROM recent WHERE time < now() - 1h") == []
+
+
+def test_order_by_time_desc_limit(srv: WeirServer) -> None:
+    s = one(srv, "SELECT usage FROM cpu ORDER BY time DESC LIMIT 2")
+    assert s["values"] == [[ts(240), 25], [ts(180), 30]]
+
+
+def test_limit_offset_per_series(srv: WeirServer) -> None:
+    # the second point of each host; c has only one point, so no series for c
+    s = series(srv, "SELECT usage FROM cpu GROUP BY host LIMIT 1 OFFSET 1")
+    assert s == [
+        {"name": "cpu", "tags": {"host": "a"}, "columns": ["time", "usage"],
+         "values": [[ts(60), 20]]},
+        {"name": "cpu", "tags": {"host": "b"}, "columns": ["time", "usage"],
+         "values": [[ts(120), 15]]},
+    ]
+
+
+def test_slimit_soffset(srv: WeirServer) -> None:
+    s = series(srv, "SELECT usage FROM cpu GROUP BY host SLIMIT 2")
+    assert [x["tags"] for x in s] == [{"host": "a"}, {"host": "b"}]
+    s = series(srv, "SELECT usage FROM cpu GROUP BY host SLIMIT 1 SOFFSET 1")
+    assert [x["tags"] for x in s] == [{"host": "b"}]
+    assert s[0]["values"] == [[ts(30), 5], [ts(120), 15], [ts(240), 25]]
+
+
+# ---- aggregates --------------------------------------------------------------------------
+
+
+def test_aggregates_over_everything(srv: WeirServer) -> None:
+    s = one(srv, "SELECT count(usage), sum(usage), mean(usage), median(usage), min(usage), "
+                 "max(usage), spread(usage), first(usage), last(usage), stddev(usage) "
+                 "FROM cpu")
+    assert s["columns"] == ["time", "count", "sum", "mean", "median", "min", "max", "spread",
+                            "first", "last", "stddev"]
+    [row] = s["values"]
+    # no time range: aggregates are stamped with the epoch
+    assert row[0] == "1970-01-01T00:00:00Z"
+    assert row[1] == 7
+    assert row[2] == 145  # 10+5+20+40+15+30+25
+    assert row[3] == pytest.approx(145 / 7)
+    assert row[4] == 20  # sorted 5 10 15 [20] 25 30 40
+    assert row[5:10] == [5, 40, 35, 10, 25]  # min, max, max-min, first, last in time
+    assert row[10] == pytest.approx(statistics.stdev(USAGE))  # sample deviation
+
+
+def test_aggregate_time_is_the_range_start(srv: WeirServer) -> None:
+    s = one(srv, "SELECT mean(usage) FROM cpu WHERE time >= '2024-01-01T00:01:00Z' "
+                 "AND time <= '2024-01-01T00:03:00Z'")
+    assert s["values"] == [[ts(60), 26.25]]  # (20+40+15+30)/4
+
+
+def test_lone_selector_returns_the_points_time(srv: WeirServer) -> None:
+    assert one(srv, "SELECT max(usage) FROM cpu")["values"] == [[ts(90), 40]]
+    assert one(srv, "SELECT min(usage) FROM cpu")["values"] == [[ts(30), 5]]
+    assert one(srv, "SELECT first(usage) FROM cpu")["values"] == [[ts(0), 10]]
+    assert one(srv, "SELECT last(usage) FROM cpu")["values"] == [[ts(240), 25]]
+    # and other columns come from that point
+    s = one(srv, "SELECT max(usage), host FROM cpu")
+    assert s["columns"] == ["time", "max", "host"]
+    assert s["values"] == [[ts(90), 40, "c"]]
+
+
+def test_percentile_is_nearest_rank(srv: WeirServer) -> None:
+    # n = 7: rank = floor(n * p / 100 + 0.5); sorted 5 10 15 20 25 30 40
+    assert one(srv, "SELECT percentile(usage, 50) FROM cpu")["values"] == [[ts(60), 20]]  # 4th
+    assert one(srv, "SELECT percentile(usage, 90) FROM cpu")["values"] == [[ts(180), 30]]  # 6th
+    assert one(srv, "SELECT percentile(usage, 100) FROM cpu")["values"] == [[ts(90), 40]]
+    # with another aggregate the time is the range start again
+    s = one(srv, "SELECT percentile(usage, 10), count(usage) FROM cpu")  # floor(1.2) = 1st
+    assert s["values"] == [["1970-01-01T00:00:00Z", 5, 7]]
+
+
+def test_group_by_tag(srv: WeirServer) -> None:
+    s = series(srv, "SELECT mean(usage) FROM cpu GROUP BY host")
+    assert [(x["tags"], x["values"]) for x in s] == [
+        ({"host": "a"}, [["1970-01-01T00:00:00Z", 20]]),  # (10+20+30)/3
+        ({"host": "b"}, [["1970-01-01T00:00:00Z", 15]]),  # (5+15+25)/3
+        ({"host": "c"}, [["1970-01-01T00:00:00Z", 40]]),
+    ]
+    assert all(x["columns"] == ["time", "mean"] for x in s)
+
+
+def test_group_by_tag_missing_is_empty_string(srv: WeirServer) -> None:
+    s = series(srv, "SELECT sum(usage) FROM cpu GROUP BY region")
+    assert [(x["tags"], x["values"][0][1]) for x in s] == [
+        ({"region": ""}, 40), ({"region": "eu"}, 45), ({"region": "us"}, 60)]
+
+
+def test_group_by_star(srv: WeirServer) -> None:
+    s = series(srv, "SELECT count(usage) FROM cpu GROUP BY *")
+    assert [(x["tags"], x["values"][0][1]) for x in s] == [
+        ({"host": "a", "region": "us"}, 3), ({"host": "b", "region": "eu"}, 3),
+        ({"host": "c", "region": ""}, 1)]
+
+
+# GROUP BY time over host a only: points at +0 (10), +60 (20), +180 (30); the range
+# [T, T+5m) has 1-minute buckets +0 +60 +120 +180 +240, of which +120 and +240 are empty.
+A_RANGE = ("FROM cpu WHERE host = 'a' AND time >= '2024-01-01T00:00:00Z' "
+           "AND time < '2024-01-01T00:05:00Z' GROUP BY time(1m)")
+
+
+@pytest.mark.parametrize("fill,expected", [
+    ("", [10, 20, None, 30, None]),
+    ("fill(null)", [10, 20, None, 30, None]),
+    ("fill(previous)", [10, 20, 20, 30, 30]),
+    ("fill(linear)", [10, 20, 25, 30, None]),  # no later point after +180 to reach
+    ("fill(0)", [10, 20, 0, 30, 0]),
+    ("fill(-1.5)", [10, 20, -1.5, 30, -1.5]),
+])
+def test_group_by_time_fill(srv: WeirServer, fill: str, expected: list) -> None:
+    s = one(srv, f"SELECT mean(usage) {A_RANGE} {fill}")
+    assert s["values"] == [[ts(60 * i), v] for i, v in enumerate(expected)]
+
+
+def test_group_by_time_fill_none(srv: WeirServer) -> None:
+    s = one(srv, f"SELECT mean(usage) {A_RANGE} fill(none)")
+    assert s["values"] == [[ts(0), 10], [ts(60), 20], [ts(180), 30]]
+
+
+def test_count_fills_empty_buckets_with_zero(srv: WeirServer) -> None:
+    s = one(srv, f"SELECT count(usage) {A_RANGE}")
+    assert [r[1] for r in s["values"]] == [1, 1, 0, 1, 0]
+
+
+def test_group_by_time_desc_and_limit(srv: WeirServer) -> None:
+    s = one(srv, f"SELECT mean(usage) {A_RANGE} fill(previous) ORDER BY time DESC LIMIT 3")
+    assert s["values"] == [[ts(240), 30], [ts(180), 30], [ts(120), 20]]
+
+
+def test_group_by_time_and_tag(srv: WeirServer) -> None:
+    # 2-minute buckets over [T, T+4m): +0 and +120
+    s = series(srv, "SELECT max(usage) FROM cpu WHERE time >= '2024-01-01T00:00:00Z' AND "
+                    "time < '2024-01-01T00:04:00Z' GROUP BY time(2m), host")
+    assert [(x["tags"]["host"], x["values"]) for x in s] == [
+        ("a", [[ts(0), 20], [ts(120), 30]]),   # a: 10, 20 | 30
+        ("b", [[ts(0), 5], [ts(120), 15]]),    # b: 5 | 15 (25 is at +240, outside)
+        ("c", [[ts(0), 40], [ts(120), None]]),  # c: 40 | nothing
+    ]
+
+
+def test_group_by_time_with_offset(srv: WeirServer) -> None:
+    # time(2m, 1m): buckets start at odd minutes: [-1m,+1m) [+1m,+3m) [+3m,+5m)
+    s = one(srv, "SELECT count(usage) FROM cpu WHERE time >= '2024-01-01T00:00:00Z' AND "
+                 "time < '2024-01-01T00:04:00Z' GROUP BY time(2m, 1m)")
+    assert s["values"] == [[ts(-60), 2], [ts(60), 3], [ts(180), 1]]  # 0,30 | 60,90,120 | 180
+
+
+def test_math_on_aggregates_and_aliases(srv: WeirServer) -> None:
+    s = one(srv, "SELECT max(usage) - min(usage) AS range, sum(usage) / 5 FROM cpu")
+    assert s["columns"] == ["time", "range", "sum"]
+    assert s["values"] == [["1970-01-01T00:00:00Z", 35, 29]]  # 40-5, 145/5
+
+
+def test_duplicate_names_get_suffixes(srv: WeirServer) -> None:
+    s = one(srv, "SELECT max(usage), max(idle) FROM cpu")
+    assert s["columns"] == ["time", "max", "max_1"]
+    assert s["values"][0][1:] == [40, 95]
+
+
+def test_wildcard_aggregate(srv: WeirServer) -> None:
+    s = one(srv, "SELECT count(*) FROM cpu")
+    assert s["columns"] == ["time", "count_idle", "count_usage"]
+    assert s["values"][0][1:] == [6, 7]
+
+
+def test_several_measurements(srv: WeirServer) -> None:
+    s = series(srv, "SELECT count(used), count(usage) FROM cpu, mem")
+    assert [(x["name"], x["values"][0][1:]) for x in s] == [("cpu", [0, 7]), ("mem", [2, 0])]
+    s = series(srv, "SELECT * FROM /^(mem|disk)$/")
+    assert [x["name"] for x in s] == ["disk", "mem"]
+
+
+# ---- transformations --------------------------------------------------------------------
+
+
+def test_derivative_of_raw_points(srv: WeirServer) -> None:
+    # host a: (0, 10) (60, 20) (180, 30); per second by default
+    s = one(srv, "SELECT derivative(usage) FROM cpu WHERE host = 'a'")
+    assert s["columns"] == ["time", "derivative"]
+    assert [r[0] for r in s["values"]] == [ts(60), ts(180)]
+    assert [r[1] for r in s["values"]] == [pytest.approx(10 / 60), pytest.approx(10 / 120)]
+
+
+def test_non_negative_derivative_per_series_with_unit(srv: WeirServer) -> None:
+    s = series(srv, "SELECT non_negative_derivative(usage, 1m) FROM cpu GROUP BY host")
+    got = {x["tags"]["host"]: x["values"] for x in s}
+    assert got["a"] == [[ts(60), 10], [ts(180), 5]]  # 10 per 60s, 10 per 120s
+    assert got["b"][0] == [ts(120), pytest.approx(10 * 60 / 90)]  # 5 -> 15 over 90s
+    assert got["b"][1] == [ts(240), 5]  # 15 -> 25 over 120s
+    assert "c" not in got  # a single point has no derivative
+
+
+def test_derivative_of_an_aggregate_uses_the_interval(srv: WeirServer) -> None:
+    # means 10 @0, 20 @60, 30 @180 (fill(none)); the unit defaults to GROUP BY's 1m
+    s = one(srv, f"SELECT derivative(mean(usage)) {A_RANGE} fill(none)")
+    assert s["values"] == [[ts(60), 10], [ts(180), 5]]
+
+
+def test_difference_and_non_negative_difference(srv: WeirServer) -> None:
+    s = one(srv, f"SELECT difference(max(usage)) {A_RANGE}")  # 10, 20, -, 30, -
+    assert s["values"] == [[ts(60), 10], [ts(180), 10]]
+    # all points in time order: 10 5 20 40 15 30 25 -> +15 @60, +20 @90, +15 @180
+    s = one(srv, "SELECT non_negative_difference(usage) FROM cpu")
+    assert s["values"] == [[ts(60), 15], [ts(90), 20], [ts(180), 15]]
+
+
+def test_cumulative_sum_and_moving_average(srv: WeirServer) -> None:
+    s = one(srv, "SELECT cumulative_sum(usage) FROM cpu WHERE host = 'b'")
+    assert s["values"] == [[ts(30), 5], [ts(120), 20], [ts(240), 45]]
+    s = one(srv, "SELECT moving_average(usage, 3) FROM cpu WHERE host = 'a'")
+    assert s["values"] == [[ts(180), 20]]  # (10+20+30)/3
+
+
+# ---- SHOW --------------------------------------------------------------------------------
+
+
+def test_show_measurements(srv: WeirServer) -> None:
+    assert one(srv, "SHOW MEASUREMENTS") == {
+        "name": "measurements", "columns": ["name"],
+        "values": [["cpu"], ["disk"], ["mem"], ["recent"]]}
+    assert one(srv, "SHOW MEASUREMENTS WITH MEASUREMENT =~ /^m/")["values"] == [["mem"]]
+    assert one(srv, "SHOW MEASUREMENTS WHERE host = 'b'")["values"] == [["cpu"], ["mem"]]
+
+
+def test_show_tag_keys(srv: WeirServer) -> None:
+    s = series(srv, "SHOW TAG KEYS")
+    assert [(x["name"], x["values"]) for x in s] == [
+        ("cpu", [["host"], ["region"]]), ("disk", [["host"], ["path"]]), ("mem", [["host"]]),
+        ("recent", [["host"]])]
+    assert s[0]["columns"] == ["tagKey"]
+    assert one(srv, "SHOW TAG KEYS FROM cpu WHERE host = 'c'")["values"] == [["host"]]
+
+
+def test_show_tag_values(srv: WeirServer) -> None:
+    s = one(srv, "SHOW TAG VALUES FROM cpu WITH KEY = host")
+    assert s == {"name": "cpu", "columns": ["key", "value"],
+                 "values": [["host", "a"], ["host", "b"], ["host", "c"]]}
+    s = one(srv, "SHOW TAG VALUES FROM cpu WITH KEY IN (region) WHERE usage > 20")
+    assert s["values"] == [["region", "eu"], ["region", "us"]]  # b has 25, a has 30
+    s = one(srv, "SHOW TAG VALUES FROM cpu WITH KEY =~ /reg/ LIMIT 1")
+    assert s["values"] == [["region", "eu"]]
+
+
+def test_show_field_keys(srv: WeirServer) -> None:
+    s = series(srv, "SHOW FIELD KEYS FROM cpu, disk")
+    assert [(x["name"], x["columns"], x["values"]) for x in s] == [
+        ("cpu", ["fieldKey", "fieldType"], [["idle", "integer"], ["usage", "float"]]),
+        ("disk", ["fieldKey", "fieldType"], [["full", "boolean"], ["status", "string"]]),
+    ]
+
+
+def test_show_databases_and_retention_policies(srv: WeirServer) -> None:
+    s = one(srv, "SHOW DATABASES")
+    assert s["name"] == "databases" and s["columns"] == ["name"]
+    assert [DB] in s["values"]
+    s = one(srv, "SHOW RETENTION POLICIES")
+    assert s["columns"] == ["name", "duration", "shardGroupDuration", "replicaN", "default"]
+    assert s["values"] == [["autogen", "0s", "168h0m0s", 1, True]]
+
+
+# ---- errors: named, never a wrong answer ----------------------------------------------------
+
+
+@pytest.mark.parametrize("q,needle", [
+    ("SHOW SERIES", "SHOW SERIES"),
+    ("DROP MEASUREMENT cpu", "DROP MEASUREMENT"),
+    ("DELETE FROM cpu", "DELETE"),
+    ("CREATE DATABASE x", "CREATE DATABASE"),
+    ("SELECT elapsed(usage) FROM cpu", "elapsed()"),
+    ("SELECT derivative(usage), usage FROM cpu", "mixing transformation functions"),
+    ("SELECT derivative(mean(usage)) FROM cpu", "GROUP BY interval"),
+    ("SELECT * FROM (SELECT usage FROM cpu)", "subquery"),
+    ("SELECT usage INTO other FROM cpu", "SELECT INTO"),
+    ("SELECT usage FROM cpu TZ('Europe/Paris')", "TZ()"),
+    ("SELECT mean(usage), host FROM cpu", "mixing aggregate and non-aggregate"),
+    ("SELECT usage FROM cpu GROUP BY time(1m)", "aggregate function"),
+    ("SELECT mean(status) FROM disk", "mean"),
+    ("SELECT usage FROM cpu WHERE time > now() - 1h OR host = 'a'", "time"),
+    ("SELEC usage FROM cpu", "error parsing query"),
+])
+def test_unsupported_and_invalid_statements(srv: WeirServer, q: str, needle: str) -> None:
+    assert needle in error_of(srv, q)

@@ -1,0 +1,174 @@
+"""The InfluxQL parser and time helpers, without a server."""
+
+from __future__ import annotations
+
+import pytest
+
+from weir.influxql import ast, parse, statement_database
+from weir.influxql.errors import InfluxQLError, InfluxQLSyntaxError, UnsupportedStatement
+from weir.influxql.exprs import split_where
+from weir.influxql.timeutil import format_rfc3339, format_v1_duration, parse_timestamp
+
+H = 3_600_000_000_000
+
+
+def one(q: str, **params: object) -> ast.Statement:
+    [st] = parse(q, params or None)
+    return st
+
+
+def test_select_clauses() -> None:
+    st = one('SELECT mean("usage") AS m, max(idle) FROM "cpu" WHERE host = \'a\' '
+             "AND time > now() - 1h GROUP BY time(10m, 1m), host fill(previous) "
+             "ORDER BY time DESC LIMIT 5 OFFSET 2 SLIMIT 3 SOFFSET 1")
+    assert isinstance(st, ast.Select)
+    assert st.fields[0] == ast.Field(ast.Call("mean", (ast.VarRef("usage"),)), "m")
+    assert st.sources == [ast.Measurement(name="cpu")]
+    assert st.group_by == ast.GroupBy(time_interval=600 * 10**9, time_offset=60 * 10**9,
+                                      tags=["host"])
+    assert (st.fill, st.order_desc, st.limit, st.offset, st.slimit, st.soffset) == \
+        ("previous", True, 5, 2, 3, 1)
+
+
+@pytest.mark.parametrize("text,ns", [
+    ("1ns", 1), ("5u", 5_000), ("5µ", 5_000), ("7ms", 7_000_000), ("10s", 10**10),
+    ("2m", 120 * 10**9), ("1h", H), ("1d", 24 * H), ("1w", 7 * 24 * H), ("1h30m", H * 3 // 2),
+])
+def test_durations(text: str, ns: int) -> None:
+    st = one(f"SELECT mean(v) FROM m GROUP BY time({text})")
+    assert isinstance(st, ast.Select) and st.group_by is not None
+    assert st.group_by.time_interval == ns
+
+
+def test_sources() -> None:
+    st = one('SELECT v FROM db.rp.m1, "my db"..m2, rp.m3, /^cpu/')
+    assert isinstance(st, ast.Select)
+    assert st.sources == [
+        ast.Measurement(name="m1", database="db", rp="rp"),
+        ast.Measurement(name="m2", database="my db"),
+        ast.Measurement(name="m3", rp="rp"),
+        ast.Measurement(regex="^cpu"),
+    ]
+
+
+def test_regex_escapes_and_precedence() -> None:
+    st = one(r"SELECT v FROM m WHERE a =~ /x\/y/ AND b = 1 OR c != 'z'")
+    assert isinstance(st, ast.Select)
+    w = st.where
+    assert isinstance(w, ast.BinOp) and w.op == "OR"
+    assert isinstance(w.left, ast.BinOp) and w.left.op == "AND"
+    assert w.left.left == ast.BinOp("=~", ast.VarRef("a"), ast.RegexLit("x/y"))
+    st2 = one("SELECT v FROM m WHERE c != 'it\\'s'")
+    assert isinstance(st2, ast.Select) and st2.where == \
+        ast.BinOp("!=", ast.VarRef("c"), ast.Literal("it's"))
+
+
+def test_arithmetic_and_casts() -> None:
+    st = one("SELECT (a + b) * 2 / -c, v::field, h::tag FROM m")
+    assert isinstance(st, ast.Select)
+    assert st.fields[1].expr == ast.VarRef("v", "field")
+    assert st.fields[2].expr == ast.VarRef("h", "tag")
+    e = st.fields[0].expr
+    assert isinstance(e, ast.BinOp) and e.op == "/"
+
+
+def test_bind_parameters() -> None:
+    st = one("SELECT v FROM m WHERE host = $h AND v > $n", h="a", n=3)
+    assert isinstance(st, ast.Select)
+    assert st.where == ast.BinOp("AND", ast.BinOp("=", ast.VarRef("host"), ast.Literal("a")),
+                                 ast.BinOp(">", ast.VarRef("v"), ast.Literal(3)))
+    with pytest.raises(InfluxQLSyntaxError, match="missing parameter"):
+        parse("SELECT v FROM m WHERE host = $nope")
+
+
+def test_show_statements() -> None:
+    assert isinstance(one("SHOW DATABASES"), ast.ShowDatabases)
+    assert one("SHOW RETENTION POLICIES ON db") == ast.ShowRetentionPolicies("db")
+    assert one("show measurements with measurement =~ /c.*/ limit 2") == \
+        ast.ShowMeasurements(name_regex="c.*", limit=2)
+    assert one("SHOW TAG KEYS ON db FROM cpu") == ast.ShowTagKeys(
+        database="db", sources=[ast.Measurement(name="cpu")])
+    st = one('SHOW TAG VALUES FROM cpu WITH KEY IN ("host", region) WHERE a = \'b\'')
+    assert isinstance(st, ast.ShowTagValues)
+    assert (st.key_op, st.key_values) == ("in", ["host", "region"])
+    assert one("SHOW TAG VALUES WITH KEY =~ /h/") == ast.ShowTagValues(key_op="=~",
+                                                                       key_values=["h"])
+    assert one("SHOW FIELD KEYS FROM cpu") == ast.ShowFieldKeys(
+        sources=[ast.Measurement(name="cpu")])
+
+
+def test_several_statements_and_unsupported_ones() -> None:
+    sts = parse("SHOW DATABASES; SHOW SERIES FROM cpu WHERE a =~ /;/; SELECT v FROM m;")
+    assert isinstance(sts[0], ast.ShowDatabases)
+    assert isinstance(sts[1], ast.Unsupported)
+    assert "SHOW SERIES" in str(sts[1].error)
+    assert isinstance(sts[2], ast.Select)
+
+
+@pytest.mark.parametrize("q,name", [
+    ("SHOW SERIES", "SHOW SERIES"), ("SHOW SERIES CARDINALITY", "SHOW SERIES CARDINALITY"),
+    ("SHOW USERS", "SHOW USERS"), ("SHOW CONTINUOUS QUERIES", "SHOW CONTINUOUS QUERIES"),
+    ("SHOW TAG KEY CARDINALITY", "SHOW TAG KEY CARDINALITY"), ("SHOW SHARDS", "SHOW SHARDS"),
+    ("CREATE DATABASE x", "CREATE DATABASE"), ("DROP SERIES FROM m", "DROP SERIES"),
+    ("DELETE FROM m", "DELETE"), ("GRANT ALL TO u", "GRANT ALL"),
+    ("EXPLAIN SELECT v FROM m", "EXPLAIN SELECT"), ("KILL QUERY 1", "KILL QUERY"),
+    ("SELECT v INTO x FROM m", "SELECT INTO"), ("SELECT v FROM (SELECT v FROM m)", "subquery"),
+])
+def test_unsupported_statements_are_named(q: str, name: str) -> None:
+    [st] = parse(q)
+    assert isinstance(st, ast.Unsupported)
+    assert isinstance(st.error, UnsupportedStatement)
+    assert name in str(st.error)
+
+
+@pytest.mark.parametrize("q", ["SELEC v FROM m", "SELECT FROM m", "SELECT v FROM",
+                               "SELECT v FROM m WHERE", "SELECT v FROM m LIMIT x",
+                               "SELECT v FROM m GROUP BY time(0s)", "", "SELECT 'x FROM m",
+                               "SELECT v FROM m ORDER BY host"])
+def test_syntax_errors(q: str) -> None:
+    with pytest.raises(InfluxQLSyntaxError):
+        parse(q)
+
+
+def test_time_range_extraction() -> None:
+    st = one("SELECT v FROM m WHERE time >= '2024-01-01T00:00:00Z' AND host = 'a' AND "
+             "time < '2024-01-01T01:00:00Z' + 30m")
+    assert isinstance(st, ast.Select)
+    rest, rng = split_where(st.where, now_ns=0)
+    t0 = 1704067200 * 10**9
+    assert (rng.lo, rng.hi) == (t0, t0 + H + H // 2 - 1)
+    assert rest == [ast.BinOp("=", ast.VarRef("host"), ast.Literal("a"))]
+    st = one("SELECT v FROM m WHERE now() - 2h < time")
+    assert isinstance(st, ast.Select)
+    _, rng = split_where(st.where, now_ns=10 * H)
+    assert (rng.lo, rng.hi) == (8 * H + 1, None)
+    st = one("SELECT v FROM m WHERE time > 1h OR v > 1")
+    assert isinstance(st, ast.Select)
+    with pytest.raises(InfluxQLError, match="time"):
+        split_where(st.where, now_ns=0)
+
+
+def test_timestamps() -> None:
+    assert parse_timestamp("1970-01-01T00:00:01Z") == 10**9
+    assert parse_timestamp("1970-01-01T00:00:00.000000001Z") == 1
+    assert parse_timestamp("1970-01-01 00:00:01.5") == 1_500_000_000
+    assert parse_timestamp("1970-01-01T01:00:00+01:00") == 0
+    assert parse_timestamp("1970-01-02") == 24 * H
+    assert parse_timestamp("yesterday") is None
+    assert format_rfc3339(0) == "1970-01-01T00:00:00Z"
+    assert format_rfc3339(1_500_000_000) == "1970-01-01T00:00:01.500Z"
+    assert format_rfc3339(1) == "1970-01-01T00:00:00.000000001Z"
+    assert format_v1_duration(None) == "0s"
+    assert format_v1_duration(7 * 24 * H) == "168h0m0s"
+
+
+def test_statement_database() -> None:
+    st = one("SELECT v FROM db.autogen.m")
+    assert statement_database(st, None, strict=True) == "db"
+    assert statement_database(one("SELECT v FROM db.weekly.m"), None, True) == "db/weekly"
+    assert statement_database(one("SELECT v FROM m"), "p", True) == "p"
+    assert statement_database(one("SELECT v FROM db..m"), "db", True) == "db"
+    with pytest.raises(InfluxQLError, match="do not match"):
+        statement_database(st, "other", strict=True)
+    assert statement_database(st, "other", strict=False) == "db"
+    assert statement_database(one("SHOW TAG KEYS ON x"), None, True) == "x"
