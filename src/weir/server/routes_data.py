@@ -96,7 +96,8 @@ def _require_utf8(body: bytes) -> None:
         raise HttpError(400, f"body content is not valid utf8: {e}") from None
 
 
-async def _query_request(request: Request) -> dict[str, Any]:
+async def read_query_request(request: Request) -> dict[str, Any]:
+    """The query endpoints' request: GET query string or POST JSON body, as a dict."""
     st = state_of(request)
     if request.method == "GET":
         q = request.query_params
@@ -110,6 +111,11 @@ async def _query_request(request: Request) -> dict[str, Any]:
         req = parse_json(body)
         if not isinstance(req, dict):
             raise HttpError(400, "serde json error: expected a JSON object")
+    return req
+
+
+async def _query_request(request: Request) -> dict[str, Any]:
+    req = await read_query_request(request)
     require(req, "db")
     require(req, "q")
     require_db(request, req["db"], READ)

@@ -38,19 +38,10 @@ DEFAULT_CHUNK_SIZE = 10_000
 
 
 async def query_influxql(request: Request) -> Response:
+    from weir.server.routes_data import read_query_request
+
     st = state_of(request)
-    if request.method == "GET":
-        q = request.query_params
-        if not q:
-            raise HttpError(400, "missing query parameters 'db' and 'q'")
-        req: dict[str, Any] = {"db": q.get("db"), "q": q.get("q"), "format": q.get("format")}
-        if q.get("params"):
-            req["params"] = parse_json(q["params"].encode())
-    else:
-        body = await read_body(request, st.config.max_http_request_size)
-        req = parse_json(body)
-        if not isinstance(req, dict):
-            raise HttpError(400, "serde json error: expected a JSON object")
+    req = await read_query_request(request)
     if req.get("q") is None:
         raise HttpError(400, "serde error: missing field `q`")
     params = req.get("params")
