@@ -250,3 +250,33 @@ def test_every_command_has_help_with_example():
         assert "Example" in p.stdout and "influxdb3 " in p.stdout, cmd
 
 
+
+
+def test_example_schedule_plugins_as_their_readmes_say(engine_server):
+    s = engine_server
+    cli(s, "create", "database", "mydb")
+    cli(s, "write", "--database", "mydb", "cpu,host=a usage=1")
+    out = cli(s, "test", "schedule_plugin", "--database", "mydb", "--input-arguments",
+              "table=cpu", "examples/schedule/deadman_check/deadman_check.py").stdout
+    assert '"errors": []' in out
+    out = cli(s, "test", "schedule_plugin", "--database", "mydb",
+              "examples/schedule/system_metrics/system_metrics.py").stdout
+    assert "system_metrics,host=" in out and "load1=" in out
+    cli(s, "create", "trigger", "--database", "mydb", "--path",
+        "examples/schedule/system_metrics/system_metrics.py", "--trigger-spec", "every:1s",
+        "system_metrics")
+    cli(s, "create", "trigger", "--database", "mydb", "--path",
+        "examples/schedule/deadman_check/deadman_check.py", "--trigger-spec", "every:1s",
+        "--trigger-arguments", "table=quiet,window=5 minutes", "quiet_deadman")
+    rows = wait_for(lambda: s.rows("mydb", "SELECT host, load1, mem_used_percent, "
+                                           "disk_used_percent FROM system_metrics")
+                    if s.query("mydb", "SELECT 1 FROM system_metrics").status_code == 200
+                    else [])
+    assert rows and rows[0]["load1"] >= 0 and 0 <= rows[0]["mem_used_percent"] <= 100
+    alerts = wait_for(lambda: s.query("mydb", "SELECT * FROM deadman_alerts").status_code == 200
+                      and s.rows("mydb", "SELECT \"table\", message FROM deadman_alerts"))
+    assert alerts and alerts[0]["table"] == "quiet"
+    errors = cli(s, "query", "--database", "_internal", "SELECT log_text FROM "
+                 "system.processing_engine_logs WHERE trigger_name = 'quiet_deadman' "
+                 "AND log_level = 'ERROR'").stdout
+    assert "quiet" in errors
