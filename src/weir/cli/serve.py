@@ -233,7 +233,9 @@ _EXAMPLE = [
               help="Largest request body, in bytes.")
 @click.option("--wal-flush-interval", envvar="INFLUXDB3_WAL_FLUSH_INTERVAL", default="1s",
               type=DURATION, show_default=True, show_envvar=True,
-              help="How often the WAL is written; a write waits for it (e.g. 1s, 10ms).")
+              help="Longest a write waits for its WAL file (e.g. 1s, 10ms). Weir writes the "
+                   "next WAL file as soon as the previous fsync ends (group commit), so "
+                   "writes usually wait far less.")
 @click.option("--wal-snapshot-size", envvar="INFLUXDB3_WAL_SNAPSHOT_SIZE", default=600,
               type=click.IntRange(min=1), show_default=True, show_envvar=True,
               help="WAL files between snapshots to Parquet.")
