@@ -1,8 +1,17 @@
-"""Line protocol: parsing bytes into per-table columnar batches, and rendering lines.
+"""Line protocol: parsing bodies into per-table columnar batches, and rendering lines.
 
-`parse()` is the write hot path; see parser.py for how it stays fast.
+`parse()` is the write hot path (parser.py says how its two paths share the work);
+`format_line()` and the `escape_*` functions render rows back to line protocol.
 """
 
+from weir.lineprotocol.batch import (
+    ColumnValues,
+    FieldType,
+    LineError,
+    ParsedWrite,
+    SchemaLookup,
+    TableColumns,
+)
 from weir.lineprotocol.format import (
     escape_key,
     escape_measurement,
@@ -10,20 +19,15 @@ from weir.lineprotocol.format import (
     format_line,
     format_value,
 )
-from weir.lineprotocol.parser import (
-    PRECISION_NS,
-    FieldType,
-    LineError,
-    ParsedWrite,
-    TableColumns,
-    parse,
-)
+from weir.lineprotocol.parser import PRECISION_NS, parse, precision_factor
 
 __all__ = [
     "PRECISION_NS",
+    "ColumnValues",
     "FieldType",
     "LineError",
     "ParsedWrite",
+    "SchemaLookup",
     "TableColumns",
     "escape_key",
     "escape_measurement",
@@ -31,4 +35,5 @@ __all__ = [
     "format_line",
     "format_value",
     "parse",
+    "precision_factor",
 ]
