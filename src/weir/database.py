@@ -250,6 +250,14 @@ class Database:
             return [], errors
         changed = created
         ops: list[WalOp] = []
+        body_lines: list[str] = []
+
+        def line_at(n: int) -> str:  # split the body once, and only if a row is rejected
+            if not body_lines:
+                text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+                body_lines.extend(text.split("\n"))
+            return body_lines[n - 1].rstrip("\r") if 0 < n <= len(body_lines) else ""
+
         bad_lines = {e.line_number for e in errors}
         for name, tc in parsed.tables.items():
             known = dbschema.tables.get(name)
@@ -278,7 +286,7 @@ class Database:
                 for row, msg in sorted(bad.items()):
                     ln = tc.line_number(row)
                     if ln not in bad_lines:
-                        errors.append(lineprotocol.LineError(ln, msg, _line_at(body, ln)))
+                        errors.append(lineprotocol.LineError(ln, msg, line_at(ln)))
                         bad_lines.add(ln)
                 tc = tc.drop_rows(set(bad))
                 if not tc.rows:
@@ -418,9 +426,3 @@ def _mark(bad: dict[int, str], values: Any, msg: str) -> None:
 
 def _row_errors(tc: Any, rows: Any, msg: str) -> list[Any]:
     return [lineprotocol.LineError(tc.line_number(r), msg, "") for r in rows]
-
-
-def _line_at(body: bytes | str, line_number: int) -> str:
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    lines = text.split("\n")
-    return lines[line_number - 1].rstrip("\r") if 0 < line_number <= len(lines) else ""
