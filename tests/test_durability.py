@@ -115,3 +115,16 @@ def test_second_server_on_same_node_cannot_corrupt(server_factory, tmp_path):
     acked = [1.0] + ([2.0] if ra.status_code == 204 else []) + (
         [3.0] if rb.status_code == 204 else [])
     assert set(acked) <= set(vals)
+
+
+def test_restart_after_deleting_a_database_at_the_limit(server_factory):
+    s = server_factory(extra_args=["--wal-flush-interval", "10ms"]).start()
+    for i in range(1, 6):
+        assert s.write(f"d{i}", "m v=1 1").status_code == 204
+    assert httpx.delete(f"{s.url}/api/v3/configure/database",
+                        params={"db": "d1"}).status_code == 200
+    assert s.write("d6", "m v=1 1").status_code == 204
+    s.restart()  # the WAL still holds d1's rows: they must not resurrect it
+    dbs = httpx.get(f"{s.url}/api/v3/configure/database", params={"format": "json"}).json()
+    assert {d["iox::database"] for d in dbs} == {"_internal", "d2", "d3", "d4", "d5", "d6"}
+    assert s.query("d1", "SELECT * FROM m").status_code == 404

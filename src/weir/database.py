@@ -118,6 +118,9 @@ class Database:
         self.index = await asyncio.to_thread(PersistedIndex.load, self.store, self.node_id)
         replayed = 0
         for wal in self.wal.replay(self.index.last_wal_seq):
+            # Rows of databases deleted since they were written stay deleted.
+            wal.ops = [op for op in wal.ops if self.catalog.db_exists(op.db)
+                       or not self.catalog.was_deleted(op.db)]
             self._ensure_schema_from_wal(wal)
             self.buffer.apply(wal)
             replayed += 1
@@ -138,7 +141,7 @@ class Database:
         """A WAL file always follows its catalog, but be safe: learn missing columns."""
         changed = False
         for op in wal.ops:
-            d, created = self.catalog.ensure_database(op.db)
+            d, created = self.catalog.ensure_database(op.db, count_limit=False)
             changed |= created
             known = d.tables.get(op.table)
             new = []

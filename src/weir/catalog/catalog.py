@@ -154,13 +154,14 @@ class Catalog:
             self.db(name).retention_period_ns = retention_period_ns
             self._persist_locked()
 
-    def ensure_database(self, name: str) -> tuple[DatabaseSchema, bool]:
+    def ensure_database(self, name: str, count_limit: bool = True
+                        ) -> tuple[DatabaseSchema, bool]:
         """The database, created (not yet persisted) if missing; True if it was created."""
         with self._lock:
             d = self._dbs.get(name)
             if d is not None:
                 return d, False
-            return self._create_db_locked(name), True
+            return self._create_db_locked(name, count_limit=count_limit), True
 
     def delete_database(self, name: str) -> DatabaseSchema:
         """Soft delete: the database disappears from use; its triggers are disabled."""
