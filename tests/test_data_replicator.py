@@ -148,22 +148,31 @@ def start_source(base: Path) -> WeirServer:
     plugins = base / "plugins"
     plugins.mkdir(parents=True)
     shutil.copy(PLUGIN, plugins / "data_replicator.py")
-    return WeirServer(base / "data", plugin_dir=plugins,
-                      extra_args=["--wal-flush-interval", "10ms"],
-                      env={"PLUGIN_DIR": str(plugins)}).start()
+    server = WeirServer(base / "data", plugin_dir=plugins,
+                        extra_args=["--wal-flush-interval", "10ms"],
+                        env={"PLUGIN_DIR": str(plugins)})
+    try:
+        return server.start()
+    except BaseException:
+        if server.proc is not None and server.proc.poll() is None:
+            server.stop(signal.SIGKILL)
+        raise
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):  # type: ignore[no-untyped-def]
     base = tmp_path_factory.mktemp("replicator")
-    source = start_source(base / "source")
     (base / "remote").mkdir()
-    remote = WeirServer(base / "remote" / "data",
-                        extra_args=["--wal-flush-interval", "10ms"]).start()
-    yield source, remote
-    for s in (source, remote):
-        if s.proc is not None and s.proc.poll() is None:
-            s.stop(signal.SIGKILL)
+    remote = WeirServer(base / "remote" / "data", extra_args=["--wal-flush-interval", "10ms"])
+    source = None
+    try:
+        source = start_source(base / "source")
+        remote.start()
+        yield source, remote
+    finally:
+        for s in (source, remote):
+            if s is not None and s.proc is not None and s.proc.poll() is None:
+                s.stop(signal.SIGKILL)
 
 
 @pytest.fixture
