@@ -553,3 +553,14 @@ def test_tables_the_sql_cannot_name_are_not_touched(engine, snap):
     snap.tables["broken"] = broken
     assert rows(engine, snap, "SELECT count(*) AS n FROM cpu") == [{"n": 5}]
     assert error(engine, snap, "SELECT * FROM broken").status == 500
+
+
+def test_empty_system_table_under_order_by(engine, snap):
+    """An empty system table sorted (as `show summary` does) answers no rows, not a
+    DataFusion plan error."""
+    import dataclasses
+
+    empty = pa.table({"k": pa.array([], pa.string()), "v": pa.array([], pa.string())})
+    s = dataclasses.replace(snap, system_tables={**snap.system_tables, "nothing": lambda: empty})
+    out = engine.execute(s, "SELECT * FROM system.nothing ORDER BY k, v")
+    assert out.num_rows == 0 and out.schema.names == ["k", "v"]

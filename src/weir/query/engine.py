@@ -196,7 +196,7 @@ class QueryEngine:
                 except Exception as e:
                     raise _error(f"error building system table {name}: "
                                  f"{type(e).__name__}: {e}", "execution") from None
-                system.register_table(name, ds.dataset(table))
+                system.register_table(name, _memory_table(ctx, iox, table))
         if info:
             _install_information_schema(ctx, snap, sql, start)
 
@@ -407,6 +407,18 @@ def _empty_parquet(schema: pa.Schema) -> pa.Buffer:
     return sink.getvalue()
 
 
+def _memory_table(ctx: SessionContext, iox: Schema, table: pa.Table) -> Any:
+    """`table` as a DataFusion memory table with at least one (maybe empty) partition: a
+    pyarrow dataset of an empty table has no fragments, which DataFusion's plan checker
+    rejects under a sort ("does not satisfy distribution requirements")."""
+    batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+    scratch = f"__weir_{uuid.uuid4().hex}"
+    ctx.register_record_batches(scratch, [batches])
+    memory = iox.table(scratch)
+    iox.deregister_table(scratch)
+    return memory
+
+
 def _register_user_table(ctx: SessionContext, iox: Schema, t: TableSnapshot,
                          snap: DatabaseSnapshot, n_partitions: int) -> None:
     schema = query_schema(t.schema)
@@ -561,9 +573,10 @@ def _install_information_schema(ctx: SessionContext, snap: DatabaseSnapshot, sql
 
     info = Schema.memory_schema()
     ctx.catalog(CATALOG).register_schema(INFO_SCHEMA, info)
+    iox = ctx.catalog(CATALOG).schema(USER_SCHEMA)
     for view in _INFO_VIEWS:
         if view in captured:
-            info.register_table(view, ds.dataset(captured[view]))
+            info.register_table(view, _memory_table(ctx, iox, captured[view]))
 
 
 # ---- errors ------------------------------------------------------------------------------
