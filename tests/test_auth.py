@@ -12,6 +12,9 @@ import pytest
 from conftest import weir_cmd
 
 
+NOT_AUTH = {"error": "the request was not authenticated"}
+
+
 @pytest.fixture
 def auth_server(server_factory):  # type: ignore[no-untyped-def]
     return server_factory(auth=True, extra_args=["--wal-flush-interval", "10ms"]).start()
@@ -181,3 +184,76 @@ def test_offline_admin_token_file(server_factory, tmp_path):
     h = {"Authorization": f"Bearer {token}"}
     assert httpx.get(f"{s.url}/metrics", headers=h).status_code == 200
     assert httpx.post(f"{s.url}/api/v3/configure/token/admin").status_code == 409
+
+
+def test_public_request_triggers(server_factory, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "echo.py").write_text(
+        "def process_request(influxdb3_local, query_parameters, request_headers,\n"
+        "                    request_body, args=None):\n"
+        "    return {'who': query_parameters.get('who'),\n"
+        "            'saw_auth': 'authorization' in request_headers}\n")
+    (plugins / "tick.py").write_text(
+        "def process_scheduled_call(influxdb3_local, call_time, args=None):\n    pass\n")
+    s = server_factory(auth=True, plugin_dir=plugins).start()
+    admin = {"Authorization": f"Bearer {_admin(s)}"}
+    env = {**os.environ, "INFLUXDB3_HOST_URL": s.url,
+           "INFLUXDB3_AUTH_TOKEN": admin["Authorization"][7:]}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*weir_cmd(), *args], capture_output=True, text=True, env=env,
+                              timeout=60)
+
+    assert cli("create", "database", "d").returncode == 0
+    p = cli("create", "trigger", "-d", "d", "--path", "echo.py", "--trigger-spec",
+            "request:open", "--public", "opened")
+    assert p.returncode == 0, p.stderr
+    p = cli("create", "trigger", "-d", "d", "--path", "echo.py", "--trigger-spec",
+            "request:closed", "closed")
+    assert p.returncode == 0, p.stderr
+    # only request triggers can be public; the error names the trigger, nothing is stored
+    p = cli("create", "trigger", "-d", "d", "--path", "tick.py", "--trigger-spec", "every:1h",
+            "--public", "ticker")
+    assert p.returncode != 0 and "'ticker' cannot be public" in p.stderr, p.stderr
+    r = httpx.post(f"{s.url}/api/v3/configure/processing_engine_trigger", headers=admin, json={
+        "db": "d", "trigger_name": "t2", "plugin_filename": "tick.py",
+        "trigger_specification": "every:1h", "public": True, "disabled": False,
+        "trigger_settings": {"run_async": False, "error_behavior": "log"}})
+    assert r.status_code == 400 and "only request triggers" in r.text
+
+    url = f"{s.url}/api/v3/engine"
+    r = httpx.get(f"{url}/open", params={"who": "anyone"})
+    assert r.status_code == 200 and r.json() == {"who": "anyone", "saw_auth": False}
+    # a token, even a wrong one, is ignored on a public path, and never reaches the plugin
+    r = httpx.get(f"{url}/open", headers={"Authorization": "Bearer apiv3_wrong"})
+    assert r.status_code == 200 and r.json()["saw_auth"] is False
+    # ... but a malformed header is still refused, as on every path
+    assert httpx.get(f"{url}/open", headers={"Authorization": "Weird a b"}).status_code == 400
+    r = httpx.get(f"{url}/closed")
+    assert r.status_code == 401 and r.json() == NOT_AUTH
+    assert httpx.get(f"{url}/closed", headers=admin).status_code == 200
+    # a path no trigger serves is not public: 401 without a token, 404 with one
+    assert httpx.get(f"{url}/nothing").status_code == 401
+    assert httpx.get(f"{url}/nothing", headers=admin).status_code == 404
+    # the public path is not a door to anything else
+    assert httpx.get(f"{s.url}/api/v3/configure/database",
+                     params={"format": "json"}).status_code == 401
+
+    rows = httpx.post(f"{s.url}/api/v3/query_sql", headers=admin, json={
+        "db": "d", "q": "SELECT trigger_name, public FROM system.processing_engine_triggers "
+                        "ORDER BY trigger_name"}).json()
+    assert rows == [{"trigger_name": "closed", "public": False},
+                    {"trigger_name": "opened", "public": True}]
+    p = cli("show", "summary", "-d", "d")
+    assert p.returncode == 0 and "enabled, public" in p.stdout, p.stderr
+
+    # disabled, a public trigger asks for a token like any other path
+    assert cli("disable", "trigger", "-d", "d", "opened").returncode == 0
+    assert httpx.get(f"{url}/open").status_code == 401
+    assert cli("enable", "trigger", "-d", "d", "opened").returncode == 0
+    assert httpx.get(f"{url}/open").status_code == 200
+    # public is kept in the catalog across a restart
+    s.restart()
+    assert httpx.get(f"{s.url}/api/v3/engine/open", params={"who": "x"}).json()["who"] == "x"
+    assert httpx.get(f"{s.url}/api/v3/engine/closed").status_code == 401

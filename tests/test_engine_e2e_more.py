@@ -230,7 +230,7 @@ def test_system_tables_and_arguments(es):
     got = rows(es, "d", "SELECT * FROM system.processing_engine_triggers")
     assert got == [{"trigger_name": "t1", "plugin_filename": "w.py",
                     "trigger_specification": '{"single_table_wal_write":{"table_name":"cpu"}}',
-                    "disabled": False, "error_behavior": "log"}]
+                    "disabled": False, "error_behavior": "log", "public": False}]
     got = rows(es, "d", "SELECT argument_key, argument_value FROM "
                         "system.processing_engine_trigger_arguments ORDER BY argument_key")
     assert got == [{"argument_key": "a", "argument_value": "1"},

@@ -279,10 +279,10 @@ async def test_system_tables_and_restart(engine: ProcessingEngine) -> None:
     assert rows == [
         {"trigger_name": "t1", "plugin_filename": "sched.py",
          "trigger_specification": '{"every":{"duration":{"secs":0,"nanos":50000000}}}',
-         "disabled": False, "error_behavior": "log"},
+         "disabled": False, "error_behavior": "log", "public": False},
         {"trigger_name": "t2", "plugin_filename": "pkg",
          "trigger_specification": '{"schedule":{"schedule":"* * * * * *"}}',
-         "disabled": True, "error_behavior": "retry"}]
+         "disabled": True, "error_behavior": "retry", "public": False}]
     assert db.system_table("foo", "processing_engine_trigger_arguments").to_pylist() == [
         {"trigger_name": "t1", "argument_key": "k1", "argument_value": "v1"},
         {"trigger_name": "t1", "argument_key": "k2", "argument_value": "v2"}]

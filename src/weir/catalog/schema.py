@@ -73,6 +73,8 @@ class TriggerDefinition:
     run_async: bool = False
     error_behavior: str = "log"
     disabled: bool = False
+    # Weir: a request trigger that answers without a token (set at creation)
+    public: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

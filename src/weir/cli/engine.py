@@ -89,6 +89,8 @@ def upload_plugin(client: Client, database: str, path_text: str, context: str) -
     "--trigger-arguments double_count_table=cpu my_trigger",
     "influxdb3 create trigger --database mydb --trigger-spec every:10s \\\n"
     "--path ./my_plugin.py --upload my_schedule",
+    "influxdb3 create trigger --database mydb --trigger-spec request:status \\\n"
+    "--path ./status.py --public status_page",
 ])
 @database_option()
 @click.option("--trigger-spec", required=True, metavar="SPEC", help=SPEC_HELP)
@@ -107,11 +109,14 @@ def upload_plugin(client: Client, database: str, path_text: str, context: str) -
               help="What to do when the plugin raises.")
 @click.option("--upload", is_flag=True,
               help="Send the local --path (file or directory) to the server first.")
+@click.option("--public", is_flag=True,
+              help="Weir: let anyone call this request trigger's /api/v3/engine/<path> "
+                   "without a token (request:<path> triggers only).")
 @click.argument("trigger_name")
 @client_options
 def create_trigger(client: Client, database: str, trigger_spec: str, path: str | None,
                    plugin_filename: str | None, trigger_arguments: str | None, disabled: bool,
-                   run_asynchronous: bool, error_behavior: str, upload: bool,
+                   run_asynchronous: bool, error_behavior: str, upload: bool, public: bool,
                    trigger_name: str) -> None:
     """Create a processing-engine trigger that runs a plugin on writes, on a schedule, or
     on HTTP requests to /api/v3/engine/<path>."""
@@ -129,6 +134,8 @@ def create_trigger(client: Client, database: str, trigger_spec: str, path: str |
             "trigger_specification": spec, "trigger_arguments": args,
             "trigger_settings": {"run_async": run_asynchronous, "error_behavior": error_behavior},
             "disabled": disabled}
+    if public:  # only then, so the body stays the reference's otherwise
+        body["public"] = True
     client.ok("POST", "/api/v3/configure/processing_engine_trigger", context, json_body=body)
     click.echo(f"Trigger {trigger_name} created successfully")
 

@@ -217,8 +217,8 @@ def system_summary(ctx: click.Context, client: Client, database: str | None, lim
 
 _TABLES_SQL = ("SELECT table_name FROM information_schema.tables WHERE table_schema = 'iox' "
                "ORDER BY table_name")
-_TRIGGERS_SQL = ("SELECT trigger_name, plugin_filename, trigger_specification, disabled, "
-                 "error_behavior FROM system.processing_engine_triggers ORDER BY trigger_name")
+# `*`: Weir adds a `public` column that the reference's table does not have
+_TRIGGERS_SQL = "SELECT * FROM system.processing_engine_triggers ORDER BY trigger_name"
 _ARGS_SQL = ("SELECT trigger_name, argument_key, argument_value FROM "
              "system.processing_engine_trigger_arguments ORDER BY trigger_name, argument_key")
 
@@ -286,7 +286,8 @@ def show_summary(client: Client, database: str, fmt: str) -> None:
     summary = [{"trigger_name": t.get("trigger_name"),
                 "trigger_spec": spec_from_system(t.get("trigger_specification")),
                 "plugin": t.get("plugin_filename"),
-                "status": "disabled" if t.get("disabled") else "enabled",
+                "status": ("disabled" if t.get("disabled") else "enabled")
+                + (", public" if t.get("public") else ""),
                 "error_behavior": t.get("error_behavior"),
                 "arguments": args.get(str(t.get("trigger_name")), {})} for t in triggers]
     if fmt == "json":

@@ -242,11 +242,14 @@ class ProcessingEngine:
                              trigger_specification: str,
                              trigger_arguments: dict[str, str] | None = None,
                              run_async: bool = False, error_behavior: str = "log",
-                             disabled: bool = False) -> TriggerDefinition:
+                             disabled: bool = False, public: bool = False
+                             ) -> TriggerDefinition:
         """Validate and store a trigger, then start it unless disabled. The checks come
         in the reference's order: restrictions, the plugin file, the catalog (database,
         name, specification); Weir then checks the plugin defines the right entry point
-        and that a request path is free. A trigger that fails to start is only logged."""
+        and that a request path is free. A trigger that fails to start is only logged.
+
+        `public` (Weir's addition) lets a request trigger answer without a token."""
         spec: TriggerSpec | None
         try:
             spec = parse_trigger_spec(trigger_specification)
@@ -264,6 +267,9 @@ class ProcessingEngine:
             raise AlreadyExists(trigger_name)
         if spec is None:
             raise spec_error
+        if public and spec.kind != "request":
+            raise InvalidRequest(f"trigger '{trigger_name}' cannot be public: only request "
+                                 f"triggers can (its spec is '{trigger_specification}')")
         check_entry_point(ref, spec.kind)
         if spec.kind == "request":
             for other in catalog.triggers():
@@ -280,7 +286,8 @@ class ProcessingEngine:
         defn = TriggerDefinition(
             trigger_name=trigger_name, plugin_filename=plugin_filename, database=database,
             trigger_specification=spec.canonical(), trigger_arguments=args,
-            run_async=bool(run_async), error_behavior=error_behavior, disabled=bool(disabled))
+            run_async=bool(run_async), error_behavior=error_behavior, disabled=bool(disabled),
+            public=bool(public))
         catalog.create_trigger(defn)
         if not defn.disabled:
             await self._start_logged(dataclasses.replace(defn))
@@ -341,6 +348,12 @@ class ProcessingEngine:
         for r in list(self._runners.values()):
             if isinstance(r, ParquetTriggerRunner) and r.db in by_db:
                 r.enqueue(by_db[r.db])
+
+    def is_public_request(self, path: str) -> bool:
+        """Whether `/api/v3/engine/<path>` is served by a running trigger created public
+        (only running ones: a disabled public trigger asks for a token like any path)."""
+        runner = self._paths.get(path.lstrip("/"))
+        return runner is not None and not runner.stopping and runner.defn.public
 
     async def handle_request(self, path: str, query: dict[str, str], headers: dict[str, str],
                              body: bytes) -> HttpReply:

@@ -23,6 +23,7 @@ TRIGGERS_SCHEMA = pa.schema([
     ("trigger_name", pa.string()), ("plugin_filename", pa.string()),
     ("trigger_specification", pa.string()), ("disabled", pa.bool_()),
     ("error_behavior", pa.string()),
+    ("public", pa.bool_()),  # Weir: request triggers that answer without a token
 ])
 ARGUMENTS_SCHEMA = pa.schema([
     ("trigger_name", pa.string()), ("argument_key", pa.string()),
@@ -55,6 +56,7 @@ def triggers_table(catalog: Any, database: str) -> pa.Table:
         pa.array([_spec_json(t.trigger_specification) for t in ts], pa.string()),
         pa.array([bool(t.disabled) for t in ts], pa.bool_()),
         pa.array([t.error_behavior for t in ts], pa.string()),
+        pa.array([bool(t.public) for t in ts], pa.bool_()),
     ], schema=TRIGGERS_SCHEMA)
 
 

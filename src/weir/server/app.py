@@ -58,7 +58,9 @@ class WeirApp:
             })(scope, receive, send_with_headers)
             return
         try:
-            scope["weir.token"] = authenticate(scope, st.tokens, self.open_paths)
+            scope["weir.token"] = authenticate(
+                scope, st.tokens, self.open_paths,
+                st.engine.is_public_request if st.engine is not None else None)
         except HttpError as e:
             await e.response()(scope, receive, send_with_headers)
             return

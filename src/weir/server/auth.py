@@ -1,14 +1,16 @@
 """Who may do what: authentication before routing, database scope inside handlers.
 
 Every request needs a valid token except `/health`, `/ping` (and what
-`--disable-authz` names) and the first creation of the operator token. Admin tokens may
-do everything; database-scoped tokens may only write to and query their databases.
+`--disable-authz` names), the first creation of the operator token, and the request
+triggers created public (Weir's addition). Admin tokens may do everything;
+database-scoped tokens may only write to and query their databases.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
@@ -18,6 +20,7 @@ from weir.auth import READ, WRITE, AuthError, Token, TokenStore
 from weir.server.errors import HttpError
 
 OPEN_PATHS = {"/health", "/api/v1/health", "/ping"}
+ENGINE_PREFIX = "/api/v3/engine/"
 _AUTHZ_NAMES = {"health": {"/health", "/api/v1/health"}, "ping": {"/ping"},
                 "metrics": {"/metrics"}, "ready": {"/ready"}}
 #: paths a database-scoped token may reach (its database is checked in the handler)
@@ -70,14 +73,19 @@ def request_token(scope: Scope) -> str | None:
     return token_from_header(header)
 
 
-def authenticate(scope: Scope, store: TokenStore | None, open_: set[str]) -> Token | None:
-    """Raise HttpError unless the request may proceed; the token (None when open)."""
+def authenticate(scope: Scope, store: TokenStore | None, open_: set[str],
+                 public_request: Callable[[str], bool] | None = None) -> Token | None:
+    """Raise HttpError unless the request may proceed; the token (None when open).
+    `public_request(path)` says whether `/api/v3/engine/<path>` is a public trigger's."""
     text = request_token(scope)  # validates the header's shape even without auth
     path = scope["path"]
     if store is None or path in open_:
         return None
     if path == "/api/v3/configure/token/admin" and scope["method"] == "POST":
         return None  # creating the first operator token needs none (409 if it exists)
+    if (public_request is not None and path.startswith(ENGINE_PREFIX)
+            and public_request(path[len(ENGINE_PREFIX):])):
+        return None
     try:
         tok = store.authenticate(text)
     except AuthError:

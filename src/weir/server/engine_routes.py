@@ -101,7 +101,8 @@ def engine_routes(engine: ProcessingEngine) -> list[Route]:
                 trigger_specification=_str_field(body, "trigger_specification"),
                 trigger_arguments=_str_map(body, "trigger_arguments"),
                 run_async=run_async, error_behavior=behavior.lower(),
-                disabled=_bool_field(body, "disabled", False))
+                disabled=_bool_field(body, "disabled", False),
+                public=_bool_field(body, "public", False))
         except InvalidTriggerSpec as e:
             return PlainTextResponse(str(e), status_code=500)
         except RequestPathTaken as e:
