@@ -11,7 +11,6 @@ import pytest
 
 from conftest import weir_cmd
 
-
 NOT_AUTH = {"error": "the request was not authenticated"}
 
 
