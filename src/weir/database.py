@@ -245,14 +245,6 @@ class Database:
         """Check each table's columns against the catalog; drop rows that conflict."""
         if not parsed.tables:
             return [], errors
-        try:
-            dbschema, created = self.catalog.ensure_database(database)
-        except LimitExceeded as e:
-            for tc in parsed.tables.values():
-                errors.extend(_row_errors(tc, range(tc.rows), str(e)))
-            return [], errors
-        changed = created
-        ops: list[WalOp] = []
         body_lines: list[str] = []
 
         def line_at(n: int) -> str:  # split the body once, and only if a row is rejected
@@ -260,6 +252,15 @@ class Database:
                 text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
                 body_lines.extend(text.split("\n"))
             return body_lines[n - 1].rstrip("\r") if 0 < n <= len(body_lines) else ""
+
+        try:
+            dbschema, created = self.catalog.ensure_database(database)
+        except LimitExceeded as e:
+            for tc in parsed.tables.values():
+                errors.extend(_row_errors(tc, range(tc.rows), str(e), line_at))
+            return [], errors
+        changed = created
+        ops: list[WalOp] = []
 
         bad_lines = {e.line_number for e in errors}
         for name, tc in parsed.tables.items():
@@ -302,9 +303,12 @@ class Database:
                     self.catalog.add_columns(database, name, new)
                     changed = True
                 except LimitExceeded as e:
-                    errors.extend(_row_errors(tc, range(tc.rows), str(e)))
+                    errors.extend(_row_errors(tc, range(tc.rows), str(e), line_at))
                     continue
             ops.append(WalOp(database, name, tc.to_arrow()))
+        if created and not ops:
+            # every line was refused: a write that stores nothing creates nothing either
+            changed = not self.catalog.discard_empty_database(database)
         if changed:
             self.catalog.persist()
         return ops, errors
@@ -427,5 +431,5 @@ def _mark(bad: dict[int, str], values: Any, msg: str) -> None:
             bad[i] = msg
 
 
-def _row_errors(tc: Any, rows: Any, msg: str) -> list[Any]:
-    return [lineprotocol.LineError(tc.line_number(r), msg, "") for r in rows]
+def _row_errors(tc: Any, rows: Any, msg: str, line_at: Callable[[int], str]) -> list[Any]:
+    return [lineprotocol.LineError(n, msg, line_at(n)) for n in map(tc.line_number, rows)]

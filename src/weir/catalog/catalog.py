@@ -163,6 +163,16 @@ class Catalog:
                 return d, False
             return self._create_db_locked(name, count_limit=count_limit), True
 
+    def discard_empty_database(self, name: str) -> bool:
+        """Forget a database that `ensure_database` just created (not yet persisted) and
+        that received nothing; False if it has tables or triggers by now."""
+        with self._lock:
+            d = self._dbs.get(name)
+            if d is None or d.tables or d.triggers:
+                return False
+            del self._dbs[name]
+            return True
+
     def delete_database(self, name: str) -> DatabaseSchema:
         """Soft delete: the database disappears from use; its triggers are disabled."""
         with self._lock:
@@ -222,20 +232,22 @@ class Catalog:
         with self._lock:
             d = self.db(db)
             t = d.tables.get(table)
-            if t is None:
-                if len(d.tables) >= self.limits.tables:
-                    raise LimitExceeded(
-                        "Update to schema would exceed number of tables limit of "
-                        f"{self.limits.tables}"
-                    )
-                t = TableSchema(id=self._new_id(), name=table,
-                                columns={"time": Column("time", TIME, "time")})
-                d.tables[table] = t
-            if len(t.columns) + len(new) > self.limits.columns_per_table:
+            if t is None and len(d.tables) >= self.limits.tables:
+                raise LimitExceeded(
+                    "Update to schema would exceed number of tables limit of "
+                    f"{self.limits.tables}"
+                )
+            known = t.columns if t is not None else {"time": Column("time", TIME, "time")}
+            # checked before the table is created, so a refused write leaves no empty table
+            if len(known) + len({c.name for c in new} - known.keys()) > \
+                    self.limits.columns_per_table:
                 raise LimitExceeded(
                     "Update to schema would exceed number of columns per table limit of "
                     f"{self.limits.columns_per_table} columns"
                 )
+            if t is None:
+                t = TableSchema(id=self._new_id(), name=table, columns=known)
+                d.tables[table] = t
             # Copy-on-write so readers iterating the old dict are never disturbed.
             cols = dict(t.columns)
             for c in new:
