@@ -14,7 +14,7 @@ from weir.errors import WriteError
 from weir.query import choose_format, content_type, encode
 from weir.server.auth import READ, WRITE, require_db
 from weir.server.errors import HttpError, json_error
-from weir.server.http_io import parse_bool, parse_json, read_body, require
+from weir.server.http_io import opt_str, parse_bool, parse_json, read_body, require
 from weir.server.routes_v1 import query_influxql
 from weir.server.state import state_of
 
@@ -90,10 +90,15 @@ async def write_v2(request: Request) -> Response:
 
 
 def _require_utf8(body: bytes) -> None:
+    """The reference refuses a body that is not UTF-8 as a whole; say where it breaks."""
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise HttpError(400, f"body content is not valid utf8: {e}") from None
+        line = body.count(b"\n", 0, e.start) + 1
+        column = e.start - (body.rfind(b"\n", 0, e.start) + 1) + 1
+        raise HttpError(400, f"body content is not valid utf8: invalid utf-8 sequence of "
+                             f"{e.end - e.start} bytes from index {e.start} (line {line}, "
+                             f"byte {column}: {body[e.start:e.end]!r})") from None
 
 
 async def read_query_request(request: Request) -> dict[str, Any]:
@@ -111,13 +116,19 @@ async def read_query_request(request: Request) -> dict[str, Any]:
         req = parse_json(body)
         if not isinstance(req, dict):
             raise HttpError(400, "serde json error: expected a JSON object")
+    for name in ("db", "q", "format"):
+        opt_str(req, name)
     return req
 
 
 async def _query_request(request: Request) -> dict[str, Any]:
     req = await read_query_request(request)
-    require(req, "db")
-    require(req, "q")
+    for name in ("db", "q"):
+        if not isinstance(require(req, name), str):
+            raise HttpError(400, f"serde json error: invalid type for `{name}`: expected a "
+                                 "string")
+    if req.get("format") is not None and not isinstance(req["format"], str):
+        raise HttpError(400, "serde json error: invalid type for `format`: expected a string")
     require_db(request, req["db"], READ)
     params = req.get("params")
     if params is not None and not isinstance(params, dict):
