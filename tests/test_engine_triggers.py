@@ -389,3 +389,15 @@ async def test_a_crashing_plugin_costs_only_its_call(engine: ProcessingEngine) -
     assert any(t.startswith("starting a new plugin worker; the previous one stopped: the "
                             "plugin worker killed by signal 11") for t in logs(engine, "crashy"))
     await wait_for(lambda: "calls 2" in logs(engine, "steady"))  # its cache survived
+
+
+async def test_gh_names_stay_inside_the_plugin_repository(engine: ProcessingEngine) -> None:
+    """A gh: name is refused before anything is fetched unless it is a plain path."""
+    engine.files.plugin_repo = "http://127.0.0.1:9/plugins/"  # nothing listens there
+    for bad in ("gh:../other/x.py", "gh:a/../../x.py", "gh://evil.example/x.py",
+                "gh:x.py?y=1", "gh:x.py#frag", "gh:%2e%2e/x.py", "gh:a\\..\\x.py", "gh:",
+                "gh:.hidden/x.py", "gh:a//b.py", "gh:a/ b.py"):
+        with pytest.raises(PluginError, match="invalid plugin name"):
+            await create(engine, "t9", bad, "table:cpu")
+    with pytest.raises(PluginError, match="error fetching plugin from repository"):
+        await create(engine, "t9", "gh:influxdata/basic-transform/v1.2_x.py", "table:cpu")

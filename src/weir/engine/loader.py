@@ -63,6 +63,11 @@ class PluginRef:
             return None
 
 
+# a gh: name is a path inside the plugin repository: plain segments only, so that no
+# `..`, `//host`, `?`, `#`, `%2e` or `\\` can turn the URL into another path or host
+_GH_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*")
+
+
 def _traversal(filename: str) -> PluginError:
     return PluginError(f"Path traversal detected: plugin filename '{filename}' attempts to "
                        "access files outside the plugin directory")
@@ -90,6 +95,9 @@ class PluginFiles:
         paths, drive prefixes and symlinks that lead outside."""
         root = self.require_dir()
         name = filename.rstrip("/")
+        if "\x00" in name:  # no file can have this name (and pathlib raises ValueError)
+            raise PluginError(f"reading plugin file: invalid plugin filename {filename!r}: "
+                              "it contains a NUL byte")
         if (not name or name.startswith(("/", "\\")) or _WINDOWS_DRIVE.match(name)
                 or os.path.isabs(name)):
             raise _traversal(filename)
@@ -107,6 +115,10 @@ class PluginFiles:
         """Find the plugin now; raises PluginError with the reference's messages."""
         if filename.startswith(GH_PREFIX):
             path = filename[len(GH_PREFIX):]
+            if not _GH_PATH.fullmatch(path):
+                raise PluginError(
+                    f"invalid plugin name '{filename}': a gh: name is a path inside the plugin "
+                    "repository (segments of letters, digits, '_', '-' and '.', joined by '/')")
             url = self.github_url(path)
             return PluginRef(kind="source", name=filename, code=await self._fetch(url), url=url)
         path = self.confine(filename)
