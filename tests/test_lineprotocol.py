@@ -602,6 +602,47 @@ def test_large_bodies_with_a_bad_float(bad, escape):
     assert r.tables["cpu"].fields["u"] == (FieldType.INTEGER, [2])
 
 
+@pytest.mark.parametrize("bad,message", [
+    ("cpu,hostname=x v=0x10i 1", "invalid field value for 'v': '0x10i'"),
+    ("cpu,hostname=x v=0X1Fu 1", "invalid field value for 'v': '0X1Fu'"),
+    ("cpu,hostname=x v=1 0x10", "invalid timestamp '0x10'"),
+    ("cpu,hostname=x v=1 0XFF", "invalid timestamp '0XFF'"),
+])
+def test_hexadecimal_integers_are_errors_in_large_bodies_too(bad, message):
+    # found by fuzzing: Arrow's integer casts read `0x10` as 16, so the batch path took
+    # these lines (and a large body of them) as good
+    for body in (bad, "\n".join([bad] * 1000), tsbs_body(100) + "\n" + bad):
+        assert parse_plain_body(body.encode(), factor=1, auto=False, default_time_ns=0,
+                                schema=None) is None
+        r = parse(body, default_time_ns=0, precision="ns")
+        assert r.errors and all(e.message == message for e in r.errors), r.errors[:2]
+        assert [e.line_number for e in r.errors] == [
+            n for n, line in enumerate(body.split("\n"), 1) if line == bad]
+    assert one("m v=0i,w=00u 0").fields == {"v": (FieldType.INTEGER, [0]),
+                                            "w": (FieldType.UINTEGER, [0])}
+
+
+@pytest.mark.parametrize("body,bad_lines,message", [
+    # a line whose fields clash leaves its tag keys free, a field takes one, and the
+    # same series again must fail on its tags (found by fuzzing: it was taken, with
+    # `v` both a tag and a field of the table)
+    ("m,v=x v=1\nm v=1\nm,v=x v=1", [1, 3],
+     "column 'v' is a field in table 'm', cannot use it as a tag"),
+    ("m v=1\nm,t=a v=1i\nm t=1\nm,t=a v=2", [2, 4], None),
+    ("m,t=a v=1,v=2\nm t=1\nm,t=a w=2", [1, 3], None),
+])
+def test_a_rejected_line_does_not_vouch_for_its_tags(body, bad_lines, message):
+    for text in (body, body.replace(" v=", ' s="q",v=')):  # both of the line path's forms
+        r = parse(text, default_time_ns=0)
+        assert [e.line_number for e in r.errors] == bad_lines, r.errors
+        assert "cannot use it as a tag" in r.errors[-1].message
+        if message:
+            assert r.errors[-1].message == message
+        t = r.tables["m"]
+        assert set(t.tags).isdisjoint(t.fields)
+        assert snapshot(r) == snapshot(line_path(text, default_time_ns=0))
+
+
 def test_series_cache_does_not_leak_between_measurements():
     body = "a,t=1 v=1\nb,t=1 v=1i\na,t=1 v=2\n"
     r = parse(body * 500, default_time_ns=0)

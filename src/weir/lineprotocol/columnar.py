@@ -39,7 +39,7 @@ from weir.lineprotocol.scanner import I64_MAX, I64_MIN, MAX_STRING_BYTES
 
 _TAB, _NL, _CR, _SPACE, _QUOTE, _HASH, _PLUS = 9, 10, 13, 32, 34, 35, 43
 _COMMA, _DOT, _EQ = 44, 46, 61
-_ZERO, _NINE, _LOWER_I, _LOWER_U = 48, 57, 105, 117
+_ZERO, _NINE, _LOWER_I, _LOWER_U, _LOWER_X, _CASE_BIT = 48, 57, 105, 117, 120, 32
 
 _FLOAT, _INT, _UINT, _BOOL, _STRING = 0, 1, 2, 3, 4
 _CLASS_TYPES = {_FLOAT: FieldType.FLOAT, _INT: FieldType.INTEGER,
@@ -147,10 +147,18 @@ def _data_lines(buf: np.ndarray, body: bytes) -> tuple[np.ndarray, np.ndarray, n
     return line_index, starts[line_index], ends[line_index]
 
 
+def _check_not_hex(buf: np.ndarray, starts: np.ndarray) -> None:
+    """Arrow's integer casts also read hexadecimal (`0x1f`, `0X1F`); line protocol's
+    integers are decimal: give up on a value whose second byte is an x or X."""
+    second = np.take(buf, starts + 1, mode="clip")  # (a value may end the body)
+    _check(not np.any((second | _CASE_BIT) == _LOWER_X))
+
+
 def _timestamps(buf: np.ndarray, spans: _Spans, starts: np.ndarray, ends: np.ndarray,
                 factor: int, auto: bool) -> np.ndarray:
     """The timestamps in these ranges as ns (`auto`: the precision guessed per value)."""
     _check(not np.any(buf[starts] == _PLUS))
+    _check_not_hex(buf, starts)
     raw = _even_values(pc.cast(spans.array(starts, ends), pa.int64()), np.int64)
     if auto:
         mag = np.abs(raw)  # |INT64_MIN| stays negative: it gets 10**9 and fails below
@@ -201,6 +209,8 @@ def _field_values(buf: np.ndarray, spans: _Spans, value_start: np.ndarray,
                                   (_UINT, pa.uint64(), 1)):
         mask = item_class == cls
         if mask.any():
+            if cls != _FLOAT:
+                _check_not_hex(buf, value_start[mask])
             arr = spans.array(value_start, item_end - trim, mask)
             values[cls] = _even_values(pc.cast(arr, arrow_type), arrow_type.to_pandas_dtype())
     if _FLOAT in values:

@@ -174,7 +174,8 @@ class _Table:
         self.series_index: dict[Hashable, int] = {}
         self.tag_names: dict[str, None] = {}
         self.fields: dict[str, tuple[FieldType, list[Any]]] = {}
-        # series keys whose tags passed the checks: they pass again for the batch
+        # series keys of good lines: their tags pass the checks again for the batch
+        # (their tag keys are tag columns now, which no field can take)
         self.good_series: set[str] = set()
         # series key -> the field keys and types of its last good line, with their
         # column lists, the series index and whether all are floats: a line that repeats
@@ -430,12 +431,16 @@ class _Batch:
             table.append_known(line_number, layout, values, time_ns)
             return
         _measurement, tags, tag_map = series
-        if series_key not in table.good_series:
+        known_series = series_key in table.good_series
+        if not known_series:
             table.check_tags(tags)
-            table.good_series.add(series_key)
         fields = list(zip(keys, types, values, strict=True))
         table.check_fields(fields, tag_map)
         table.append(line_number, series_key, tag_map, fields, time_ns)
+        if not known_series:
+            # only now: while no row has them, a later line may make its tag keys
+            # fields, and then the tags no longer pass
+            table.good_series.add(series_key)
         table.layouts[series_key] = (keys, types, [table.fields[k][1] for k in keys],
                                      table.series_index[series_key],
                                      all(t is _FLOAT for t in types))
