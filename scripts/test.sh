@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "==> ruff"
-.venv/bin/ruff check src tests bench plugins
+.venv/bin/ruff check src tests bench plugins fuzz
 echo "==> pytest"
 exec .venv/bin/python -m pytest -q "$@"
