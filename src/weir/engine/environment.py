@@ -124,6 +124,7 @@ class PluginEnvironment:
 
     async def install_packages(self, packages: list[str]) -> str:
         """`pip install <packages>` into the venv; returns pip's output."""
+        self._check_enabled()
         for p in packages:
             if not isinstance(p, str) or not p.strip() or p.strip().startswith("-"):
                 raise _install_error(f"invalid package specification {p!r}")
@@ -131,13 +132,18 @@ class PluginEnvironment:
 
     async def install_requirements(self, requirements_location: str) -> str:
         """`pip install -r <file>` (a path on the server)."""
+        self._check_enabled()
         if not requirements_location or not requirements_location.strip():
             raise _install_error("requirements_location is empty")
         return await self._pip(["install", "-r", requirements_location])
 
-    async def _pip(self, args: list[str]) -> str:
+    def _check_enabled(self) -> None:
+        """`--package-manager disabled` refuses every install (403) before anything else."""
         if self.package_manager == "disabled":
             raise PackageInstallDisabled()
+
+    async def _pip(self, args: list[str]) -> str:
+        self._check_enabled()
         if self.venv_dir is None:
             raise _install_error("Plugin environment management is disabled")
         async with self._install_lock:

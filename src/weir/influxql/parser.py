@@ -17,8 +17,10 @@ from weir.influxql.timeutil import DURATION_UNITS
 
 _IDENT_START = re.compile(r"[A-Za-z_\u0080-\uffff]")
 _IDENT = re.compile(r"[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*")
-_NUMBER = re.compile(r"(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
-_DURATION = re.compile(r"(\d+)(ns|ms|us|u|µ|s|m|h|d|w)")
+# digits are ASCII only, as InfluxQL's lexer has them (`²` or `٣` is no number)
+_NUMBER = re.compile(r"([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][+-]?[0-9]+)?")
+_DURATION = re.compile(r"([0-9]+)(ns|ms|us|u|µ|s|m|h|d|w)")
+_DIGITS = frozenset("0123456789")
 _BIND = re.compile(r"\$([A-Za-z0-9_]+)")
 
 _OPERATORS = ["=~", "!~", "!=", "<>", "<=", ">=", "::", "=", "<", ">", "+", "-", "*", "/",
@@ -112,7 +114,7 @@ class Lexer:
                 i += 1
             raise InfluxQLSyntaxError(
                 f"unterminated {'identifier' if c == chr(34) else 'string'} at char {start + 1}")
-        if c.isdigit() or (c == "." and start + 1 < len(t) and t[start + 1].isdigit()):
+        if c in _DIGITS or (c == "." and start + 1 < len(t) and t[start + 1] in _DIGITS):
             # durations: 10s, 1h30m (numbers immediately followed by units)
             total = 0
             pos = start

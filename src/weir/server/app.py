@@ -27,6 +27,7 @@ class WeirApp:
         self.state = State()
         self.state.weir = state
         self.routes = list(routes)
+        self.route_paths = {getattr(r, "path", None) for r in self.routes}
         self.open_paths = open_paths(state.config.disable_authz)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -47,9 +48,11 @@ class WeirApp:
             await send(message)
 
         path = scope["path"]
-        st.requests[path if not path.startswith("/api/v3/engine/") else "/api/v3/engine"] = (
-            st.requests.get(path, 0) + 1
-        )
+        # one counter per routed path (request triggers share one); every other path
+        # shares "unrouted", so arbitrary URLs cannot grow /metrics without bound
+        key = ("/api/v3/engine" if path.startswith("/api/v3/engine/")
+               else path if path in self.route_paths else "unrouted")
+        st.requests[key] = st.requests.get(key, 0) + 1
         if scope["method"] == "OPTIONS":
             await Response(status_code=204, headers={
                 "Access-Control-Allow-Methods": "*",

@@ -86,3 +86,34 @@ def require(params: dict[str, Any], name: str) -> Any:
     if v is None:
         raise HttpError(400, f"serde error: missing field `{name}`")
     return v
+
+
+def invalid_type(name: str, expected: str) -> HttpError:
+    """serde's answer to a JSON value of the wrong type (400)."""
+    return HttpError(400, f"serde json error: invalid type for `{name}`: expected {expected}")
+
+
+def require_str(params: dict[str, Any], name: str) -> str:
+    """A required string field of a JSON body: 400 if missing or not a string."""
+    v = require(params, name)
+    if not isinstance(v, str):
+        raise invalid_type(name, "a string")
+    return v
+
+
+def opt_str(params: dict[str, Any], name: str) -> str | None:
+    """An optional string field of a JSON body (absent or null: None)."""
+    v = params.get(name)
+    if v is not None and not isinstance(v, str):
+        raise invalid_type(name, "a string")
+    return v
+
+
+def str_list(params: dict[str, Any], name: str) -> list[str]:
+    """An optional list-of-strings field of a JSON body (absent or null: [])."""
+    v = params.get(name)
+    if v is None:
+        return []
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        raise invalid_type(name, "a list of strings")
+    return v

@@ -14,10 +14,10 @@ from starlette.routing import Route
 import weir
 from weir.catalog import API_FIELD_TYPES, INTERNAL_DB, validate_db_name
 from weir.config import DurationError, parse_duration
-from weir.errors import CatalogError
+from weir.errors import CatalogError, LimitExceeded
 from weir.query import content_type, encode
 from weir.server.errors import HttpError, json_error
-from weir.server.http_io import parse_bool, read_json, require
+from weir.server.http_io import invalid_type, opt_str, parse_bool, read_json, require_str, str_list
 from weir.server.state import state_of
 
 _FORMATS = {"json": "json", "jsonl": "jsonl", "json_lines": "jsonl", "csv": "csv",
@@ -31,6 +31,12 @@ def _retention_ns(value: Any) -> int | None:
         return int(parse_duration(str(value)) * 1e9)
     except DurationError as e:
         raise HttpError(400, f"invalid retention_period: {e}") from None
+
+
+def _json_object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise HttpError(400, "serde json error: invalid type: expected a JSON object")
+    return body
 
 
 async def show_databases(request: Request) -> Response:
@@ -56,23 +62,23 @@ async def show_databases(request: Request) -> Response:
 
 async def create_database(request: Request) -> Response:
     st = state_of(request)
-    req = await read_json(request, st.config.max_http_request_size)
-    db = require(req, "db")
+    req = _json_object(await read_json(request, st.config.max_http_request_size))
+    db = require_str(req, "db")
     try:
         validate_db_name(db)
     except CatalogError as e:
         raise json_error(400, str(e)) from None
-    retention = _retention_ns(req.get("retention_period"))
+    retention = _retention_ns(opt_str(req, "retention_period"))
     await asyncio.to_thread(st.database.catalog.create_database, db, retention)
     return Response(status_code=200)
 
 
 async def update_database(request: Request) -> Response:
     st = state_of(request)
-    req = await read_json(request, st.config.max_http_request_size)
-    db = require(req, "db")
+    req = _json_object(await read_json(request, st.config.max_http_request_size))
+    db = require_str(req, "db")
     await asyncio.to_thread(st.database.catalog.update_database, db,
-                            _retention_ns(req.get("retention_period")))
+                            _retention_ns(opt_str(req, "retention_period")))
     return Response(status_code=200)
 
 
@@ -108,17 +114,28 @@ async def set_retention(request: Request) -> Response:
 
 async def create_table(request: Request) -> Response:
     st = state_of(request)
-    req = await read_json(request, st.config.max_http_request_size)
-    db, table = require(req, "db"), require(req, "table")
-    tags = req.get("tags") or []
+    req = _json_object(await read_json(request, st.config.max_http_request_size))
+    db, table = require_str(req, "db"), require_str(req, "table")
+    tags = str_list(req, "tags")
+    raw_fields = req.get("fields")
+    raw_fields = [] if raw_fields is None else raw_fields
+    if not isinstance(raw_fields, list) or not all(isinstance(f, dict) for f in raw_fields):
+        raise invalid_type("fields", "a list of {name, type} objects")
     fields = []
-    for f in req.get("fields") or []:
-        ftype = API_FIELD_TYPES.get(str(f.get("type")))
+    for f in raw_fields:
+        name = require_str(f, "name")
+        ftype = API_FIELD_TYPES.get(f.get("type")) if isinstance(f.get("type"), str) else None
         if ftype is None:
             raise HttpError(400, f"invalid field type {f.get('type')!r} for field "
-                                 f"{f.get('name')!r}: expected utf8, int64, uint64, float64 or bool")
-        fields.append((f["name"], ftype))
+                                 f"{name!r}: expected utf8, int64, uint64, float64 or bool")
+        fields.append((name, ftype))
+    if not table or "" in tags or any(not name for name, _ in fields):
+        raise HttpError(400, "table, tag and field names cannot be empty")
     cat = st.database.catalog
+    limit = cat.limits.columns_per_table
+    if len(set(tags) | {name for name, _ in fields} | {"time"}) > limit:
+        raise LimitExceeded("Update to schema would exceed number of columns per table limit "
+                            f"of {limit} columns")
     if not cat.db_exists(db):
         validate_db_name(db)
         await asyncio.to_thread(cat.create_database, db)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from weir.catalog import INTERNAL_DB
 from weir.config import DurationError, parse_duration
 from weir.errors import AlreadyExists, CatalogError
 from weir.server.errors import HttpError
-from weir.server.http_io import parse_json, read_body
+from weir.server.http_io import invalid_type, opt_str, parse_json, read_body, str_list
 from weir.server.state import state_of
 
 if TYPE_CHECKING:
@@ -45,15 +46,47 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+#: the latest expiry a token can show (RFC3339 stops at year 9999)
+_MAX_EXPIRY_MS = 253_402_300_799_000
+
+
 def _expiry(body: dict[str, Any]) -> float | None:
-    if body.get("expiry_secs") is not None:
-        return float(body["expiry_secs"])
-    if body.get("expiry"):
+    """`expiry_secs` (an unsigned integer, as the reference's u64) or `expiry` (humantime)."""
+    secs = body.get("expiry_secs")
+    text = opt_str(body, "expiry")
+    if secs is not None:
+        if isinstance(secs, bool) or not isinstance(secs, int) or secs < 0:
+            raise invalid_type("expiry_secs", "an unsigned integer")
+        out: float | None = float(secs)
+    else:
+        if not text:
+            return None
         try:
-            return parse_duration(str(body["expiry"]))
+            out = parse_duration(text)
         except DurationError as e:
             raise HttpError(400, f"invalid expiry: {e}") from None
-    return None
+    if time.time() * 1000 + out * 1000 > _MAX_EXPIRY_MS:
+        raise HttpError(400, "invalid expiry: a token cannot expire after the year 9999")
+    return out
+
+
+def _token_name(body: dict[str, Any]) -> str:
+    name = body.get("token_name")
+    if not name:
+        raise HttpError(400, "serde error: missing field `token_name`")
+    if not isinstance(name, str):
+        raise invalid_type("token_name", "a string")
+    return name
+
+
+def _permission_text(p: Any) -> str:
+    """A permission as `db:<dbs>:<actions>`, from its text or its object form."""
+    if isinstance(p, str):
+        return p
+    if not isinstance(p, dict):
+        raise invalid_type("permissions", "a list of strings or permission objects")
+    dbs, actions = str_list(p, "resource_identifier"), str_list(p, "actions")
+    return f"db:{','.join(dbs)}:{','.join(actions)}"
 
 
 async def create_admin(request: Request) -> Response:
@@ -74,9 +107,7 @@ async def regenerate_admin(request: Request) -> Response:
 async def create_named_admin(request: Request) -> Response:
     store = _store(request)
     body = await _body(request)
-    name = body.get("token_name")
-    if not name:
-        raise HttpError(400, "serde error: missing field `token_name`")
+    name = _token_name(body)
     try:
         tok, text = await asyncio.to_thread(store.create, name, admin=True,
                                             expiry_s=_expiry(body))
@@ -88,25 +119,20 @@ async def create_named_admin(request: Request) -> Response:
 async def token_dispatch(request: Request) -> Response:
     store = _store(request)
     if request.method == "DELETE":
-        name = request.query_params.get("token_name") or (await _body(request)).get("token_name")
-        if not name:
-            raise HttpError(400, "serde error: missing field `token_name`")
+        name = request.query_params.get("token_name") or _token_name(await _body(request))
         if name == ADMIN_NAME:
             raise HttpError(405, "cannot delete operator token")
         await asyncio.to_thread(store.delete, name)
         return Response(status_code=200)
     # POST: a database-scoped token, as InfluxDB 3 Enterprise offers.
     body = await _body(request)
-    name = body.get("token_name")
-    if not name:
-        raise HttpError(400, "serde error: missing field `token_name`")
+    name = _token_name(body)
+    raw = body.get("permissions")
+    if raw is not None and not isinstance(raw, list):
+        raise invalid_type("permissions", "a list of strings or permission objects")
     perms = []
-    for p in body.get("permissions") or []:
-        if isinstance(p, str):
-            text = p
-        else:
-            dbs = p.get("resource_identifier") or []
-            text = f"db:{','.join(dbs)}:{','.join(p.get('actions') or [])}"
+    for p in raw or []:
+        text = _permission_text(p)
         try:
             perms.append(parse_permission(text))
         except ValueError as e:

@@ -99,9 +99,11 @@ def _multipart(body: bytes, ctype: str) -> dict[str, str]:
         raise json_error(400, "error decoding multipart file upload: no parts")
     for part in msg.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        if name:
-            payload = part.get_payload(decode=True) or b""
-            out[str(name)] = payload.decode("utf-8", "replace")
+        if not name:  # RFC 7578: every part names its field
+            raise json_error(400, "error decoding multipart file upload: a part has no "
+                                  "Content-Disposition name")
+        payload = part.get_payload(decode=True) or b""
+        out[str(name)] = payload.decode("utf-8", "replace")
     return out
 
 
@@ -150,17 +152,21 @@ async def query_v1(request: Request) -> Response:
     pretty = _bool(params.get("pretty"), "pretty")
     chunk_size = DEFAULT_CHUNK_SIZE
     if params.get("chunk_size"):
-        try:
-            chunk_size = max(1, int(params["chunk_size"]))
-        except ValueError:
+        # an unsigned integer, as the reference parses it (no sign, no spaces)
+        if not params["chunk_size"].lstrip("+").isascii() or \
+                not params["chunk_size"].lstrip("+").isdigit():
             raise json_error(400, "error reading field from body: chunk_size -- invalid "
-                                  "digit found in string") from None
+                                  "digit found in string")
+        chunk_size = max(1, int(params["chunk_size"]))
     accept = request.headers.get("accept", "")
     csv_out = any(a.split(";")[0].strip() in ("application/csv", "text/csv")
                   for a in accept.split(","))
     bind: dict[str, Any] = {}
     if params.get("params"):
-        p = parse_json(params["params"].encode())
+        try:
+            p = parse_json(params["params"].encode())
+        except HttpError as e:  # v1 request errors are JSON, like the rest of /query's
+            raise json_error(400, f"error decoding query body: {e.body}") from None
         if not isinstance(p, dict):
             raise json_error(400, "error decoding query body: params must be a JSON object")
         bind = p
