@@ -8,6 +8,8 @@ import signal
 import sys
 
 import uvicorn
+from starlette.requests import Request
+from starlette.responses import Response
 
 from weir.config import ServeConfig
 from weir.database import Database
@@ -18,15 +20,34 @@ log = logging.getLogger("weir.server")
 
 
 def build_routes(state: ServerState) -> list:
+    from starlette.routing import Route
+
     from weir.server import routes_configure, routes_data, routes_tokens, routes_v1
 
     routes = [*routes_data.routes, *routes_v1.routes, *routes_configure.routes,
-              *routes_tokens.routes]
+              *routes_tokens.routes, Route("/openapi.json", _openapi, methods=["GET"])]
     if state.engine is not None:
         from weir.server.engine_routes import engine_routes
 
         routes.extend(engine_routes(state.engine))
+    for route in routes:
+        # Starlette adds HEAD to every GET route; the reference routes exact (method,
+        # path) pairs only, so HEAD is 404 `Not found` like any other unrouted method
+        if isinstance(route, Route) and route.methods is not None:
+            route.methods.discard("HEAD")
     return routes
+
+
+async def _openapi(request: Request) -> Response:
+    """`GET /openapi.json`: the document of the routes this server has (weir.server.openapi)."""
+    from weir.server.auth import open_paths
+    from weir.server.openapi import document_bytes
+    from weir.server.state import state_of
+
+    st = state_of(request)
+    body = document_bytes(auth=st.tokens is not None, engine=st.engine is not None,
+                          open_paths=frozenset(open_paths(st.config.disable_authz)))
+    return Response(body, media_type="application/json")
 
 
 async def serve(config: ServeConfig, ready: asyncio.Event | None = None) -> None:

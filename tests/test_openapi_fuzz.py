@@ -1,0 +1,175 @@
+"""Schemathesis fuzzes real Weir servers against the `/openapi.json` they serve.
+
+Two runs, each against its own server subprocess (conftest's `server_factory`):
+
+* auth on: the operator token is created first and sent as `Authorization: Bearer`;
+  schemathesis also checks that every secured operation refuses a missing or bad token;
+* `--without-auth --plugin-dir ... --package-manager disabled` (so nothing is ever
+  installed from the network): the processing-engine routes exist, and a request
+  trigger the test creates (`fuzz_echo`) is among the paths the fuzzer calls.
+
+`POST /api/v3/configure/token/admin/regenerate` is left out: it invalidates the token
+the fuzzer uses (tests/test_auth.py covers it).
+
+Checks: all of schemathesis's, except
+* `not_a_server_error`, replaced by `weir_server_error` (tests/openapi_fuzz_hooks.py):
+  a 5xx passes only where the document lists that status because the reference
+  answers it (e.g. 500 `failed to parse trigger from ...`), with the reference's body;
+* `unsupported_method`, `allow_header_conformance`: they expect 405 with `Allow` for
+  undocumented methods, but the reference answers every unrouted (method, path) with 404
+  `Not found` (surface.md §1.0; tests/test_openapi.py checks that);
+* `positive_data_acceptance`: it expects every schema-valid request to succeed, but line
+  protocol, SQL and InfluxQL text, durations and plugin files are not expressible in
+  JSON Schema, so schema-valid requests are often rightly refused with the reference's 400.
+
+Afterwards the server must still answer `/health`, its log must hold no traceback, and
+the rows written before the run to a database the fuzzer never names (`fuzz_keep_...`)
+must be exactly as they were. The number of test cases (schemathesis's report) and of
+requests (the server's own `/metrics` counters) is printed and must be well above zero.
+
+Budget: WEIR_FUZZ_SECONDS per server (default 25; fuzzing repeats until it is spent),
+WEIR_FUZZ_EXAMPLES cases per operation per round (default 10), so the file takes about
+a minute. A longer local run (see docs/fuzzing-http.md):
+
+    WEIR_FUZZ_SECONDS=300 WEIR_FUZZ_EXAMPLES=100 .venv/bin/python -m pytest -s tests/test_openapi_fuzz.py
+
+WEIR_FUZZ_SEED=<n> replays a run's generation (the seed is printed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import WeirServer
+
+HOOKS = Path(__file__).resolve().parent / "openapi_fuzz_hooks.py"
+SECONDS = int(os.environ.get("WEIR_FUZZ_SECONDS", "25"))
+EXAMPLES = int(os.environ.get("WEIR_FUZZ_EXAMPLES", "10"))
+SEED = os.environ.get("WEIR_FUZZ_SEED")
+#: how long a single request may take before the fuzzer reports a hang
+REQUEST_TIMEOUT_S = 30
+EXCLUDED_CHECKS = ["not_a_server_error", "unsupported_method", "allow_header_conformance",
+                   "positive_data_acceptance"]
+REQUEST_PATH = "fuzz_echo"
+ECHO_PLUGIN = '''
+def process_request(influxdb3_local, query_parameters, request_headers, request_body,
+                    args=None):
+    influxdb3_local.info(f"fuzz_echo: {len(request_body)} bytes")
+    return {"query": query_parameters, "body_bytes": len(request_body)}
+'''
+KEEP_ROWS = 200
+
+pytestmark = pytest.mark.timeout(SECONDS * 4 + 180)
+
+
+def _keep_lp() -> str:
+    return "\n".join(f'keep,host=h{i % 7} v={i}i,f={i / 3},s="r{i}" {1_700_000_000 + i}'
+                     for i in range(KEEP_ROWS))
+
+
+def _keep_rows(server: WeirServer, db: str, headers: dict[str, str]) -> list[dict]:
+    r = httpx.post(f"{server.url}/api/v3/query_sql", headers=headers, timeout=60,
+                   json={"db": db, "q": "SELECT * FROM keep ORDER BY time", "format": "json"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _requests_served(server: WeirServer, headers: dict[str, str]) -> int:
+    r = httpx.get(f"{server.url}/metrics", headers=headers, timeout=30)
+    assert r.status_code == 200, r.text
+    return sum(int(n) for n in re.findall(r"^weir_http_requests_total\{[^}]*\} (\d+)$",
+                                          r.text, re.M))
+
+
+def _fuzz(server: WeirServer, tmp_path: Path, name: str, headers: dict[str, str],
+          request_path: str = "") -> None:
+    keep_db = f"fuzz_keep_{random.getrandbits(40):010x}"
+    r = httpx.post(f"{server.url}/api/v3/write_lp", params={"db": keep_db, "precision": "s"},
+                   content=_keep_lp().encode(), headers=headers, timeout=30)
+    assert r.status_code == 204, r.text
+    before = _keep_rows(server, keep_db, headers)
+    assert len(before) == KEEP_ROWS
+    served_before = _requests_served(server, headers)
+
+    seed = SEED or str(random.randrange(2**31))
+    report = tmp_path / f"{name}-report.json"
+    cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/openapi.json",
+           "--checks", "all", "--exclude-checks", ",".join(EXCLUDED_CHECKS),
+           "--exclude-path", "/api/v3/configure/token/admin/regenerate",
+           "--max-examples", str(EXAMPLES), "--max-time", str(SECONDS), "--seed", seed,
+           "--workers", "2", "--request-timeout", str(REQUEST_TIMEOUT_S),
+           "--generation-database", ":memory:", "--no-color",
+           "--report", "json", "--report-json-path", str(report)]
+    for k, v in headers.items():
+        cmd += ["--header", f"{k}: {v}"]
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS), "WEIR_FUZZ_KEEP_DB": keep_db,
+           "WEIR_FUZZ_REQUEST_PATH": request_path}
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=SECONDS * 2 + 120)
+    took = time.monotonic() - started
+    output = proc.stdout + proc.stderr
+    (tmp_path / f"{name}-schemathesis.txt").write_text(output)
+    if os.environ.get("WEIR_FUZZ_OUTPUT"):  # keep the whole report (docs/fuzzing-http.md)
+        Path(os.environ["WEIR_FUZZ_OUTPUT"]).joinpath(f"{name}-schemathesis.txt").write_text(
+            output)
+
+    summary = json.loads(report.read_text()) if report.exists() else {}
+    cases = summary.get("test_cases", {}).get("generated", 0)
+    served = _requests_served(server, headers) - served_before - 1  # this /metrics call
+    print(f"\n[{name}] schemathesis: {cases} test cases, {served} requests served by Weir, "
+          f"{len(summary.get('failures', []))} failure kinds, seed {seed}, {took:.1f}s")
+    assert proc.returncode == 0, f"schemathesis found problems (seed {seed}):\n{output}"
+    assert cases >= 500, f"only {cases} test cases ran:\n{output}"
+    # (requests uvicorn refuses as invalid HTTP never reach Weir's counters)
+    assert served >= 500, f"only {served} requests reached Weir:\n{output}"
+
+    assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
+    assert _keep_rows(server, keep_db, headers) == before, "the fuzzer changed kept rows"
+    log = server.log()
+    assert "Traceback" not in log, log
+
+
+def test_fuzz_with_auth(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory("auth", auth=True,
+                            extra_args=["--wal-flush-interval", "10ms"]).start()
+    r = httpx.post(f"{server.url}/api/v3/configure/token/admin", timeout=30)
+    assert r.status_code == 201, r.text
+    _fuzz(server, tmp_path, "auth", {"Authorization": f"Bearer {r.json()['token']}"})
+
+
+def test_fuzz_without_auth_with_engine(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "fuzz_echo.py").write_text(ECHO_PLUGIN)
+    server = server_factory("engine", plugin_dir=plugins, extra_args=[
+        "--wal-flush-interval", "10ms", "--package-manager", "disabled"]).start()
+    httpx.post(f"{server.url}/api/v3/configure/database", json={"db": "fuzz_engine"},
+               timeout=30).raise_for_status()
+    r = httpx.post(f"{server.url}/api/v3/configure/processing_engine_trigger", timeout=60,
+                   json={"db": "fuzz_engine", "trigger_name": "fuzz_echo",
+                         "plugin_filename": "fuzz_echo.py",
+                         "trigger_specification": f"request:{REQUEST_PATH}",
+                         "trigger_settings": {"run_async": False, "error_behavior": "log"},
+                         "disabled": False})
+    assert r.status_code == 200, r.text
+    assert httpx.get(f"{server.url}/api/v3/engine/{REQUEST_PATH}", timeout=30).status_code == 200
+    _fuzz(server, tmp_path, "engine", {}, request_path=REQUEST_PATH)
+    # the fuzzer called the plugin, not only the 404 of unknown paths
+    r = httpx.post(f"{server.url}/api/v3/query_sql", timeout=60, json={
+        "db": "_internal", "q": "SELECT count(*) AS n FROM system.processing_engine_logs "
+                                "WHERE trigger_name = 'fuzz_echo' AND log_text LIKE 'fuzz_echo:%'"})
+    assert r.status_code == 200, r.text
+    calls = r.json()[0]["n"]
+    print(f"[engine] the fuzzer called the fuzz_echo request plugin {calls} times")
+    assert calls > 1
