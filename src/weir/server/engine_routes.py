@@ -17,7 +17,15 @@ from weir.engine.environment import PackageInstallDisabled
 from weir.engine.processing_engine import ERROR_BEHAVIORS, ProcessingEngine, RequestPathTaken
 from weir.engine.specs import InvalidTriggerSpec
 from weir.server.errors import HttpError
-from weir.server.http_io import parse_bool, parse_json, read_body, read_json
+from weir.server.http_io import (
+    invalid_type,
+    json_object,
+    opt_str,
+    parse_bool,
+    parse_json,
+    read_body,
+    read_json,
+)
 
 _HOP_HEADERS = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 
@@ -31,14 +39,7 @@ def _str_field(body: dict[str, Any], name: str) -> str:
     if value is None:
         raise _missing(name)
     if not isinstance(value, str):
-        raise HttpError(400, f"serde json error: invalid type for `{name}`: expected a string")
-    return value
-
-
-def _opt_str(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, str):
-        raise HttpError(400, f"serde json error: invalid type for `{name}`: expected a string")
+        raise invalid_type(name, "a string")
     return value
 
 
@@ -50,7 +51,7 @@ def _bool_field(body: dict[str, Any], name: str, default: bool) -> bool:
         return value
     if isinstance(value, str):
         return parse_bool(value, name, default)
-    raise HttpError(400, f"serde json error: invalid type for `{name}`: expected a boolean")
+    raise invalid_type(name, "a boolean")
 
 
 def _str_map(body: dict[str, Any], name: str) -> dict[str, str] | None:
@@ -60,16 +61,9 @@ def _str_map(body: dict[str, Any], name: str) -> dict[str, str] | None:
     if isinstance(value, str):  # from a query string
         value = parse_json(value.encode())
     if not isinstance(value, dict) or any(isinstance(v, dict | list) for v in value.values()):
-        raise HttpError(400, f"serde json error: invalid type for `{name}`: expected a map of "
-                             "strings")
+        raise invalid_type(name, "a map of strings")
     return {str(k): v if isinstance(v, str) else str(v).lower() if isinstance(v, bool)
             else str(v) for k, v in value.items()}
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise HttpError(400, "serde json error: invalid type: expected a JSON object")
-    return body
 
 
 def engine_routes(engine: ProcessingEngine) -> list[Route]:
@@ -80,14 +74,14 @@ def engine_routes(engine: ProcessingEngine) -> list[Route]:
         """The reference reads the query string when there is one, else the JSON body."""
         if request.url.query:
             return dict(request.query_params)
-        return _object(await read_json(request, max_size))
+        return json_object(await read_json(request, max_size))
 
     async def create_trigger(request: Request) -> Response:
         body = await body_or_query(request)
         settings = body.get("trigger_settings") or {}
         if isinstance(settings, str):
             settings = parse_json(settings.encode())
-        settings = _object(settings)
+        settings = json_object(settings)
         run_async = _bool_field({**body, **settings}, "run_async", False)
         behavior = settings.get("error_behavior", body.get("error_behavior", "log"))
         if not isinstance(behavior, str) or behavior.lower() not in ERROR_BEHAVIORS:
@@ -137,10 +131,10 @@ def engine_routes(engine: ProcessingEngine) -> list[Route]:
         if request.url.query:
             packages: Any = request.query_params.getlist("packages")
         else:
-            packages = _object(await read_json(request, max_size)).get("packages")
+            packages = json_object(await read_json(request, max_size)).get("packages")
         if not isinstance(packages, list) or not all(isinstance(p, str) for p in packages):
-            raise _missing("packages") if packages is None else HttpError(
-                400, "serde json error: invalid type for `packages`: expected a list of strings")
+            raise _missing("packages") if packages is None else invalid_type(
+                "packages", "a list of strings")
         try:
             await engine.install_packages(packages)
         except PackageInstallDisabled as e:
@@ -156,23 +150,23 @@ def engine_routes(engine: ProcessingEngine) -> list[Route]:
         return Response(status_code=200)
 
     async def test_wal(request: Request) -> Response:
-        body = _object(await read_json(request, max_size))
+        body = json_object(await read_json(request, max_size))
         result = await engine.dry_runner.wal(
             _str_field(body, "filename"), _str_field(body, "database"),
             _str_field(body, "input_lp"), _str_map(body, "input_arguments"),
-            _opt_str(body, "cache_name"))
+            opt_str(body, "cache_name"))
         return JSONResponse(result)
 
     async def test_schedule(request: Request) -> Response:
-        body = _object(await read_json(request, max_size))
+        body = json_object(await read_json(request, max_size))
         result = await engine.dry_runner.schedule(
             _str_field(body, "filename"), _str_field(body, "database"),
-            _opt_str(body, "schedule"), _str_map(body, "input_arguments"),
-            _opt_str(body, "cache_name"))
+            opt_str(body, "schedule"), _str_map(body, "input_arguments"),
+            opt_str(body, "cache_name"))
         return JSONResponse(result)
 
     async def plugin_files(request: Request) -> Response:
-        body = _object(await read_json(request, max_size))
+        body = json_object(await read_json(request, max_size))
         name, content = _str_field(body, "plugin_name"), _str_field(body, "content")
         if request.method == "POST":
             engine.upload_plugin_file(name, content)
@@ -181,14 +175,14 @@ def engine_routes(engine: ProcessingEngine) -> list[Route]:
         return Response(status_code=200)
 
     async def plugin_directory(request: Request) -> Response:
-        body = _object(await read_json(request, max_size))
+        body = json_object(await read_json(request, max_size))
         name = _str_field(body, "plugin_name")
         files = body.get("files")
         if not isinstance(files, list):
             raise _missing("files")
         pairs = []
         for f in files:
-            f = _object(f)
+            f = json_object(f)
             pairs.append((_str_field(f, "relative_path"), _str_field(f, "content")))
         engine.replace_trigger_directory(name, pairs)
         return Response(status_code=200)

@@ -88,6 +88,13 @@ def require(params: dict[str, Any], name: str) -> Any:
     return v
 
 
+def json_object(body: Any) -> dict[str, Any]:
+    """A JSON body that must be an object (400 otherwise)."""
+    if not isinstance(body, dict):
+        raise HttpError(400, "serde json error: invalid type: expected a JSON object")
+    return body
+
+
 def invalid_type(name: str, expected: str) -> HttpError:
     """serde's answer to a JSON value of the wrong type (400)."""
     return HttpError(400, f"serde json error: invalid type for `{name}`: expected {expected}")

@@ -17,7 +17,15 @@ from weir.config import DurationError, parse_duration
 from weir.errors import CatalogError, LimitExceeded
 from weir.query import content_type, encode
 from weir.server.errors import HttpError, json_error
-from weir.server.http_io import invalid_type, opt_str, parse_bool, read_json, require_str, str_list
+from weir.server.http_io import (
+    invalid_type,
+    json_object,
+    opt_str,
+    parse_bool,
+    read_json,
+    require_str,
+    str_list,
+)
 from weir.server.state import state_of
 
 _FORMATS = {"json": "json", "jsonl": "jsonl", "json_lines": "jsonl", "csv": "csv",
@@ -31,12 +39,6 @@ def _retention_ns(value: Any) -> int | None:
         return int(parse_duration(str(value)) * 1e9)
     except DurationError as e:
         raise HttpError(400, f"invalid retention_period: {e}") from None
-
-
-def _json_object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise HttpError(400, "serde json error: invalid type: expected a JSON object")
-    return body
 
 
 async def show_databases(request: Request) -> Response:
@@ -62,7 +64,7 @@ async def show_databases(request: Request) -> Response:
 
 async def create_database(request: Request) -> Response:
     st = state_of(request)
-    req = _json_object(await read_json(request, st.config.max_http_request_size))
+    req = json_object(await read_json(request, st.config.max_http_request_size))
     db = require_str(req, "db")
     try:
         validate_db_name(db)
@@ -75,7 +77,7 @@ async def create_database(request: Request) -> Response:
 
 async def update_database(request: Request) -> Response:
     st = state_of(request)
-    req = _json_object(await read_json(request, st.config.max_http_request_size))
+    req = json_object(await read_json(request, st.config.max_http_request_size))
     db = require_str(req, "db")
     await asyncio.to_thread(st.database.catalog.update_database, db,
                             _retention_ns(opt_str(req, "retention_period")))
@@ -114,7 +116,7 @@ async def set_retention(request: Request) -> Response:
 
 async def create_table(request: Request) -> Response:
     st = state_of(request)
-    req = _json_object(await read_json(request, st.config.max_http_request_size))
+    req = json_object(await read_json(request, st.config.max_http_request_size))
     db, table = require_str(req, "db"), require_str(req, "table")
     tags = str_list(req, "tags")
     raw_fields = req.get("fields")
