@@ -127,7 +127,7 @@ def test_v1_query_request_errors_are_json(srv) -> None:
     assert r.json()["error"].startswith("error decoding query body: serde json error")
 
 
-@pytest.mark.parametrize("size", ["-3135", " 5", "1.5", "٣"])
+@pytest.mark.parametrize("size", ["-3135", " 5", "1.5", "٣", "++2"])
 def test_v1_chunk_size_must_be_unsigned(srv, size) -> None:
     r = httpx.get(f"{srv.url}/query", params={"q": "SHOW DATABASES", "chunked": "true",
                                               "chunk_size": size})
@@ -239,3 +239,10 @@ def test_token_expiry_past_year_9999_is_400(auth_srv, body) -> None:
                   {"token_name": f"near{len(str(body))}", "expiry_secs": 3600},
                   headers=headers)
     assert r.status_code == 201, r.text
+
+
+def test_v1_empty_chunk_size_is_the_default(srv) -> None:
+    """As InfluxDB 1.x: an empty chunk_size is absent (and the document says so)."""
+    r = httpx.get(f"{srv.url}/query", params={"q": "SHOW DATABASES", "chunked": "true",
+                                              "chunk_size": ""})
+    assert r.status_code == 200, r.text

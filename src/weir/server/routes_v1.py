@@ -12,6 +12,7 @@ import email.parser
 import email.policy
 import json
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
@@ -32,6 +33,7 @@ from weir.server.http_io import parse_json, read_body
 from weir.server.state import state_of
 
 DEFAULT_CHUNK_SIZE = 10_000
+_UNSIGNED = re.compile(r"\+?[0-9]+")
 
 
 # ---- /api/v3/query_influxql ------------------------------------------------------------
@@ -152,9 +154,8 @@ async def query_v1(request: Request) -> Response:
     pretty = _bool(params.get("pretty"), "pretty")
     chunk_size = DEFAULT_CHUNK_SIZE
     if params.get("chunk_size"):
-        # an unsigned integer, as the reference parses it (no sign, no spaces)
-        if not params["chunk_size"].lstrip("+").isascii() or \
-                not params["chunk_size"].lstrip("+").isdigit():
+        # an unsigned integer, as the reference parses it (a "+" at most, no spaces)
+        if not _UNSIGNED.fullmatch(params["chunk_size"]):
             raise json_error(400, "error reading field from body: chunk_size -- invalid "
                                   "digit found in string")
         chunk_size = max(1, int(params["chunk_size"]))
