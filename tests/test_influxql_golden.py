@@ -139,6 +139,10 @@ def test_integer_fields_stay_integers(srv: WeirServer) -> None:
     ("usage > 20", [90, 180, 240]),
     ("usage >= 20 AND usage <= 30", [60, 180, 240]),
     ("idle < 80", [180, 240]),  # c has no idle: never matches
+    ("usage > nosuch", []),  # a name that is nothing, beside a field: a missing field
+    ("usage < nosuch", []),
+    ("nosuch != 5", []),
+    ("nosuch = ''", [0, 30, 60, 90, 120, 180, 240]),  # ... beside a string: a missing tag
     ("host = 'a' OR usage < 10", [0, 30, 60, 180]),
     ("(host = 'a' OR host = 'b') AND usage > 12", [60, 120, 180, 240]),
     ("time >= '2024-01-01T00:01:00Z' AND time < '2024-01-01T00:03:00Z'", [60, 90, 120]),

@@ -242,8 +242,27 @@ def _tag_side(e: ast.Expr, t: TableInfo) -> str | None:
     return None
 
 
+def _unknown_ref(e: ast.Expr, t: TableInfo) -> bool:
+    while isinstance(e, ast.Paren):
+        e = e.expr
+    return isinstance(e, ast.VarRef) and t.kind(e) == "unknown"
+
+
+def _stringish(e: ast.Expr, t: TableInfo) -> bool:
+    """A tag, a name that may be a missing tag, or a string literal."""
+    while isinstance(e, ast.Paren):
+        e = e.expr
+    return _tag_side(e, t) is not None or (isinstance(e, ast.Literal)
+                                           and isinstance(e.value, str))
+
+
 def _comparison(e: ast.BinOp, t: TableInfo) -> str:
     op = "<>" if e.op == "!=" else e.op
+    if (_unknown_ref(e.left, t) or _unknown_ref(e.right, t)) and not (
+            _stringish(e.left, t) and _stringish(e.right, t)):
+        # beside a field or a number, an unknown name is a missing field, not a missing
+        # tag (''): the comparison is false, as `v > nosuch` is in InfluxDB 1.x
+        return "FALSE"
     lt, rt = _tag_side(e.left, t), _tag_side(e.right, t)
     if lt is not None or rt is not None:
         left = lt if lt is not None else _tag_other(e.left, t)
