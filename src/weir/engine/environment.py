@@ -143,7 +143,6 @@ class PluginEnvironment:
             raise PackageInstallDisabled()
 
     async def _pip(self, args: list[str]) -> str:
-        self._check_enabled()
         if self.venv_dir is None:
             raise _install_error("Plugin environment management is disabled")
         async with self._install_lock:
