@@ -14,7 +14,7 @@ from weir.errors import WriteError
 from weir.query import choose_format, content_type, encode
 from weir.server.auth import READ, WRITE, require_db
 from weir.server.errors import HttpError, json_error
-from weir.server.http_io import opt_str, parse_bool, parse_json, read_body, require
+from weir.server.http_io import opt_str, parse_bool, parse_json, read_body, require_str
 from weir.server.routes_v1 import query_influxql
 from weir.server.state import state_of
 
@@ -123,12 +123,8 @@ async def read_query_request(request: Request) -> dict[str, Any]:
 
 async def _query_request(request: Request) -> dict[str, Any]:
     req = await read_query_request(request)
-    for name in ("db", "q"):
-        if not isinstance(require(req, name), str):
-            raise HttpError(400, f"serde json error: invalid type for `{name}`: expected a "
-                                 "string")
-    if req.get("format") is not None and not isinstance(req["format"], str):
-        raise HttpError(400, "serde json error: invalid type for `format`: expected a string")
+    require_str(req, "db")  # (read_query_request checked the types of db, q and format)
+    require_str(req, "q")
     require_db(request, req["db"], READ)
     params = req.get("params")
     if params is not None and not isinstance(params, dict):
