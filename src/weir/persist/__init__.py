@@ -14,8 +14,9 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -80,8 +81,21 @@ class PersistedIndex:
 
 
 def _window_label(start_ns: int) -> str:
-    dt = datetime.fromtimestamp(start_ns / 1e9, tz=UTC)
+    dt = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=start_ns // 1000)
     return dt.strftime("%Y-%m-%d/%H-%M")
+
+
+def gen1_windows(times: pa.ChunkedArray | pa.Array, gen1_ns: int) -> pa.Array:
+    """The start of each row's gen1 window, in integer nanoseconds.
+
+    Floor division on int64 (numpy's `//` floors, so negative times land in the window
+    that contains them); a float would round times near now by up to 256 ns and put a
+    row 1 ns before a window boundary in the next window."""
+    ns = times.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    with np.errstate(over="ignore"):
+        starts = ns - ns % gen1_ns
+    # the earliest window starts before int64's range: clamp it to the first nanosecond
+    return pa.array(np.where(starts > ns, np.iinfo(np.int64).min, starts), pa.int64())
 
 
 def write_snapshot(
@@ -115,8 +129,7 @@ def write_snapshot(
         t = pa.Table.from_arrays(cols, schema=schema)
         if t.num_rows == 0:
             continue
-        times = t.column("time").cast(pa.int64())
-        windows = pc.multiply(pc.floor(pc.divide(times.cast(pa.float64()), gen1_ns)).cast(pa.int64()), gen1_ns)
+        windows = gen1_windows(t.column("time"), gen1_ns)
         for w in pc.unique(windows).to_pylist():
             part = t.filter(pc.equal(windows, w)).sort_by([("time", "ascending")])
             path = (
