@@ -123,6 +123,22 @@ class ServeConfig:
     # Weir: buffer memory (bytes) past which a snapshot is forced even before
     # `wal_snapshot_size` files have accumulated; keeps memory bounded under heavy ingest.
     force_snapshot_bytes: int = 512 * 1024 * 1024
+    # Weir: background compaction of gen1 Parquet files; 0 turns the compactor off.
+    compaction_interval: float = 10.0
+    #: target rows per compacted Parquet file
+    compaction_file_rows: int = 1_000_000
+    #: buffer bytes past which writes wait for a snapshot, then get 503
+    #: (the CLI defaults it to twice `force_snapshot_bytes`)
+    buffer_mem_limit: int = 2 * 512 * 1024 * 1024
+    # Retention and deletes (seconds): how often expired data is removed, when a
+    # `--hard-delete default` deletion happens, and how long removed files linger.
+    retention_check_interval: float = 1800.0
+    hard_delete_default_duration: float = 72 * 3600.0
+    delete_grace_period: float = 24 * 3600.0
+    # Catalog limits (the reference's defaults).
+    num_database_limit: int = 100
+    num_table_limit: int = 4000
+    num_total_columns_per_table_limit: int = 500
     query_timeout: float = 300.0
     exec_mem_pool_bytes: int | None = None
     plugin_call_timeout: float = 300.0

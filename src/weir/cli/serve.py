@@ -88,9 +88,6 @@ IGNORED: list[tuple[str, str | None, bool]] = [
     ("--query-log-size", "INFLUXDB3_QUERY_LOG_SIZE", True),
     ("--query-file-limit", "INFLUXDB3_QUERY_FILE_LIMIT", True),
     ("--max-concurrent-queries", "INFLUXDB3_MAX_CONCURRENT_QUERIES", True),
-    ("--retention-check-interval", "INFLUXDB3_RETENTION_CHECK_INTERVAL", True),
-    ("--hard-delete-default-duration", "INFLUXDB3_HARD_DELETE_DEFAULT_DURATION", True),
-    ("--delete-grace-period", "INFLUXDB3_DELETE_GRACE_PERIOD", True),
     ("--last-cache-eviction-interval", "INFLUXDB3_LAST_CACHE_EVICTION_INTERVAL", True),
     ("--distinct-cache-eviction-interval", "INFLUXDB3_DISTINCT_CACHE_EVICTION_INTERVAL", True),
     ("--parquet-mem-cache-size", "INFLUXDB3_PARQUET_MEM_CACHE_SIZE", True),
@@ -258,6 +255,27 @@ _EXAMPLE = [
 @click.option("--force-snapshot-bytes", envvar="WEIR_FORCE_SNAPSHOT_BYTES", default="512m",
               type=SIZE, show_default=True, show_envvar=True,
               help="Weir: snapshot early when the buffer holds this many bytes.")
+@click.option("--buffer-mem-limit", envvar="WEIR_BUFFER_MEM_LIMIT", default=None,
+              type=MEMORY, show_envvar=True, metavar="SIZE",
+              help="Weir: buffer size past which writes wait for a snapshot, then get 503 "
+                   "[default: twice --force-snapshot-bytes].")
+@click.option("--compaction-interval", envvar="WEIR_COMPACTION_INTERVAL", default="10s",
+              type=DURATION, show_default=True, show_envvar=True,
+              help="Weir: how often small Parquet files are compacted (0s turns the "
+                   "compactor off).")
+@click.option("--compaction-file-rows", envvar="WEIR_COMPACTION_FILE_ROWS", default=1_000_000,
+              type=click.IntRange(min=1), show_default=True, show_envvar=True,
+              help="Weir: target rows per compacted Parquet file.")
+@click.option("--retention-check-interval", envvar="INFLUXDB3_RETENTION_CHECK_INTERVAL",
+              default="30m", type=DURATION, show_default=True, show_envvar=True,
+              help="How often data past a database's retention period is removed.")
+@click.option("--hard-delete-default-duration",
+              envvar="INFLUXDB3_HARD_DELETE_DEFAULT_DURATION", default="72h", type=DURATION,
+              show_default=True, show_envvar=True,
+              help="Delay of `--hard-delete default` after a database or table is deleted.")
+@click.option("--delete-grace-period", envvar="INFLUXDB3_DELETE_GRACE_PERIOD", default="24h",
+              type=DURATION, show_default=True, show_envvar=True,
+              help="How long files no longer referenced are kept before removal.")
 @click.option("--query-timeout", envvar="WEIR_QUERY_TIMEOUT", default="5m", type=DURATION,
               show_default=True, show_envvar=True, help="Weir: longest one query may run.")
 @click.option("--plugin-call-timeout", envvar="WEIR_PLUGIN_CALL_TIMEOUT", default="5m",
@@ -378,6 +396,18 @@ def build_config(kw: dict[str, Any]) -> ServeConfig:
     force_snapshot = kw.get("force_snapshot_bytes", 512 * 1024**2)
     if kw.get("force_snapshot_mem_threshold"):
         force_snapshot = kw["force_snapshot_mem_threshold"]
+    buffer_mem_limit = kw.get("buffer_mem_limit") or 2 * force_snapshot
+    if buffer_mem_limit <= 0:
+        raise _bad("--buffer-mem-limit", "must be greater than zero")
+    compaction_interval = kw.get("compaction_interval", 10.0)
+    if compaction_interval < 0:
+        raise _bad("--compaction-interval", "must not be negative (0s turns compaction off)")
+    for flag in ("retention_check_interval",):
+        if kw.get(flag) is not None and kw[flag] <= 0:
+            raise _bad("--" + flag.replace("_", "-"), "must be greater than zero")
+    for flag in ("hard_delete_default_duration", "delete_grace_period"):
+        if kw.get(flag) is not None and kw[flag] < 0:
+            raise _bad("--" + flag.replace("_", "-"), "must not be negative")
 
     cfg = ServeConfig(
         node_id=node_id,
@@ -401,6 +431,12 @@ def build_config(kw: dict[str, Any]) -> ServeConfig:
         snapshotted_wal_files_to_keep=kw.get("snapshotted_wal_files_to_keep", 300),
         gen1_duration=gen1,
         force_snapshot_bytes=force_snapshot,
+        compaction_interval=compaction_interval,
+        compaction_file_rows=kw.get("compaction_file_rows", 1_000_000),
+        buffer_mem_limit=buffer_mem_limit,
+        retention_check_interval=kw.get("retention_check_interval", 1800.0),
+        hard_delete_default_duration=kw.get("hard_delete_default_duration", 72 * 3600.0),
+        delete_grace_period=kw.get("delete_grace_period", 24 * 3600.0),
         query_timeout=kw.get("query_timeout", 300.0),
         exec_mem_pool_bytes=kw.get("exec_mem_pool_bytes"),
         plugin_call_timeout=kw.get("plugin_call_timeout", 300.0),
