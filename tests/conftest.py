@@ -1,8 +1,25 @@
-"""Fixtures that start real Weir servers as subprocesses on free ports."""
+"""Fixtures that start real Weir servers as subprocesses on free ports, and watch them.
+
+Every `WeirServer` started in a test run is watched: its log (the server's stderr, which
+also carries each plugin worker's stderr as `plugin output [...]` lines and each plugin
+log line, `influxdb3_local.error(...)` included, as `processing engine [...]` lines at the
+plugin's level) is read at the end of every test, at `stop()` and at `restart()`. A log
+record at ERROR or CRITICAL level, a Python traceback or a `snapshot failed` fails the
+test that owns the server, naming the records, unless the test declared it first:
+
+    srv.expect_log(r"processing engine \\[t1\\]: error executing wal plugin: ValueError")
+    srv.expect_log(r"snapshot failed", count=2)
+
+An expectation lasts until the end of the test that declared it; `count=None` (the
+default) means "one or more", an int means exactly that many. An expectation that is not
+met by the end of the test fails it too (after waiting a while for the record to arrive),
+so a declared error is also a checked one.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -10,12 +27,26 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["pytester"]  # test_server_log_watch.py runs the fixtures in a pytest of its own
+
+# The server logs with `%(asctime)s %(levelname)s %(name)s: %(message)s` (weir.server.run);
+# uvicorn's own loggers print `LEVEL:    message`. Any other line continues the record
+# before it (a traceback of log.exception, a multi-line plugin error).
+_WEIR_RECORD = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (?P<level>[A-Z]+) (?P<logger>\S+): ")
+_UVICORN_RECORD = re.compile(r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL):\s+")
+_BAD_LEVELS = frozenset({"ERROR", "CRITICAL"})
+_BAD_TEXT = re.compile(r"Traceback \(most recent call last\)|snapshot failed"
+                       r"|^Exception ignored in", re.MULTILINE)
+# How long an unmet expectation waits for its record (the server logs asynchronously).
+EXPECT_DEADLINE_S = 15.0
 
 
 def free_port() -> int:
@@ -30,8 +61,58 @@ def weir_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "weir"]
 
 
+@dataclass
+class LogRecord:
+    line_number: int  # 1-based, in the log file
+    level: str | None  # None: text outside any formatted record
+    text: str
+
+    @property
+    def bad(self) -> bool:
+        return self.level in _BAD_LEVELS or _BAD_TEXT.search(self.text) is not None
+
+    def show(self, max_lines: int = 40) -> str:
+        lines = self.text.split("\n")
+        more = f"\n    ... ({len(lines) - max_lines} more lines)" if len(lines) > max_lines else ""
+        return f"  log line {self.line_number}:\n    " + "\n    ".join(lines[:max_lines]) + more
+
+
+@dataclass
+class ExpectedLog:
+    """One declared error: records matching `pattern` are expected, `count` times."""
+
+    pattern: re.Pattern[str]
+    count: int | None
+    matched: list[LogRecord] = field(default_factory=list)
+
+    def unmet(self) -> str | None:
+        n = len(self.matched)
+        if self.count is None and n == 0:
+            return f"expected a log record matching {self.pattern.pattern!r}; none was logged"
+        if self.count is not None and n != self.count:
+            return (f"expected {self.count} log record(s) matching {self.pattern.pattern!r}; "
+                    f"{n} were logged")
+        return None
+
+
+def parse_log(text: str, first_line: int = 1) -> list[LogRecord]:
+    """Group log lines into records: a formatted line starts one, other lines continue it."""
+    records: list[LogRecord] = []
+    for i, line in enumerate(text.split("\n")):
+        m = _WEIR_RECORD.match(line) or _UVICORN_RECORD.match(line)
+        if m or not records:
+            records.append(LogRecord(first_line + i, m.group("level") if m else None, line))
+        else:
+            records[-1].text += "\n" + line
+    return records
+
+
+# Servers whose logs still have to be checked: every started server until its final check.
+_WATCHED: list[WeirServer] = []
+
+
 class WeirServer:
-    """A real server process with its own data dir; restartable and killable."""
+    """A real server process with its own data dir; restartable and killable; watched."""
 
     def __init__(self, data_dir: Path, *, plugin_dir: Path | None = None,
                  extra_args: list[str] | None = None, object_store: str = "file",
@@ -43,8 +124,34 @@ class WeirServer:
         self.object_store = object_store
         self.env = env or {}
         self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{data_dir.name}.log"
+        self._launched = False
+        self._log_offset = 0  # bytes of the log already checked
+        self._log_lines = 0
+        self._expected: list[ExpectedLog] = []
+        self._unchecked: list[LogRecord] = []  # bad records found by stop(), reported later
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self._proc
+
+    @proc.setter
+    def proc(self, value: subprocess.Popen[bytes] | None) -> None:
+        # Any way of launching the process (subclasses included) puts it under watch.
+        self._proc = value
+        if value is not None and not self._launched:
+            # Another WeirServer may have used this log before (a second object over the
+            # same data dir): its lines were that object's to check.
+            self._launched = True
+            try:
+                before = self.log_path.read_bytes()
+            except FileNotFoundError:
+                before = b""
+            self._log_offset = len(before)
+            self._log_lines = before.count(b"\n")
+        if value is not None and self not in _WATCHED:
+            _WATCHED.append(self)
 
     @property
     def url(self) -> str:
@@ -60,12 +167,13 @@ class WeirServer:
         env = {**os.environ, **self.env}
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        healthy = (200, 401) if self.auth else (200,)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code in healthy:
                     return self
             except httpx.HTTPError:
                 pass
@@ -78,7 +186,85 @@ class WeirServer:
         except FileNotFoundError:
             return ""
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+    # ---- the log watch ---------------------------------------------------------------
+
+    def expect_log(self, pattern: str, count: int | None = None) -> ExpectedLog:
+        """Declare an error record this test provokes on purpose (see the module doc).
+
+        `pattern` is searched (re.MULTILINE) in the whole record, traceback included."""
+        if count is not None and count < 1:
+            raise ValueError("count must be None (one or more) or at least 1")
+        exp = ExpectedLog(re.compile(pattern, re.MULTILINE), count)
+        self._expected.append(exp)
+        return exp
+
+    def _read_new_records(self) -> list[LogRecord]:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1  # a line still being written waits for the next read
+        if end == 0:
+            return []
+        self._log_offset += end
+        text = data[:end - 1].decode("utf-8", "replace")
+        records = parse_log(text, self._log_lines + 1)
+        self._log_lines += text.count("\n") + 1
+        return records
+
+    def _match_new(self) -> list[LogRecord]:
+        """Read what the server logged since the last check; return undeclared bad records."""
+        undeclared = []
+        for rec in self._read_new_records():
+            if not rec.bad:
+                continue
+            for exp in self._expected:
+                if exp.pattern.search(rec.text):
+                    exp.matched.append(rec)
+                    break
+            else:
+                undeclared.append(rec)
+        return undeclared
+
+    def _report(self, undeclared: list[LogRecord], unmet: list[str], when: str) -> str:
+        parts = [f"Weir server {self.url} (log {self.log_path}), {when}:"]
+        if undeclared:
+            parts.append(f"{len(undeclared)} undeclared error record(s) in the server log "
+                         "(declare errors a test provokes with srv.expect_log(r'...')):")
+            parts += [rec.show() for rec in undeclared]
+        parts += [f"  {u}" for u in unmet]
+        return "\n".join(parts)
+
+    def check_log(self, *, end_of_test: bool = False) -> str | None:
+        """Check the log now; return a failure message or None.
+
+        At the end of a test the test's expectations must be met; they are then dropped."""
+        undeclared = self._unchecked + self._match_new()
+        self._unchecked = []
+        unmet: list[str] = []
+        if end_of_test:
+            deadline = time.monotonic() + EXPECT_DEADLINE_S
+            while any(e.unmet() for e in self._expected) and time.monotonic() < deadline:
+                time.sleep(0.1)
+                undeclared += self._match_new()
+            unmet = [u for e in self._expected if (u := e.unmet())]
+            self._expected = []
+        if not undeclared and not unmet:
+            return None
+        return self._report(undeclared, unmet, "at the end of the test" if end_of_test
+                            else "when it was stopped")
+
+    def _end_of_test(self) -> str | None:
+        problem = self.check_log(end_of_test=True)
+        if self.proc is not None and self.proc.poll() is not None and self in _WATCHED:
+            _WATCHED.remove(self)  # ended and fully checked; a restart watches it again
+        return problem
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def _terminate(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -89,6 +275,16 @@ class WeirServer:
                 self.proc.wait()
         self._log.close()
         return self.proc.returncode
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Stop the server, then check its log: undeclared errors fail the caller."""
+        code = self._terminate(sig, timeout)
+        undeclared = self._match_new()
+        if undeclared:
+            # Expectations of the running test may still be declared after a stop(), but
+            # an error is reported once: here, and not again at the end of the test.
+            pytest.fail(self._report(undeclared, [], "when it was stopped"), pytrace=False)
+        return code
 
     def kill9(self) -> None:
         self.stop(signal.SIGKILL)
@@ -113,6 +309,16 @@ class WeirServer:
         return r.json()
 
 
+@pytest.fixture(autouse=True)
+def _watch_server_logs() -> Iterator[None]:
+    """After each test (and after its fixtures stopped their servers), check the log of
+    every server still watched: those the test started and shared (module) servers."""
+    yield
+    problems = [p for srv in list(_WATCHED) if (p := srv._end_of_test())]
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator:
     servers: list[WeirServer] = []
@@ -125,7 +331,8 @@ def server_factory(tmp_path: Path) -> Iterator:
     yield make
     for s in servers:
         if s.proc is not None and s.proc.poll() is None:
-            s.stop(signal.SIGKILL)
+            # killed, not stopped: the log check at the end of the test reports its errors
+            s._terminate(signal.SIGKILL)
 
 
 @pytest.fixture
