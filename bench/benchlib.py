@@ -3,7 +3,7 @@ test (Weir, InfluxDB 1.x, VictoriaMetrics) started on loopback with throw-away d
 a keep-alive HTTP client with timeouts, /proc sampling of server memory and CPU, and
 output helpers.
 
-Used by `bench/ingest.py` and `bench/query.py`; not a public API.
+Used by `bench/ingest.py`, `bench/query.py` and `bench/soak.py`; not a public API.
 """
 
 from __future__ import annotations
@@ -417,6 +417,65 @@ class Server:
             self.tmp = None
         if self in _LIVE:
             _LIVE.remove(self)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once, as a crash would: nothing is flushed.
+        The temp dir stays, so `restart()` can start again on the same data."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def restart(self, timeout: float = 60.0) -> float:
+        """Run the same command again on the same data dir and port (after `kill()` or
+        `stop(remove=False)`); return the seconds from launch until the health check
+        answers. Raises ServerError (with the log tail) if it exits or never answers."""
+        argv = self.extra.get("argv")
+        if not argv or self.tmp is None or self.log_path is None:
+            raise ServerError(f"{self.label}: restart() before a start() with a kept data dir")
+        if self.alive():
+            raise ServerError(f"{self.label}: restart() while the server is still running")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
+        log.write(b"\n--- restart ---\n")
+        log.flush()
+        t0 = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, cwd=self.tmp,
+                                         start_new_session=True)
+        except OSError as e:
+            raise ServerError(f"{self.label}: cannot run {argv[0]}: {e}") from None
+        finally:
+            log.close()
+        if self not in _LIVE:
+            _LIVE.append(self)
+        client = HttpClient(self.port, timeout=2.0)
+        last = "no answer"
+        try:
+            while time.monotonic() - t0 < timeout:
+                if self.proc.poll() is not None:
+                    raise ServerError(f"{self.label} exited with code {self.proc.returncode} "
+                                      f"during restart.\ncommand: {' '.join(argv)}\n"
+                                      f"--- log tail ---\n{self.log_tail()}")
+                try:
+                    status, body = client.get(self.health_path)
+                    if status in self.health_ok:
+                        return time.monotonic() - t0
+                    last = f"HTTP {status}: {body[:200]!r}"
+                except (OSError, http.client.HTTPException) as e:
+                    last = f"{type(e).__name__}: {e}"
+                time.sleep(0.05)
+        finally:
+            client.close()
+        raise ServerError(f"{self.label} did not answer {self.health_path} within "
+                          f"{timeout:.0f}s of a restart (last: {last}).\n"
+                          f"--- log tail ---\n{self.log_tail()}")
 
 
 def stop_all() -> None:
