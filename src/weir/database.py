@@ -8,8 +8,10 @@ line protocol -> validate against the catalog -> WAL (durable) -> buffer (querya
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +32,9 @@ from weir.errors import (
 )
 from weir.objectstore import ObjectStore, open_store
 from weir.persist import PersistedIndex, PersistEvent, write_snapshot
+from weir.persist.compactor import Compactor
+from weir.persist.read import TableReader
+from weir.persist.status import SnapshotRecord, compactions_table, snapshots_table
 from weir.query import DatabaseSnapshot, ParquetFileRef, QueryEngine, TableSnapshot
 from weir.system_tables import storage_system_tables
 from weir.wal import Wal, WalFile, WalOp
@@ -98,16 +103,29 @@ class Database:
         )
         self._wal_listeners: list[Callable[[FlushedWal], Awaitable[None]]] = []
         self._persist_listeners: list[Callable[[PersistEvent], Awaitable[None]]] = []
-        self._system_providers: list[SystemTableProvider] = [storage_system_tables(self)]
+        self._system_providers: list[SystemTableProvider] = [
+            storage_system_tables(self), self._life_cycle_tables]
         self._files_since_snapshot = 0
-        self._snapshot_task: asyncio.Task[None] | None = None
+        self._snapshot_task: asyncio.Task[PersistEvent | None] | None = None
         self._retry_gen: Generation | None = None
+        self._retry_handle: asyncio.TimerHandle | None = None
+        self._snapshot_attempt = 0
+        #: every snapshot attempt, newest last (system.snapshots)
+        self.snapshot_history: deque[SnapshotRecord] = deque(maxlen=500)
+        self.reader = TableReader(self.store)
+        self.compactor = Compactor(
+            self.store, self.node_id, self.index, self.catalog, self.reader,
+            file_rows=config.compaction_file_rows,
+            # inputs outlive the longest query that may have been planned on them
+            delete_delay_s=config.query_timeout + 5,
+            retention_cutoff=self.retention_cutoff)
+        self._maintenance_task: asyncio.Task[None] | None = None
         self.started_ns = time.time_ns()
 
     # ---- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the catalog and the persisted files, replay the WAL, start flushing."""
+        """Load the catalog and the manifest, replay the WAL, start flushing."""
         await asyncio.to_thread(self.catalog.load)
         if self.catalog.gen1_duration_s is None:
             self.catalog.gen1_duration_s = self.config.gen1_duration
@@ -116,6 +134,17 @@ class Database:
             log.warning("gen1 duration is fixed at %ss by the catalog; ignoring %ss",
                         self.catalog.gen1_duration_s, self.config.gen1_duration)
         self.index = await asyncio.to_thread(PersistedIndex.load, self.store, self.node_id)
+        self.compactor.index = self.index
+        leftovers = await asyncio.to_thread(self.index.remove_leftovers, self.store,
+                                            self.node_id)
+        if leftovers:
+            log.info("removed %d parquet files no manifest names (an interrupted snapshot "
+                     "or compaction)", leftovers)
+        # Rows replayed or written from now on may overwrite points in these files.
+        for f in self.index.all():
+            key = (f.database, f.table)
+            self.buffer.persisted_before[key] = max(
+                self.buffer.persisted_before.get(key, f.max_time), f.max_time)
         replayed = 0
         for wal in self.wal.replay(self.index.last_wal_seq):
             # Rows of databases deleted since they were written stay deleted.
@@ -126,16 +155,28 @@ class Database:
             replayed += 1
             self._files_since_snapshot += 1
         # WAL files already covered by a snapshot but not yet deleted (crash in between).
-        await asyncio.to_thread(self.wal.delete_upto, self.index.last_wal_seq)
+        await asyncio.to_thread(self._delete_snapshotted_wal, self.index.last_wal_seq)
         log.info("replayed %d WAL files (last seq %d); %d parquet files persisted",
                  replayed, self.wal.last_seq, len(self.index.all()))
         self.wal.start()
+        self._maintenance_task = asyncio.create_task(self._maintain(), name="maintenance")
 
     async def stop(self) -> None:
         """Flush what is pending to the WAL; wait for a running snapshot."""
+        if self._maintenance_task is not None:
+            self._maintenance_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance_task
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
         await self.wal.stop()
         if self._snapshot_task is not None:
             await self._snapshot_task
+
+    def _delete_snapshotted_wal(self, seq: int) -> None:
+        """WAL files up to `seq` are in Parquet; keep the newest
+        `--snapshotted-wal-files-to-keep` of them, delete the rest."""
+        self.wal.delete_upto(seq - max(0, self.config.snapshotted_wal_files_to_keep))
 
     def _ensure_schema_from_wal(self, wal: WalFile) -> None:
         """A WAL file always follows its catalog, but be safe: learn missing columns."""
@@ -203,6 +244,7 @@ class Database:
         if errors and not accept_partial:
             raise self._parse_failure(min(errors, key=lambda e: e.line_number))
         if ops:
+            await self._wait_for_buffer_room()
             await self.wal.append(ops, wait=not no_sync)
         if errors:
             errors.sort(key=lambda e: e.line_number)
@@ -219,6 +261,23 @@ class Database:
                 lines=errors,
             )
         return WriteResult(sum(op.batch.num_rows for op in ops), [op.table for op in ops])
+
+    async def _wait_for_buffer_room(self) -> None:
+        """Past `--buffer-mem-limit` a write waits for a snapshot to free the buffer, then
+        gives up with 503: memory stays bounded, and nothing is lost or half-taken."""
+        limit = self.config.buffer_mem_limit
+        if self.buffer.nbytes < limit:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10.0
+        while self.buffer.nbytes >= limit:
+            self._maybe_snapshot()
+            if loop.time() >= deadline:
+                raise WriteError(
+                    f"the in-memory buffer is full ({self.buffer.nbytes} bytes, limit "
+                    f"{limit} from --buffer-mem-limit) and snapshots have not freed it; "
+                    "retry the write later", status=503)
+            await asyncio.sleep(0.05)
 
     def _schema_lookup(self, database: str) -> Callable[[str], dict[str, tuple[str, str]] | None]:
         def lookup(table: str) -> dict[str, tuple[str, str]] | None:
@@ -332,58 +391,144 @@ class Database:
     def _maybe_snapshot(self) -> None:
         if self._snapshot_task is not None and not self._snapshot_task.done():
             return
+        if self._retry_gen is not None:
+            return  # a failed snapshot is retried by its own timer, with backoff
         if (self._files_since_snapshot >= self.config.wal_snapshot_size
-                or self.buffer.nbytes >= self.config.force_snapshot_bytes
-                or self._retry_gen is not None):
+                or self.buffer.nbytes >= self.config.force_snapshot_bytes):
+            self._snapshot_task = asyncio.create_task(self.snapshot(), name="snapshot")
+
+    def _retry_snapshot(self) -> None:
+        self._retry_handle = None
+        if self._snapshot_task is None or self._snapshot_task.done():
             self._snapshot_task = asyncio.create_task(self.snapshot(), name="snapshot")
 
     async def snapshot(self) -> PersistEvent | None:
-        """Persist the buffer to Parquet now. Returns what was persisted."""
+        """Persist the buffer to Parquet now. Returns what was persisted.
+
+        A failure keeps the data in the buffer and the WAL, is logged and recorded in
+        `system.snapshots`, and is retried after 1 s, 2 s, 4 s ... up to a minute."""
         gen = self._retry_gen or self.buffer.freeze()
         if gen is None:
             return None
         self._files_since_snapshot = 0
-        gen1_ns = int((self.catalog.gen1_duration_s or self.config.gen1_duration) * 1e9)
+        self._snapshot_attempt += 1
+        gen1_ns = round(self.catalog.gen1_duration_s or self.config.gen1_duration) * 10**9
+        started, t0 = time.time_ns(), time.perf_counter()
+        rows = sum(tb.rows for tb in gen.tables.values())
+        record = SnapshotRecord(gen.max_seq, "ok", self._snapshot_attempt, started, 0.0, 0,
+                                rows)
         try:
             event = await asyncio.to_thread(
                 write_snapshot, gen, store=self.store, catalog=self.catalog,
                 node_id=self.node_id, gen1_ns=gen1_ns,
             )
-        except Exception:
-            log.exception("snapshot failed; the data stays in the WAL and will be retried")
+            await asyncio.to_thread(self._publish_snapshot, event, gen)
+        except Exception as e:
+            delay = min(60.0, 2.0 ** (self._snapshot_attempt - 1))
+            log.exception("snapshot failed (attempt %d); the data stays in the WAL and the "
+                          "snapshot is retried in %gs", self._snapshot_attempt, delay)
+            record.status, record.error = "failed", f"{type(e).__name__}: {e}"
+            record.duration_ms = (time.perf_counter() - t0) * 1000
+            self.snapshot_history.append(record)
             self._retry_gen = gen
+            self._retry_handle = asyncio.get_running_loop().call_later(
+                delay, self._retry_snapshot)
             return None
         self._retry_gen = None
-        with self.buffer.lock:
-            self.index.add(event.files, event.seq)
-            self.buffer.release(gen)
-        await asyncio.to_thread(self.wal.delete_upto, event.seq)
+        self._snapshot_attempt = 0
+        record.files = len(event.files)
+        record.duration_ms = (time.perf_counter() - t0) * 1000
+        self.snapshot_history.append(record)
+        await asyncio.to_thread(self._delete_snapshotted_wal, event.seq)
         for cb in self._persist_listeners:
             try:
                 await cb(event)
             except Exception:
                 log.exception("persist listener failed")
+        self._maybe_snapshot()  # writes may have piled up while this one ran
         return event
+
+    def _publish_snapshot(self, event: PersistEvent, gen: Generation) -> None:
+        # One locked step: queries see the rows in the buffer or in the files, never both.
+        with self.buffer.lock:
+            self.index.publish(self.store, self.node_id, add=event.files, wal_seq=event.seq)
+            self.buffer.release(gen)
+
+    # ---- maintenance: compaction, retention, hard deletes ------------------------------
+
+    def retention_cutoff(self, database: str, now_ns: int | None = None) -> int | None:
+        """The oldest time a query of `database` may see, or None (keep everything)."""
+        try:
+            period = self.catalog.db(database).retention_period_ns
+        except DatabaseNotFound:
+            return None
+        if not period:
+            return None
+        return (time.time_ns() if now_ns is None else now_ns) - period
+
+    async def _maintain(self) -> None:
+        interval = self.config.compaction_interval
+        if interval <= 0:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.compact)
+            except Exception:
+                log.exception("compaction failed; retrying in %gs", interval)
+
+    def compact(self) -> int:
+        """Hard deletes that are due, then one compaction pass. Returns jobs run."""
+        self._hard_delete_due()
+        return self.compactor.run_once()
+
+    def _hard_delete_due(self) -> None:
+        due = getattr(self.catalog, "due_hard_deletes", None)
+        if due is None:
+            return
+        for item in due(time.time_ns()):
+            files = [f for f in self.index.all() if f.db_id == item.db_id
+                     and (item.table_id is None or f.table_id == item.table_id)]
+            if files:
+                self.compactor.drop_files(files)
+            self.catalog.complete_hard_delete(item)
+            log.info("hard-deleted %s (%d parquet files)", item, len(files))
+
+    def _life_cycle_tables(self, database: str) -> dict[str, Callable[[], pa.Table]]:
+        return {"snapshots": lambda: snapshots_table(list(self.snapshot_history)),
+                "compactions": lambda: compactions_table(
+                    [r for r in self.compactor.history if r.database == database])}
 
     # ---- queries ---------------------------------------------------------------------
 
     def snapshot_for_query(self, database: str) -> DatabaseSnapshot:
+        """A consistent view of `database` for one query: each table's Parquet files to
+        scan, and its rows in memory merged by last-write-wins where copies of a point
+        may sit in more than one place (see persist.read). Reads files: call it off the
+        event loop."""
         dbschema = self.catalog.db(database)
         system: dict[str, Callable[[], pa.Table]] = {}
         for provider in self._system_providers:
             system.update(provider(database))
-        tables = {}
+        cutoff = self.retention_cutoff(database)
+        views = {}
         with self.buffer.lock:
             for name, ts in list(dbschema.tables.items()):
-                tables[name] = TableSnapshot(
-                    name=name,
-                    schema=ts.arrow_schema(),
-                    batches=self.buffer.batches(database, name),
-                    files=[
-                        ParquetFileRef(f.path, f.min_time, f.max_time, f.row_count, f.size_bytes)
-                        for f in self.index.for_table(dbschema.id, ts.id)
-                    ],
-                )
+                views[name] = (ts.arrow_schema(), self.index.for_table(dbschema.id, ts.id),
+                               self.buffer.tables(database, name))
+        tables = {}
+        for name, (schema, files, buffered) in views.items():
+            if cutoff is not None:
+                files = [f for f in files if f.max_time >= cutoff]
+            read = self.reader.plan(files, buffered, schema)
+            tables[name] = TableSnapshot(
+                name=name,
+                schema=schema,
+                batches=[b for t in read.rows for b in t.to_batches()],
+                files=[ParquetFileRef(f.path, f.min_time, f.max_time, f.row_count,
+                                      f.size_bytes) for f in read.files],
+                min_time=cutoff,
+            )
         return DatabaseSnapshot(name=database, tables=tables,
                                 filesystem=self.store.arrow_filesystem(), system_tables=system)
 
@@ -391,12 +536,13 @@ class Database:
                     ) -> pa.Table:
         if not self.catalog.db_exists(database):
             raise DatabaseMissingForQuery(database)
-        snap = self.snapshot_for_query(database)
+
+        def run() -> pa.Table:
+            return self.query_engine.execute(self.snapshot_for_query(database), sql, params)
+
         try:
-            return await asyncio.wait_for(
-                asyncio.to_thread(self.query_engine.execute, snap, sql, params),
-                timeout=self.config.query_timeout,
-            )
+            return await asyncio.wait_for(asyncio.to_thread(run),
+                                          timeout=self.config.query_timeout)
         except TimeoutError:
             raise QueryError(
                 f"query exceeded the time limit of {self.config.query_timeout}s", status=408

@@ -3,6 +3,10 @@
 Two generations: `active` receives every flushed WAL file; a snapshot moves `active`
 to `persisting` while its Parquet files are written, and drops it in the same locked
 step that publishes those files, so a query never sees a row twice or not at all.
+
+Batches are kept as written, in WAL order (the order last-write-wins merges by). Each
+table remembers whether any of its rows may overwrite an earlier point (see
+`series.SeriesTracker`); only such tables are merged at query and snapshot time.
 """
 
 from __future__ import annotations
@@ -10,9 +14,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
+from weir.buffer.series import SeriesTracker, tag_columns
 from weir.wal import WalFile
+
+__all__ = ["Buffer", "Generation", "TableBuffer", "tag_columns"]
 
 Key = tuple[str, str]  # (database, table)
 
@@ -22,21 +30,46 @@ _COMPACT_AT = 64
 
 
 @dataclass
+class TableBuffer:
+    """One table's rows in one generation, oldest first."""
+
+    batches: list[pa.RecordBatch] = field(default_factory=list)
+    nbytes: int = 0
+    rows: int = 0
+    min_time: int = np.iinfo(np.int64).max
+    max_time: int = np.iinfo(np.int64).min
+    #: some row may overwrite an earlier point of this generation or of Parquet files
+    #: persisted since start-up: merge before use
+    overwrites: bool = False
+    #: some row may overwrite a point in Parquet files older than this server's start
+    overwrites_old_files: bool = False
+    #: bumped on every change, so merged copies can be cached
+    version: int = 0
+
+    def add(self, batch: pa.RecordBatch, overwrites: bool, old_files: bool) -> None:
+        times = batch.column("time").cast(pa.int64())
+        self.batches.append(batch)
+        self.nbytes += batch.nbytes
+        self.rows += batch.num_rows
+        lo, hi = _min_max(times)
+        self.min_time = min(self.min_time, lo)
+        self.max_time = max(self.max_time, hi)
+        self.overwrites |= overwrites
+        self.overwrites_old_files |= old_files
+        self.version += 1
+        if len(self.batches) >= _COMPACT_AT:
+            t = pa.concat_tables(
+                [pa.Table.from_batches([b]) for b in self.batches], promote_options="default"
+            ).combine_chunks()
+            self.batches = t.to_batches()
+
+
+@dataclass
 class Generation:
-    tables: dict[Key, list[pa.RecordBatch]] = field(default_factory=dict)
+    tables: dict[Key, TableBuffer] = field(default_factory=dict)
     nbytes: int = 0
     #: WAL sequence of the newest file applied to this generation
     max_seq: int = 0
-
-    def add(self, key: Key, batch: pa.RecordBatch) -> None:
-        lst = self.tables.setdefault(key, [])
-        lst.append(batch)
-        self.nbytes += batch.nbytes
-        if len(lst) >= _COMPACT_AT:
-            t = pa.concat_tables(
-                [pa.Table.from_batches([b]) for b in lst], promote_options="default"
-            ).combine_chunks()
-            self.tables[key] = t.to_batches()
 
 
 class Buffer:
@@ -44,12 +77,24 @@ class Buffer:
         self.lock = threading.RLock()
         self.active = Generation()
         self.persisting: Generation | None = None
+        self._trackers: dict[Key, SeriesTracker] = {}
+        #: newest persisted time per table at start-up (set before replay)
+        self.persisted_before: dict[Key, int] = {}
 
     def apply(self, wal: WalFile) -> None:
         with self.lock:
             for op in wal.ops:
-                if op.batch.num_rows:
-                    self.active.add((op.db, op.table), op.batch)
+                if not op.batch.num_rows:
+                    continue
+                key = (op.db, op.table)
+                tracker = self._trackers.get(key)
+                if tracker is None:
+                    tracker = self._trackers[key] = SeriesTracker(self.persisted_before.get(key))
+                seen = tracker.observe(op.batch)
+                tb = self.active.tables.setdefault(key, TableBuffer())
+                before = tb.nbytes
+                tb.add(op.batch, seen.earlier_rows, seen.old_files)
+                self.active.nbytes += tb.nbytes - before
             self.active.max_seq = max(self.active.max_seq, wal.seq)
 
     @property
@@ -57,12 +102,19 @@ class Buffer:
         with self.lock:
             return self.active.nbytes + (self.persisting.nbytes if self.persisting else 0)
 
-    def batches(self, db: str, table: str) -> list[pa.RecordBatch]:
-        """Every buffered batch of a table (call with `lock` held for a consistent view)."""
+    def tables(self, db: str, table: str) -> list[TableBuffer]:
+        """The table's buffers, oldest generation first (call with `lock` held for a
+        consistent view with the persisted files)."""
         with self.lock:
-            out = list(self.persisting.tables.get((db, table), ())) if self.persisting else []
-            out.extend(self.active.tables.get((db, table), ()))
+            out = []
+            for g in (self.persisting, self.active):
+                if g is not None and (tb := g.tables.get((db, table))) is not None:
+                    out.append(tb)
             return out
+
+    def batches(self, db: str, table: str) -> list[pa.RecordBatch]:
+        """Every buffered batch of a table, oldest first, as written (not merged)."""
+        return [b for tb in self.tables(db, table) for b in tb.batches]
 
     def freeze(self) -> Generation | None:
         """Move `active` to `persisting` and return it; None if there is nothing to persist
@@ -84,4 +136,11 @@ class Buffer:
                 if g is None:
                     continue
                 for key in [k for k in g.tables if k[0] == db and (table is None or k[1] == table)]:
-                    g.nbytes -= sum(b.nbytes for b in g.tables.pop(key))
+                    g.nbytes -= g.tables.pop(key).nbytes
+            for key in [k for k in self._trackers if k[0] == db and (table is None or k[1] == table)]:
+                del self._trackers[key]
+
+
+def _min_max(times: pa.Array) -> tuple[int, int]:
+    arr = times.to_numpy(zero_copy_only=False)
+    return int(arr.min()), int(arr.max())

@@ -1,19 +1,27 @@
-"""Snapshots: the buffer written to Parquet files, one per table per gen1 time window.
+"""Parquet files and the manifest that says which of them hold the data.
 
-A snapshot writes its Parquet files first, then one manifest
-`<node>/snapshots/<seq>.json` (an atomic put) naming the files and the last WAL
-sequence they cover. Only then are those WAL files deleted. After a crash at any point
-either the manifest exists (its WAL files are skipped on replay) or it does not (the
-WAL is replayed and the unreferenced Parquet files are ignored): nothing is lost and
-nothing counted twice.
+A snapshot writes the buffer as Parquet, one file per table per gen1 time window, rows
+merged by last-write-wins and sorted by series key and time. The compactor merges files
+into larger ones. Either step writes its Parquet files first, then publishes the whole
+new file set as the next manifest `<node>/manifests/<version>.json` (put-if-absent, so
+it is atomic and never overwrites), and only then deletes what it replaced (the WAL
+files a snapshot covers, the inputs of a compaction). After a crash at any point the
+newest manifest names exactly one copy of every point: files it does not name are
+leftovers and are removed at start-up; WAL files after its `wal_seq` are replayed.
+
+Each file carries `seq`, the newest WAL sequence whose rows it may hold. Where files
+overlap in time, the one with the higher `seq` holds the later writes; `merge` marks a
+file whose rows may overwrite points in older files (a query merges it with them).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -21,11 +29,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from weir.buffer import Generation
+from weir.buffer import Generation, TableBuffer
 from weir.catalog import Catalog
 from weir.objectstore import ObjectStore
+from weir.persist.lww import dedupe, sort_for_storage
 
 log = logging.getLogger("weir.persist")
+
+#: manifests kept behind the newest (older ones are deleted)
+_MANIFESTS_KEPT = 5
+
+
+class ManifestConflict(RuntimeError):
+    """Another writer published the manifest version this one meant to write."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +55,12 @@ class PersistedFile:
     row_count: int
     min_time: int
     max_time: int
+    #: newest WAL sequence of the rows it may hold (orders overlapping files)
+    seq: int = 0
+    #: 1 for a snapshot's file, one more than its newest input for a compacted file
+    generation: int = 1
+    #: its rows may overwrite points of older files that overlap it in time
+    merge: bool = False
 
 
 @dataclass
@@ -50,34 +72,118 @@ class PersistEvent:
 
 
 class PersistedIndex:
-    """Every Parquet file the snapshots have published, by (db id, table id)."""
+    """The current manifest: every live Parquet file, by (db id, table id)."""
 
     def __init__(self) -> None:
         self.files: dict[tuple[int, int], list[PersistedFile]] = {}
         self.last_wal_seq = 0
         self.snapshot_count = 0
-
-    def add(self, files: list[PersistedFile], wal_seq: int) -> None:
-        for f in files:
-            self.files.setdefault((f.db_id, f.table_id), []).append(f)
-        self.last_wal_seq = max(self.last_wal_seq, wal_seq)
-        self.snapshot_count += 1
+        self.version = 0
+        self.lock = threading.RLock()
 
     def for_table(self, db_id: int, table_id: int) -> list[PersistedFile]:
-        return list(self.files.get((db_id, table_id), ()))
+        with self.lock:
+            return list(self.files.get((db_id, table_id), ()))
 
     def all(self) -> list[PersistedFile]:
-        return [f for fs in self.files.values() for f in fs]
+        with self.lock:
+            return [f for fs in self.files.values() for f in fs]
+
+    def table_keys(self) -> list[tuple[int, int]]:
+        with self.lock:
+            return [k for k, fs in self.files.items() if fs]
+
+    def add(self, files: list[PersistedFile], wal_seq: int) -> None:
+        """Record files in memory only (tests and legacy loading)."""
+        with self.lock:
+            for f in files:
+                self.files.setdefault((f.db_id, f.table_id), []).append(f)
+            self.last_wal_seq = max(self.last_wal_seq, wal_seq)
+            self.snapshot_count += 1
+
+    def publish(self, store: ObjectStore, node_id: str, *, add: Iterable[PersistedFile] = (),
+                remove: Iterable[PersistedFile] = (), wal_seq: int | None = None) -> None:
+        """Write the next manifest with `add` in and `remove` out, then use it.
+
+        Raises KeyError (nothing written) if a file to remove is no longer listed: the
+        caller's view is stale (a hard delete or another compaction got there first)."""
+        add, remove = list(add), list(remove)
+        with self.lock:
+            current = {f.path: f for fs in self.files.values() for f in fs}
+            for f in remove:
+                if f.path not in current:
+                    raise KeyError(f.path)
+                del current[f.path]
+            for f in add:
+                current[f.path] = f
+            seq = max(self.last_wal_seq, wal_seq or 0)
+            snapshots = self.snapshot_count + (1 if wal_seq is not None else 0)
+            version = self.version + 1
+            doc = {"format": 2, "version": version, "wal_seq": seq,
+                   "snapshot_count": snapshots, "written_ns": time.time_ns(),
+                   "files": [asdict(f) for f in current.values()]}
+            path = _manifest_path(node_id, version)
+            if not store.put_if_absent(path, json.dumps(doc, separators=(",", ":")).encode()):
+                raise ManifestConflict(f"manifest {path} already exists: is another server "
+                                       f"using node id {node_id!r}?")
+            files: dict[tuple[int, int], list[PersistedFile]] = {}
+            for f in current.values():
+                files.setdefault((f.db_id, f.table_id), []).append(f)
+            self.files, self.last_wal_seq = files, seq
+            self.snapshot_count, self.version = snapshots, version
+        for old in store.list(f"{node_id}/manifests/"):
+            v = _manifest_version(old)
+            if v is not None and v <= version - _MANIFESTS_KEPT:
+                store.delete(old)
 
     @classmethod
     def load(cls, store: ObjectStore, node_id: str) -> PersistedIndex:
         idx = cls()
-        for path in store.list(f"{node_id}/snapshots/"):
-            if not path.endswith(".json"):
-                continue
+        manifests = sorted((v, p) for p in store.list(f"{node_id}/manifests/")
+                           if (v := _manifest_version(p)) is not None)
+        if manifests:
+            version, path = manifests[-1]
             doc = json.loads(store.get(path))
-            idx.add([PersistedFile(**f) for f in doc["files"]], doc["wal_seq"])
+            for raw in doc["files"]:
+                f = PersistedFile(**raw)
+                idx.files.setdefault((f.db_id, f.table_id), []).append(f)
+            idx.version, idx.last_wal_seq = version, doc["wal_seq"]
+            idx.snapshot_count = doc.get("snapshot_count", 0)
+            return idx
+        # Weir 0.1's layout: one manifest per snapshot, each listing only its own files.
+        for path in store.list(f"{node_id}/snapshots/"):
+            if path.endswith(".json"):
+                doc = json.loads(store.get(path))
+                idx.add([replace(PersistedFile(**f), seq=doc["wal_seq"]) for f in doc["files"]],
+                         doc["wal_seq"])
         return idx
+
+    def remove_leftovers(self, store: ObjectStore, node_id: str) -> int:
+        """Delete Parquet files under this node that no manifest names (written by a
+        snapshot or compaction that crashed before publishing, or inputs a crash left
+        behind after publishing). Call before anything else writes files."""
+        with self.lock:
+            live = {f.path for fs in self.files.values() for f in fs}
+        n = 0
+        for path in store.list(f"{node_id}/dbs/"):
+            if path.endswith(".parquet") and path not in live:
+                store.delete(path)
+                n += 1
+        return n
+
+
+def _manifest_path(node_id: str, version: int) -> str:
+    return f"{node_id}/manifests/{version:020d}.json"
+
+
+def _manifest_version(path: str) -> int | None:
+    name = path.rsplit("/", 1)[-1]
+    if not name.endswith(".json"):
+        return None
+    try:
+        return int(name[:-5])
+    except ValueError:
+        return None
 
 
 def _window_label(start_ns: int) -> str:
@@ -88,14 +194,45 @@ def _window_label(start_ns: int) -> str:
 def gen1_windows(times: pa.ChunkedArray | pa.Array, gen1_ns: int) -> pa.Array:
     """The start of each row's gen1 window, in integer nanoseconds.
 
-    Floor division on int64 (numpy's `//` floors, so negative times land in the window
-    that contains them); a float would round times near now by up to 256 ns and put a
-    row 1 ns before a window boundary in the next window."""
+    Floor division on int64 (numpy's `%` is never negative, so negative times land in
+    the window that contains them); a float would round times near now by up to 256 ns
+    and put a row 1 ns before a window boundary in the next window."""
     ns = times.cast(pa.int64()).to_numpy(zero_copy_only=False)
     with np.errstate(over="ignore"):
         starts = ns - ns % gen1_ns
     # the earliest window starts before int64's range: clamp it to the first nanosecond
     return pa.array(np.where(starts > ns, np.iinfo(np.int64).min, starts), pa.int64())
+
+
+def buffered_rows(tbs: list[TableBuffer], schema: pa.Schema) -> pa.Table:
+    """A table's buffered rows (oldest generation first) in `schema`, merged by
+    last-write-wins when any of them may overwrite another."""
+    batches = [b for tb in tbs for b in tb.batches]
+    t = conform(pa.concat_tables([pa.Table.from_batches([b]) for b in batches],
+                                 promote_options="default") if batches
+                else schema.empty_table(), schema)
+    if any(tb.overwrites or tb.overwrites_old_files for tb in tbs):
+        t = dedupe(t)
+    return t
+
+
+def conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`t` with exactly the columns of `schema`, in its order (missing ones null)."""
+    cols = []
+    for f in schema:
+        if f.name in t.column_names:
+            col = t.column(f.name)
+            cols.append(col if col.type == f.type else col.cast(f.type))
+        else:
+            cols.append(pa.nulls(t.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def parquet_bytes(t: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    # small row groups keep min/max statistics useful for pruning by series and time
+    pq.write_table(t, sink, compression="zstd", row_group_size=128 * 1024)
+    return sink.getvalue().to_pybytes()
 
 
 def write_snapshot(
@@ -106,61 +243,39 @@ def write_snapshot(
     node_id: str,
     gen1_ns: int,
 ) -> PersistEvent:
-    """Write `gen` as Parquet plus its manifest. Runs in a worker thread."""
+    """Write `gen` as Parquet files (not yet published). Runs in a worker thread."""
     seq = gen.max_seq
     event = PersistEvent(seq=seq)
-    for (db, table), batches in gen.tables.items():
+    for (db, table), tb in gen.tables.items():
         try:
             dbs = catalog.db(db)
             tschema = catalog.table(db, table)
         except Exception:  # deleted since it was written: nothing to persist
             continue
-        schema = tschema.arrow_schema()
-        t = pa.concat_tables(
-            [pa.Table.from_batches([b]) for b in batches], promote_options="default"
-        )
-        # Fill columns the batches lacked and order columns as the table schema does.
-        cols = []
-        for f in schema:
-            if f.name in t.column_names:
-                cols.append(t.column(f.name).cast(f.type))
-            else:
-                cols.append(pa.nulls(t.num_rows, f.type))
-        t = pa.Table.from_arrays(cols, schema=schema)
+        t = buffered_rows([tb], tschema.arrow_schema())
         if t.num_rows == 0:
             continue
         windows = gen1_windows(t.column("time"), gen1_ns)
         for w in pc.unique(windows).to_pylist():
-            part = t.filter(pc.equal(windows, w)).sort_by([("time", "ascending")])
+            part = sort_for_storage(t.filter(pc.equal(windows, w)))
             path = (
                 f"{node_id}/dbs/{dbs.id}/{tschema.id}/{_window_label(w)}/{seq:011d}.parquet"
             )
-            sink = pa.BufferOutputStream()
-            pq.write_table(part, sink, compression="zstd")
-            data = sink.getvalue().to_pybytes()
+            data = parquet_bytes(part)
             store.put(path, data)
-            ptimes = part.column("time").cast(pa.int64())
-            event.files.append(
-                PersistedFile(
-                    database=db,
-                    db_id=dbs.id,
-                    table=table,
-                    table_id=tschema.id,
-                    path=path,
-                    size_bytes=len(data),
-                    row_count=part.num_rows,
-                    min_time=pc.min(ptimes).as_py(),
-                    max_time=pc.max(ptimes).as_py(),
-                )
-            )
-    manifest = {
-        "wal_seq": seq,
-        "written_ns": time.time_ns(),
-        "files": [asdict(f) for f in event.files],
-    }
-    store.put(f"{node_id}/snapshots/{seq:020d}.json", json.dumps(manifest).encode())
-    log.info("snapshot up to WAL %d persisted %d parquet files", seq, len(event.files))
+            lo, hi = _time_range(part)
+            event.files.append(PersistedFile(
+                database=db, db_id=dbs.id, table=table, table_id=tschema.id, path=path,
+                size_bytes=len(data), row_count=part.num_rows, min_time=lo, max_time=hi,
+                seq=seq, generation=1, merge=tb.overwrites or tb.overwrites_old_files))
+    log.info("snapshot up to WAL %d wrote %d parquet files", seq, len(event.files))
     return event
 
 
-__all__ = ["PersistEvent", "PersistedFile", "PersistedIndex", "write_snapshot"]
+def _time_range(t: pa.Table) -> tuple[int, int]:
+    times = t.column("time").cast(pa.int64())
+    return pc.min(times).as_py(), pc.max(times).as_py()
+
+
+__all__ = ["ManifestConflict", "PersistEvent", "PersistedFile", "PersistedIndex",
+           "buffered_rows", "conform", "gen1_windows", "parquet_bytes", "write_snapshot"]

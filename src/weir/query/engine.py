@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions
+from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions, col, lit
 from datafusion.catalog import Schema
 
 from weir.errors import QueryError
@@ -421,6 +421,20 @@ def _memory_table(ctx: SessionContext, iox: Schema, table: pa.Table) -> Any:
 
 def _register_user_table(ctx: SessionContext, iox: Schema, t: TableSnapshot,
                          snap: DatabaseSnapshot, n_partitions: int) -> None:
+    provider = _user_table_provider(ctx, iox, t, snap, n_partitions)
+    if t.min_time is not None:
+        # the database's retention period: older rows are gone for every query at once,
+        # before the compactor removes them from storage
+        scratch = f"__weir_{uuid.uuid4().hex}"
+        iox.register_table(scratch, provider)
+        provider = ctx.table(scratch).filter(
+            col("time") >= lit(pa.scalar(t.min_time, _TS)))
+        iox.deregister_table(scratch)
+    iox.register_table(t.name, provider)
+
+
+def _user_table_provider(ctx: SessionContext, iox: Schema, t: TableSnapshot,
+                         snap: DatabaseSnapshot, n_partitions: int) -> Any:
     schema = query_schema(t.schema)
     memory = None
     if t.batches or not t.files:
@@ -432,8 +446,7 @@ def _register_user_table(ctx: SessionContext, iox: Schema, t: TableSnapshot,
         memory = iox.table(scratch)
         iox.deregister_table(scratch)
     if not t.files:
-        iox.register_table(t.name, memory)
-        return
+        return memory
     parquet = ds.ParquetFileFormat()
     files = ds.FileSystemDataset.from_paths(
         [f.path for f in t.files],
@@ -450,15 +463,14 @@ def _register_user_table(ctx: SessionContext, iox: Schema, t: TableSnapshot,
         [*files.get_fragments(), parquet.make_fragment(pa.BufferReader(_empty_parquet(schema)))],
         schema, parquet, snap.filesystem)
     if memory is None:
-        iox.register_table(t.name, files)
-        return
+        return files
     a, b = f"__weir_{uuid.uuid4().hex}", f"__weir_{uuid.uuid4().hex}"
     iox.register_table(a, files)
     iox.register_table(b, memory)
     both = ctx.table(a).union(ctx.table(b))
     iox.deregister_table(a)
     iox.deregister_table(b)
-    iox.register_table(t.name, both)
+    return both
 
 
 # ---- information_schema ------------------------------------------------------------------

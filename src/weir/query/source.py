@@ -25,6 +25,8 @@ class TableSnapshot:
     schema: pa.Schema
     batches: list[pa.RecordBatch] = field(default_factory=list)
     files: list[ParquetFileRef] = field(default_factory=list)
+    #: rows older than this (ns) are hidden: the database's retention period
+    min_time: int | None = None
 
 
 @dataclass

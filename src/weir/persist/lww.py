@@ -1,0 +1,60 @@
+"""Last write wins: rows of one table merged into one row per point, and the order
+points are stored in.
+
+A point is (tag set, time). Rows are given oldest first (WAL order, then file order by
+sequence); for each point every field takes its last non-null value, so a later write
+replaces the fields it names and keeps the others, as in InfluxDB.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from weir.buffer import tag_columns
+
+__all__ = ["dedupe", "sort_for_storage"]
+
+
+def dedupe(table: pa.Table, tags: list[str] | None = None) -> pa.Table:
+    """One row per point of `table` (rows oldest first), in the table's column order."""
+    if table.num_rows < 2:
+        return table
+    tags = [t for t in (tags if tags is not None else tag_columns(table.schema))
+            if t in table.column_names]
+    keys = [*tags, "time"]
+    # the grouper needs one dictionary per tag column across chunks
+    table = table.unify_dictionaries()
+    fields = [n for n in table.column_names if n not in keys]
+    if not fields:
+        out = table.group_by(keys, use_threads=False).aggregate([])
+    else:
+        # ordered aggregation ("last") needs the single-threaded grouper
+        out = table.group_by(keys, use_threads=False).aggregate(
+            [(f, "last") for f in fields])
+        out = out.rename_columns([n[:-5] if n.endswith("_last") and n[:-5] in fields else n
+                                  for n in out.column_names])
+    cols = []
+    for f in table.schema:
+        col = out.column(f.name)
+        cols.append(col if col.type == f.type else col.cast(f.type))
+    return pa.Table.from_arrays(cols, schema=table.schema)
+
+
+def sort_for_storage(table: pa.Table, tags: list[str] | None = None) -> pa.Table:
+    """Rows sorted by series key (tags by name) then time: a series' rows are adjacent,
+    so Parquet statistics prune by tag and merges can stream."""
+    if table.num_rows < 2:
+        return table
+    tags = sorted(t for t in (tags if tags is not None else tag_columns(table.schema))
+                  if t in table.column_names)
+    # Arrow sorts dictionary columns only one at a time: sort on their plain values.
+    keys = pa.table({**{f"k{i}": _plain(table.column(t)) for i, t in enumerate(tags)},
+                     "time": table.column("time")})
+    order = pc.sort_indices(keys, [(f"k{i}", "ascending") for i in range(len(tags))]
+                            + [("time", "ascending")], null_placement="at_end")
+    return table.take(order)
+
+
+def _plain(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col

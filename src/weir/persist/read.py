@@ -1,0 +1,134 @@
+"""What a query reads of one table: Parquet files as they are, plus rows merged by
+last-write-wins where copies of a point may sit in more than one place.
+
+Sources (files, and the buffer as the newest) are grouped where their time ranges
+overlap. A group is read as it is unless one of its members may overwrite points of
+another (`PersistedFile.merge`, or a buffer that saw overwrites); then the group is
+read into memory, oldest first, and merged. Steady ingest never overlaps like that, so
+the common query reads files directly; merged file-only groups are cached, since files
+never change.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from weir.buffer import TableBuffer
+from weir.objectstore import ObjectStore
+from weir.persist import PersistedFile, buffered_rows, conform
+from weir.persist.lww import dedupe
+
+__all__ = ["TableRead", "TableReader", "overlap_groups"]
+
+
+@dataclass
+class TableRead:
+    """Files to scan directly, and rows in memory (disjoint points from the files)."""
+
+    files: list[PersistedFile]
+    rows: list[pa.Table]
+
+
+@dataclass
+class _Source:
+    min_time: int
+    max_time: int
+    merge: bool
+    file: PersistedFile | None  # None: the buffer
+
+
+def overlap_groups(files: list[PersistedFile]) -> list[list[PersistedFile]]:
+    """Files grouped where their time ranges overlap (each group sorted by `seq`)."""
+    groups: list[list[PersistedFile]] = []
+    end = None
+    for f in sorted(files, key=lambda f: f.min_time):
+        if end is None or f.min_time > end:
+            groups.append([f])
+            end = f.max_time
+        else:
+            groups[-1].append(f)
+            end = max(end, f.max_time)
+    return [sorted(g, key=lambda f: f.seq) for g in groups]
+
+
+class TableReader:
+    """Plans reads of tables; caches merged file groups (bounded by bytes)."""
+
+    def __init__(self, store: ObjectStore, cache_bytes: int = 128 * 1024 * 1024) -> None:
+        self.store = store
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[tuple[str, ...], pa.Table] = OrderedDict()
+        self._cached = 0
+        self._lock = threading.Lock()
+
+    def plan(self, files: list[PersistedFile], buffered: list[TableBuffer],
+             schema: pa.Schema) -> TableRead:
+        sources = [_Source(f.min_time, f.max_time, f.merge, f) for f in files]
+        rows_in_buffer = [tb for tb in buffered if tb.rows]
+        if rows_in_buffer:
+            sources.append(_Source(
+                min(tb.min_time for tb in rows_in_buffer),
+                max(tb.max_time for tb in rows_in_buffer),
+                any(tb.overwrites or tb.overwrites_old_files for tb in rows_in_buffer),
+                None))
+        out = TableRead([], [])
+        group: list[_Source] = []
+        end = None
+        for s in sorted(sources, key=lambda s: s.min_time):
+            if group and end is not None and s.min_time > end:
+                self._read_group(group, rows_in_buffer, schema, out)
+                group = []
+            end = s.max_time if not group else max(end or s.max_time, s.max_time)
+            group.append(s)
+        if group:
+            self._read_group(group, rows_in_buffer, schema, out)
+        return out
+
+    def _read_group(self, group: list[_Source], buffered: list[TableBuffer],
+                    schema: pa.Schema, out: TableRead) -> None:
+        group_files = sorted((s.file for s in group if s.file is not None), key=lambda f: f.seq)
+        has_buffer = any(s.file is None for s in group)
+        if len(group) == 1 or not any(s.merge for s in group):
+            out.files.extend(group_files)
+            if has_buffer:
+                out.rows.append(buffered_rows(buffered, schema))
+            return
+        parts = [self.merged_files(group_files, schema)] if group_files else []
+        if has_buffer:
+            parts.append(buffered_rows(buffered, schema))
+        out.rows.append(dedupe(pa.concat_tables(parts)) if len(parts) > 1 else parts[0])
+
+    def merged_files(self, files: list[PersistedFile], schema: pa.Schema) -> pa.Table:
+        """The files' rows (sorted by seq, oldest first) merged into one row per point."""
+        key = tuple(f.path for f in files)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit.schema.equals(schema, check_metadata=False):
+                self._cache.move_to_end(key)
+                return hit
+        t = dedupe(pa.concat_tables([self.read_file(f, schema) for f in files]))
+        with self._lock:
+            if key not in self._cache and t.nbytes <= self.cache_bytes // 4:
+                self._cache[key] = t
+                self._cached += t.nbytes
+                while self._cached > self.cache_bytes and self._cache:
+                    _, old = self._cache.popitem(last=False)
+                    self._cached -= old.nbytes
+        return t
+
+    def read_file(self, f: PersistedFile, schema: pa.Schema,
+                  time_range: tuple[int, int] | None = None) -> pa.Table:
+        """One file's rows in `schema` (columns added since it was written are null),
+        optionally only those with start <= time < end."""
+        t = pq.read_table(pa.BufferReader(self.store.get(f.path)))
+        if time_range is not None:
+            times = t.column("time").cast(pa.int64())
+            lo, hi = time_range
+            t = t.filter(pc.and_(pc.greater_equal(times, lo), pc.less(times, hi)))
+        return conform(t, schema)
