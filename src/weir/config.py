@@ -98,6 +98,13 @@ def parse_size(text: str | int) -> int:
     return n * {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[suffix]
 
 
+# Catalog limits: defaults of `--num-database-limit`, `--num-table-limit` (all databases
+# together) and `--num-total-columns-per-table-limit`; `weir.catalog.Limits` uses them too.
+DEFAULT_NUM_DATABASE_LIMIT = 100
+DEFAULT_NUM_TABLE_LIMIT = 4000
+DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT = 500
+
+
 @dataclass
 class ServeConfig:
     """Everything `influxdb3 serve` was told. Durations are seconds, sizes bytes."""
@@ -136,9 +143,9 @@ class ServeConfig:
     hard_delete_default_duration: float = 72 * 3600.0
     delete_grace_period: float = 24 * 3600.0
     # Catalog limits (the reference's defaults).
-    num_database_limit: int = 100
-    num_table_limit: int = 4000
-    num_total_columns_per_table_limit: int = 500
+    num_database_limit: int = DEFAULT_NUM_DATABASE_LIMIT
+    num_table_limit: int = DEFAULT_NUM_TABLE_LIMIT
+    num_total_columns_per_table_limit: int = DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT
     query_timeout: float = 300.0
     exec_mem_pool_bytes: int | None = None
     plugin_call_timeout: float = 300.0

@@ -1,7 +1,14 @@
 """The catalog: databases, tables and their typed columns, triggers; versioned and
 persisted to the object store."""
 
-from weir.catalog.catalog import INTERNAL_DB, Catalog, Limits
+from weir.catalog.catalog import (
+    INTERNAL_DB,
+    Catalog,
+    HardDelete,
+    Limits,
+    parse_rfc3339_ns,
+    resolve_hard_delete_time,
+)
 from weir.catalog.schema import (
     API_FIELD_TYPES,
     ARROW_TYPES,
@@ -23,6 +30,7 @@ __all__ = [
     "Column",
     "DatabaseSchema",
     "FIELD",
+    "HardDelete",
     "INTERNAL_DB",
     "KIND_META",
     "Limits",
@@ -30,5 +38,7 @@ __all__ = [
     "TIME",
     "TableSchema",
     "TriggerDefinition",
+    "parse_rfc3339_ns",
+    "resolve_hard_delete_time",
     "validate_db_name",
 ]

@@ -7,7 +7,10 @@ that knows the column is durable.
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import json
+import re
 import threading
 import time
 import uuid
@@ -22,6 +25,12 @@ from weir.catalog.schema import (
     DatabaseSchema,
     TableSchema,
     TriggerDefinition,
+)
+from weir.config import (
+    DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT,
+    DEFAULT_NUM_DATABASE_LIMIT,
+    DEFAULT_NUM_TABLE_LIMIT,
+    ServeConfig,
 )
 from weir.errors import (
     AlreadyExists,
@@ -39,11 +48,93 @@ INTERNAL_DB = "_internal"
 
 @dataclass
 class Limits:
-    """Core's limits (influxdb3 serve.rs CORE_NUM_*)."""
+    """How many databases (`_internal` not counted), tables (all databases together) and
+    columns per table (`time` included) the catalog takes; the `serve` options
+    --num-database-limit, --num-table-limit and --num-total-columns-per-table-limit."""
 
-    databases: int = 5
-    tables: int = 2000
-    columns_per_table: int = 500
+    databases: int = DEFAULT_NUM_DATABASE_LIMIT
+    tables: int = DEFAULT_NUM_TABLE_LIMIT
+    columns_per_table: int = DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT
+
+    @classmethod
+    def from_config(cls, config: ServeConfig) -> Limits:
+        return cls(databases=config.num_database_limit, tables=config.num_table_limit,
+                   columns_per_table=config.num_total_columns_per_table_limit)
+
+    def database_error(self) -> LimitExceeded:
+        return LimitExceeded(
+            f"Adding a new database would exceed limit of {self.databases} databases")
+
+    def table_error(self) -> LimitExceeded:
+        return LimitExceeded(
+            f"Update to schema would exceed number of tables limit of {self.tables}")
+
+    def column_error(self) -> LimitExceeded:
+        return LimitExceeded("Update to schema would exceed number of columns per table "
+                             f"limit of {self.columns_per_table} columns")
+
+
+@dataclass(frozen=True)
+class HardDelete:
+    """A soft-deleted database (`table_id` None) or table whose hard-deletion time has
+    come: the storage side removes its data, then calls `Catalog.complete_hard_delete`."""
+
+    db_id: int
+    db_name: str
+    table_id: int | None
+    table_name: str | None
+    deletion_time_ns: int
+
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))")
+
+
+def parse_rfc3339_ns(text: str) -> int:
+    """An RFC 3339 timestamp (`2025-12-31T23:59:59Z`, up to nanoseconds, any offset) as
+    nanoseconds since the epoch, in integers (a float cannot hold times near now)."""
+    m = _RFC3339.fullmatch(text.strip())
+    if not m:
+        raise ValueError(f"invalid timestamp {text!r}: expected RFC 3339, e.g. "
+                         "2025-12-31T23:59:59Z")
+    y, mo, d, h, mi, sec = (int(g) for g in m.groups()[:6])
+    try:
+        # datetime only to check the date exists (30 February does not); a leap second
+        # (:60) is allowed as RFC 3339 allows it.
+        datetime.datetime(y, mo, d, h, mi, min(sec, 59))
+    except ValueError as e:
+        raise ValueError(f"invalid timestamp {text!r}: {e}") from None
+    if sec > 60:
+        raise ValueError(f"invalid timestamp {text!r}: second must be in 0..60")
+    secs = calendar.timegm((y, mo, d, h, mi, sec, 0, 0, 0))
+    if m.group(9):
+        offset = int(m.group(10)) * 3600 + int(m.group(11)) * 60
+        secs -= offset if m.group(9) == "+" else -offset
+    frac = (m.group(7) or "").ljust(9, "0")
+    return secs * 1_000_000_000 + int(frac or 0)
+
+
+def resolve_hard_delete_time(value: str | None, now_ns: int,
+                             default_duration_s: float) -> int | None:
+    """`hard_delete_at` (never, now, default or RFC 3339) as the time the deleted thing
+    goes for good: None for never, `now_ns` for now or a past time, now plus
+    --hard-delete-default-duration for default (also when no value is given, as the
+    reference's clients send nothing for a plain delete)."""
+    v = (value or "default").strip()
+    low = v.lower()
+    if low == "never":
+        return None
+    if low == "now":
+        return now_ns
+    if low == "default":
+        return now_ns + round(default_duration_s * 1_000_000_000)
+    try:
+        at = parse_rfc3339_ns(v)
+    except ValueError:
+        raise ValueError(f"invalid hard_delete_at {value!r}: expected never, now, default "
+                         "or an RFC 3339 time such as 2025-12-31T23:59:59Z") from None
+    return max(at, now_ns)
 
 
 class Catalog:
@@ -133,11 +224,10 @@ class Catalog:
     def _create_db_locked(self, name: str, count_limit: bool = True,
                           retention_period_ns: int | None = None) -> DatabaseSchema:
         if count_limit:
+            # A lowered limit keeps the databases that exist; only new ones are refused.
             user_dbs = [n for n in self._dbs if n != INTERNAL_DB]
             if len(user_dbs) >= self.limits.databases:
-                raise LimitExceeded(
-                    f"Adding a new database would exceed limit of {self.limits.databases} databases"
-                )
+                raise self.limits.database_error()
         d = DatabaseSchema(id=self._new_id(), name=name, retention_period_ns=retention_period_ns)
         self._dbs[name] = d
         return d
@@ -150,9 +240,24 @@ class Catalog:
             self._persist_locked()
 
     def update_database(self, name: str, retention_period_ns: int | None) -> None:
+        """Set (or, with None, clear) a database's retention period."""
+        if retention_period_ns is not None and retention_period_ns <= 0:
+            raise CatalogError("retention period must be greater than zero")
         with self._lock:
+            if name == INTERNAL_DB:
+                raise CatalogError("cannot modify the _internal database")
             self.db(name).retention_period_ns = retention_period_ns
             self._persist_locked()
+
+    def retention_cutoff_ns(self, db_name: str, now_ns: int) -> int | None:
+        """The oldest time (ns) still inside `db_name`'s retention period at `now_ns`: rows
+        with an earlier time are expired. None when the database keeps data forever (or
+        does not exist, which leaves nothing to hide)."""
+        with self._lock:
+            d = self._dbs.get(db_name)
+            if d is None or d.retention_period_ns is None:
+                return None
+            return now_ns - d.retention_period_ns
 
     def ensure_database(self, name: str, count_limit: bool = True
                         ) -> tuple[DatabaseSchema, bool]:
@@ -173,19 +278,86 @@ class Catalog:
             del self._dbs[name]
             return True
 
-    def delete_database(self, name: str) -> DatabaseSchema:
-        """Soft delete: the database disappears from use; its triggers are disabled."""
+    def delete_database(self, name: str, hard_delete_at_ns: int | None = None) -> DatabaseSchema:
+        """Soft delete: the database disappears from use; its triggers are disabled. Its
+        schema is kept until `hard_delete_at_ns` (None: never) has passed and the storage
+        side has removed its data (`due_hard_deletes`, `complete_hard_delete`)."""
         with self._lock:
             if name == INTERNAL_DB:
                 raise CatalogError("cannot delete the _internal database")
             d = self.db(name)
             d.deleted = True
+            d.hard_delete_time_ns = hard_delete_at_ns
             for t in d.triggers.values():
                 t.disabled = True
             del self._dbs[name]
             self._deleted.append(d)
             self._persist_locked()
             return d
+
+    def set_hard_delete_time(self, db_id: int, table_id: int | None,
+                             at_ns: int | None) -> None:
+        """Change when a soft-deleted database (`table_id` None) or table goes for good."""
+        with self._lock:
+            if table_id is None:
+                for d in self._deleted:
+                    if d.id == db_id:
+                        d.hard_delete_time_ns = at_ns
+                        self._persist_locked()
+                        return
+                raise NotFound(f"deleted database with id {db_id}")
+            for d in [*self._dbs.values(), *self._deleted]:
+                if d.id == db_id:
+                    for t in d.deleted_tables:
+                        if t.id == table_id:
+                            t.hard_delete_time_ns = at_ns
+                            self._persist_locked()
+                            return
+            raise NotFound(f"deleted table with id {table_id} in database {db_id}")
+
+    def deleted_database_schemas(self) -> list[DatabaseSchema]:
+        """The soft-deleted databases not yet hard-deleted (for system tables)."""
+        with self._lock:
+            return list(self._deleted)
+
+    def due_hard_deletes(self, now_ns: int) -> list[HardDelete]:
+        """Soft-deleted databases and tables whose hard-deletion time is at or before
+        `now_ns`, oldest first. A due database covers its tables; a table deleted on its
+        own inside a database that is not (yet) due is listed by itself."""
+        out: list[HardDelete] = []
+        with self._lock:
+            for d in self._deleted:
+                if d.hard_delete_time_ns is not None and d.hard_delete_time_ns <= now_ns:
+                    out.append(HardDelete(d.id, d.name, None, None, d.hard_delete_time_ns))
+                    continue
+                out.extend(_due_tables(d, now_ns))
+            for d in self._dbs.values():
+                out.extend(_due_tables(d, now_ns))
+        out.sort(key=lambda h: (h.deletion_time_ns, h.db_id, h.table_id or 0))
+        return out
+
+    def complete_hard_delete(self, item: HardDelete) -> None:
+        """Forget a hard-deleted database or table for good (persisted before returning).
+        Call it only once its data is gone, including from WAL files a restart would
+        replay: afterwards the name is free and a replayed write would create it anew.
+        Doing it twice is harmless."""
+        with self._lock:
+            if item.table_id is None:
+                kept = [d for d in self._deleted if d.id != item.db_id]
+                if len(kept) == len(self._deleted):
+                    return
+                self._deleted = kept
+            else:
+                for d in [*self._dbs.values(), *self._deleted]:
+                    if d.id == item.db_id:
+                        kept_t = [t for t in d.deleted_tables if t.id != item.table_id]
+                        if len(kept_t) == len(d.deleted_tables):
+                            return
+                        d.deleted_tables = kept_t
+                        break
+                else:
+                    return
+            self._persist_locked()
 
     # ---- tables ------------------------------------------------------------------
 
@@ -196,16 +368,30 @@ class Catalog:
                 raise TableNotFound(db, table)
             return t
 
-    def create_table(self, db: str, table: str, tags: list[str],
-                     fields: list[tuple[str, str]]) -> None:
+    def table_count(self) -> int:
+        """Tables of all live databases: what --num-table-limit counts."""
         with self._lock:
-            d = self.db(db)
+            return sum(len(d.tables) for d in self._dbs.values())
+
+    def create_table(self, db: str, table: str, tags: list[str],
+                     fields: list[tuple[str, str]], create_database: bool = False) -> None:
+        """Create a table; with `create_database`, its database too if missing. Every limit
+        is checked before anything changes, so a refused request leaves nothing behind."""
+        with self._lock:
+            if len(set(tags) | {name for name, _ in fields} | {"time"}) > \
+                    self.limits.columns_per_table:
+                raise self.limits.column_error()
+            new_db = create_database and db not in self._dbs
+            if new_db:
+                if sum(1 for n in self._dbs if n != INTERNAL_DB) >= self.limits.databases:
+                    raise self.limits.database_error()
+                d = DatabaseSchema(id=-1, name=db)
+            else:
+                d = self.db(db)
             if table in d.tables:
                 raise AlreadyExists(f"{db}.{table}")
-            if len(d.tables) >= self.limits.tables:
-                raise LimitExceeded(
-                    f"Update to schema would exceed number of tables limit of {self.limits.tables}"
-                )
+            if self.table_count() >= self.limits.tables:
+                raise self.limits.table_error()
             cols: dict[str, Column] = {}
             for tname in tags:
                 if tname in cols or tname == "time":
@@ -216,35 +402,40 @@ class Catalog:
                     raise CatalogError(f"duplicate or reserved column name: {fname}")
                 cols[fname] = Column(fname, FIELD, ftype)
             cols["time"] = Column("time", TIME, "time")
+            if new_db:
+                d = self._create_db_locked(db, count_limit=False)
             d.tables[table] = TableSchema(id=self._new_id(), name=table, columns=cols)
             self._persist_locked()
 
-    def delete_table(self, db: str, table: str) -> None:
+    def delete_table(self, db: str, table: str, hard_delete_at_ns: int | None = None
+                     ) -> TableSchema:
+        """Soft delete: the table disappears from use; its schema is kept (in
+        `deleted_tables`) until `hard_delete_at_ns` (None: never) has passed and the
+        storage side has removed its data."""
         with self._lock:
             d = self.db(db)
-            if table not in d.tables:
+            t = d.tables.get(table)
+            if t is None:
                 raise TableNotFound(db, table)
             del d.tables[table]
+            t.deleted = True
+            t.hard_delete_time_ns = hard_delete_at_ns
+            d.deleted_tables.append(t)
             self._persist_locked()
+            return t
 
     def add_columns(self, db: str, table: str, new: list[Column]) -> TableSchema:
         """Create the table if needed and add `new` columns (not persisted; call persist())."""
         with self._lock:
             d = self.db(db)
             t = d.tables.get(table)
-            if t is None and len(d.tables) >= self.limits.tables:
-                raise LimitExceeded(
-                    "Update to schema would exceed number of tables limit of "
-                    f"{self.limits.tables}"
-                )
+            if t is None and self.table_count() >= self.limits.tables:
+                raise self.limits.table_error()
             known = t.columns if t is not None else {"time": Column("time", TIME, "time")}
             # checked before the table is created, so a refused write leaves no empty table
             if len(known) + len({c.name for c in new} - known.keys()) > \
                     self.limits.columns_per_table:
-                raise LimitExceeded(
-                    "Update to schema would exceed number of columns per table limit of "
-                    f"{self.limits.columns_per_table} columns"
-                )
+                raise self.limits.column_error()
             if t is None:
                 t = TableSchema(id=self._new_id(), name=table, columns=known)
                 d.tables[table] = t
@@ -307,20 +498,40 @@ class Catalog:
         return int(time.time() * 1000)
 
 
+def _due_tables(d: DatabaseSchema, now_ns: int) -> list[HardDelete]:
+    return [HardDelete(d.id, d.name, t.id, t.name, t.hard_delete_time_ns)
+            for t in d.deleted_tables
+            if t.hard_delete_time_ns is not None and t.hard_delete_time_ns <= now_ns]
+
+
+def _table_to_json(t: TableSchema) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": t.id,
+        "name": t.name,
+        "columns": [[c.name, c.kind, c.type] for c in t.columns.values()],
+    }
+    if t.deleted:
+        out["deleted"] = True
+        out["hard_delete_time_ns"] = t.hard_delete_time_ns
+    return out
+
+
+def _table_from_json(t: dict[str, Any]) -> TableSchema:
+    return TableSchema(id=t["id"], name=t["name"],
+                       columns={c[0]: Column(*c) for c in t["columns"]},
+                       deleted=t.get("deleted", False),
+                       hard_delete_time_ns=t.get("hard_delete_time_ns"))
+
+
 def _db_to_json(d: DatabaseSchema) -> dict[str, Any]:
     return {
         "id": d.id,
         "name": d.name,
         "retention_period_ns": d.retention_period_ns,
         "deleted": d.deleted,
-        "tables": [
-            {
-                "id": t.id,
-                "name": t.name,
-                "columns": [[c.name, c.kind, c.type] for c in t.columns.values()],
-            }
-            for t in d.tables.values()
-        ],
+        "hard_delete_time_ns": d.hard_delete_time_ns,
+        "tables": [_table_to_json(t) for t in d.tables.values()],
+        "deleted_tables": [_table_to_json(t) for t in d.deleted_tables],
         "triggers": [t.to_json() for t in d.triggers.values()],
     }
 
@@ -331,11 +542,11 @@ def _db_from_json(raw: dict[str, Any]) -> DatabaseSchema:
         name=raw["name"],
         retention_period_ns=raw.get("retention_period_ns"),
         deleted=raw.get("deleted", False),
+        hard_delete_time_ns=raw.get("hard_delete_time_ns"),
+        deleted_tables=[_table_from_json(t) for t in raw.get("deleted_tables", [])],
     )
     for t in raw["tables"]:
-        d.tables[t["name"]] = TableSchema(
-            id=t["id"], name=t["name"], columns={c[0]: Column(*c) for c in t["columns"]}
-        )
+        d.tables[t["name"]] = _table_from_json(t)
     for trig in raw.get("triggers", []):
         d.triggers[trig["trigger_name"]] = TriggerDefinition.from_json(trig)
     return d

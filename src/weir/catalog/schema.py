@@ -53,6 +53,8 @@ class TableSchema:
     name: str
     columns: dict[str, Column] = field(default_factory=dict)
     deleted: bool = False
+    #: when a soft-deleted table's data and schema go for good (ns since epoch; None: never)
+    hard_delete_time_ns: int | None = None
 
     def arrow_schema(self) -> pa.Schema:
         """Columns sorted by name: the order `SELECT *` shows them in."""
@@ -92,6 +94,11 @@ class DatabaseSchema:
     triggers: dict[str, TriggerDefinition] = field(default_factory=dict)
     retention_period_ns: int | None = None
     deleted: bool = False
+    #: when a soft-deleted database's data and schema go for good (ns; None: never)
+    hard_delete_time_ns: int | None = None
+    #: soft-deleted tables, kept (out of `tables`, so nothing reads them) until their
+    #: hard deletion is done
+    deleted_tables: list[TableSchema] = field(default_factory=list)
 
 
 _DB_NAME_CHARS = re.compile(r"[A-Za-z0-9_\-]*")

@@ -11,6 +11,7 @@ import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response
 
+from weir.catalog import Limits
 from weir.config import ServeConfig
 from weir.database import Database
 from weir.server.app import WeirApp
@@ -52,7 +53,7 @@ async def _openapi(request: Request) -> Response:
 
 async def serve(config: ServeConfig, ready: asyncio.Event | None = None) -> None:
     """Start the database (replaying the WAL), the engine, then serve until signalled."""
-    database = Database(config)
+    database = Database(config, limits=Limits.from_config(config))
     await database.start()
     state = ServerState(config=config, database=database)
     if not config.without_auth:
