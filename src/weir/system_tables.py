@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from weir.catalog import INTERNAL_DB
+from weir.catalog import INTERNAL_DB, TableSchema
 
 if TYPE_CHECKING:
     from weir.database import Database
@@ -58,36 +58,48 @@ def _influxdb_schema(db: Database, database: str) -> pa.Table:
                      "data_type": pa.array(t, pa.string())})
 
 
+_HARD_DELETION_TIME = pa.timestamp("s", tz="UTC")
+
+
+def _seconds(ns: int | None) -> int | None:
+    return None if ns is None else ns // 1_000_000_000
+
+
 def _databases(db: Database) -> pa.Table:
-    names, retention, deleted = [], [], []
+    """Live databases, then soft-deleted ones (with when they go for good)."""
+    rows: list[tuple[str, int | None, bool, int | None]] = []
     for name in db.catalog.databases():
         d = db.catalog.db(name)
-        names.append(name)
-        retention.append(d.retention_period_ns)
-        deleted.append(False)
-    for name in db.catalog.deleted_databases():
-        names.append(name)
-        retention.append(None)
-        deleted.append(True)
+        rows.append((name, d.retention_period_ns, False, None))
+    for d in db.catalog.deleted_database_schemas():
+        rows.append((d.name, d.retention_period_ns, True, _seconds(d.hard_delete_time_ns)))
     return pa.table({
-        "database_name": pa.array(names, pa.string()),
-        "retention_period_ns": pa.array(retention, pa.uint64()),
-        "deleted": pa.array(deleted, pa.bool_()),
+        "database_name": pa.array([r[0] for r in rows], pa.string()),
+        "retention_period_ns": pa.array([r[1] for r in rows], pa.uint64()),
+        "deleted": pa.array([r[2] for r in rows], pa.bool_()),
+        "hard_deletion_time": pa.array([r[3] for r in rows], _HARD_DELETION_TIME),
     })
 
 
 def _tables(db: Database) -> pa.Table:
-    dbn, tn, cc, keys = [], [], [], []
+    """Every table: live ones, soft-deleted ones (alone, or with their database)."""
+    rows: list[tuple[str, TableSchema, bool, int | None]] = []
     for name in db.catalog.databases():
-        for t in db.catalog.db(name).tables.values():
-            dbn.append(name)
-            tn.append(t.name)
-            cc.append(len(t.columns))
-            keys.append(",".join(t.tag_names()))
+        d = db.catalog.db(name)
+        rows.extend((name, t, False, None) for t in d.tables.values())
+        rows.extend((name, t, True, t.hard_delete_time_ns) for t in d.deleted_tables)
+    for d in db.catalog.deleted_database_schemas():
+        rows.extend((d.name, t, True, d.hard_delete_time_ns) for t in d.tables.values())
+        rows.extend((d.name, t, True, t.hard_delete_time_ns) for t in d.deleted_tables)
+    zeros = [0] * len(rows)  # Weir has no last/distinct value caches yet
     return pa.table({
-        "database_name": pa.array(dbn, pa.string()),
-        "table_name": pa.array(tn, pa.string()),
-        "column_count": pa.array(cc, pa.uint64()),
-        "series_key_columns": pa.array(keys, pa.string()),
-        "deleted": pa.array([False] * len(tn), pa.bool_()),
+        "database_name": pa.array([r[0] for r in rows], pa.string()),
+        "table_name": pa.array([r[1].name for r in rows], pa.string()),
+        "column_count": pa.array([len(r[1].columns) for r in rows], pa.uint64()),
+        "series_key_columns": pa.array([",".join(r[1].tag_names()) for r in rows],
+                                       pa.string()),
+        "last_cache_count": pa.array(zeros, pa.uint64()),
+        "distinct_cache_count": pa.array(zeros, pa.uint64()),
+        "deleted": pa.array([r[2] for r in rows], pa.bool_()),
+        "hard_deletion_time": pa.array([_seconds(r[3]) for r in rows], _HARD_DELETION_TIME),
     })

@@ -47,13 +47,27 @@ def confirm(message: str, yes: bool) -> None:
 
 
 def hard_delete_value(text: str | None) -> str | None:
+    """`--hard-delete` checked here, so a typo is a usage error before anything is
+    deleted: never, now, default or an RFC 3339 time, sent as `hard_delete_at`."""
     if text is None:
         return None
     low = text.strip().lower()
-    return low if low in ("never", "now", "default") else text.strip()
+    if low in ("never", "now", "default"):
+        return low
+    from weir.catalog import parse_rfc3339_ns  # here: pyarrow is slow to import for a CLI
+
+    try:
+        parse_rfc3339_ns(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not never, now, default or an RFC 3339 time "
+            "(e.g. 2025-12-31T23:59:59Z)", param_hint="'--hard-delete'") from None
+    return text.strip()
 
 
-_HARD_DELETE_HELP = "When to delete the data for good: never, now, default, or an RFC3339 time."
+_HARD_DELETE_HELP = ("When the data goes for good: never (soft delete only), now, default "
+                     "(after the server's --hard-delete-default-duration, 72h unless set; "
+                     "also when not given) or an RFC 3339 time.")
 
 
 # ---- groups -------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 import weir
-from weir.catalog import API_FIELD_TYPES, INTERNAL_DB, validate_db_name
+from weir.catalog import API_FIELD_TYPES, INTERNAL_DB, resolve_hard_delete_time, validate_db_name
 from weir.config import DurationError, parse_duration
-from weir.errors import CatalogError, LimitExceeded
+from weir.errors import CatalogError
 from weir.query import content_type, encode
 from weir.server.errors import HttpError, json_error
 from weir.server.http_io import (
@@ -36,9 +36,23 @@ def _retention_ns(value: Any) -> int | None:
     if value in (None, "", "none"):
         return None
     try:
-        return int(parse_duration(str(value)) * 1e9)
+        ns = round(parse_duration(str(value)) * 1e9)
     except DurationError as e:
         raise HttpError(400, f"invalid retention_period: {e}") from None
+    if ns <= 0:
+        raise HttpError(400, f"invalid retention_period {value!r}: must be greater than zero")
+    return ns
+
+
+def _hard_delete_time(request: Request) -> int | None:
+    """The `hard_delete_at` query parameter as the time (ns) the deleted database or table
+    goes for good; None for never."""
+    st = state_of(request)
+    try:
+        return resolve_hard_delete_time(request.query_params.get("hard_delete_at"),
+                                        time.time_ns(), st.config.hard_delete_default_duration)
+    except ValueError as e:
+        raise HttpError(400, str(e)) from None
 
 
 async def show_databases(request: Request) -> Response:
@@ -91,10 +105,14 @@ async def delete_database(request: Request) -> Response:
         raise HttpError(400, "serde error: missing field `db`")
     if db == INTERNAL_DB:
         raise HttpError(400, "cannot delete the _internal database")
-    st.database.catalog.db(db)  # 404 if unknown
+    cat = st.database.catalog
+    db_id = cat.db(db).id  # 404 if unknown
+    hard_delete_at = _hard_delete_time(request)  # a bad value deletes nothing
     if st.engine is not None:
         await st.engine.database_deleted(db)
     await asyncio.to_thread(st.database.delete_database, db)
+    # Database.delete_database soft-deletes with no hard-deletion time; record it.
+    await asyncio.to_thread(cat.set_hard_delete_time, db_id, None, hard_delete_at)
     return Response(status_code=200)
 
 
@@ -134,14 +152,10 @@ async def create_table(request: Request) -> Response:
     if not table or "" in tags or any(not name for name, _ in fields):
         raise HttpError(400, "table, tag and field names cannot be empty")
     cat = st.database.catalog
-    limit = cat.limits.columns_per_table
-    if len(set(tags) | {name for name, _ in fields} | {"time"}) > limit:
-        raise LimitExceeded("Update to schema would exceed number of columns per table limit "
-                            f"of {limit} columns")
     if not cat.db_exists(db):
         validate_db_name(db)
-        await asyncio.to_thread(cat.create_database, db)
-    await asyncio.to_thread(cat.create_table, db, table, list(tags), fields)
+    # The catalog checks every limit before creating the database or the table.
+    await asyncio.to_thread(cat.create_table, db, table, list(tags), fields, True)
     return Response(status_code=200)
 
 
@@ -151,7 +165,11 @@ async def delete_table(request: Request) -> Response:
     db, table = q.get("db"), q.get("table")
     if not db or not table:
         raise HttpError(400, "serde error: missing field `db` or `table`")
+    cat = st.database.catalog
+    db_id, table_id = cat.db(db).id, cat.table(db, table).id  # 404 if unknown
+    hard_delete_at = _hard_delete_time(request)
     await asyncio.to_thread(st.database.delete_table, db, table)
+    await asyncio.to_thread(cat.set_hard_delete_time, db_id, table_id, hard_delete_at)
     return Response(status_code=200)
 
 
