@@ -12,7 +12,15 @@ from typing import Any
 import click
 
 from weir.cli.base import WeirCommand, fail
-from weir.config import DurationError, ServeConfig, parse_duration, parse_size
+from weir.config import (
+    DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT,
+    DEFAULT_NUM_DATABASE_LIMIT,
+    DEFAULT_NUM_TABLE_LIMIT,
+    DurationError,
+    ServeConfig,
+    parse_duration,
+    parse_size,
+)
 
 # ---- value types: a bad value is one line naming the flag, exit 2 -------------------------
 
@@ -75,16 +83,54 @@ OBJECT_STORES = ("file", "memory", "memory-throttled", "s3", "google", "azure")
 TRIGGER_KINDS = ("wal", "wal_flush", "schedule", "request", "parquet")
 AUTHZ_RESOURCES = ("health", "ping", "metrics", "ready", "pprof")
 
-# ---- reference flags Weir accepts (so scripts and service files keep working) but ignores ----
+# ---- reference flags Weir does not act on -------------------------------------------------
+# Every `influxdb3 serve` flag is either wired (a regular option above/below), refused, or
+# accepted with a start-up warning so the reference's docs and service files still start.
 # (flag, env var or None, takes a value)
-IGNORED: list[tuple[str, str | None, bool]] = [
+Flag = tuple[str, str | None, bool]
+
+#: Refused (exit 2): starting without them would quietly give the user less than asked for.
+REFUSED: dict[str, tuple[str | None, bool, str]] = {
+    "--tls-cert": ("INFLUXDB3_TLS_CERT", True,
+                   "Weir serves plain HTTP; put a TLS-terminating proxy in front of it"),
+    "--tls-key": ("INFLUXDB3_TLS_KEY", True,
+                  "Weir serves plain HTTP; put a TLS-terminating proxy in front of it"),
+}
+
+#: Storage and object-store flags Weir does not use yet (a later issue wires them).
+NOT_YET_WIRED: list[Flag] = [
     ("--bucket", "INFLUXDB3_BUCKET", True),
-    ("--tls-cert", "INFLUXDB3_TLS_CERT", True),
-    ("--tls-key", "INFLUXDB3_TLS_KEY", True),
-    ("--tls-minimum-version", "INFLUXDB3_TLS_MINIMUM_VERSION", True),
     ("--gen1-lookback-duration", "INFLUXDB3_GEN1_LOOKBACK_DURATION", True),
     ("--wal-replay-fail-on-error", "INFLUXDB3_WAL_REPLAY_FAIL_ON_ERROR", False),
     ("--wal-replay-concurrency-limit", "INFLUXDB3_WAL_REPLAY_CONCURRENCY_LIMIT", True),
+    ("--aws-access-key-id", None, True),
+    ("--aws-secret-access-key", None, True),
+    ("--aws-default-region", None, True),
+    ("--aws-endpoint", None, True),
+    ("--aws-session-token", None, True),
+    ("--aws-allow-http", None, False),
+    ("--aws-skip-signature", None, False),
+    ("--aws-credentials-file", None, True),
+    ("--azure-storage-account", None, True),
+    ("--azure-storage-access-key", None, True),
+    ("--azure-endpoint", None, True),
+    ("--azure-allow-http", None, False),
+    ("--google-service-account", None, True),
+    ("--object-store-connection-limit", "INFLUXDB3_OBJECT_STORE_CONNECTION_LIMIT", True),
+    ("--object-store-http2-only", "INFLUXDB3_OBJECT_STORE_HTTP2_ONLY", False),
+    ("--object-store-http2-max-frame-size", "INFLUXDB3_OBJECT_STORE_HTTP2_MAX_FRAME_SIZE", True),
+    ("--object-store-max-retries", "INFLUXDB3_OBJECT_STORE_MAX_RETRIES", True),
+    ("--object-store-retry-timeout", "INFLUXDB3_OBJECT_STORE_RETRY_TIMEOUT", True),
+    ("--object-store-cache-endpoint", "INFLUXDB3_OBJECT_STORE_CACHE_ENDPOINT", True),
+    ("--object-store-tls-allow-insecure", "INFLUXDB3_OBJECT_STORE_TLS_ALLOW_INSECURE", False),
+    ("--object-store-tls-ca", "INFLUXDB3_OBJECT_STORE_TLS_CA", True),
+]
+
+#: Flags that tune parts of the reference Weir does not have (its Rust runtime, DataFusion,
+#: caches, telemetry, tracing) or features Weir lacks; accepted, named in one warning.
+INTERNALS: list[Flag] = [
+    ("--tls-minimum-version", "INFLUXDB3_TLS_MINIMUM_VERSION", True),
+    ("--admin-token-recovery-http-bind", "INFLUXDB3_ADMIN_TOKEN_RECOVERY_HTTP_BIND_ADDR", True),
     ("--query-log-size", "INFLUXDB3_QUERY_LOG_SIZE", True),
     ("--query-file-limit", "INFLUXDB3_QUERY_FILE_LIMIT", True),
     ("--max-concurrent-queries", "INFLUXDB3_MAX_CONCURRENT_QUERIES", True),
@@ -112,27 +158,6 @@ IGNORED: list[tuple[str, str | None, bool]] = [
     ("--traces-jaeger-debug-name", None, True),
     ("--traces-jaeger-tags", None, True),
     ("--traces-jaeger-max-msgs-per-second", None, True),
-    ("--aws-access-key-id", None, True),
-    ("--aws-secret-access-key", None, True),
-    ("--aws-default-region", None, True),
-    ("--aws-endpoint", None, True),
-    ("--aws-session-token", None, True),
-    ("--aws-allow-http", None, False),
-    ("--aws-skip-signature", None, False),
-    ("--aws-credentials-file", None, True),
-    ("--azure-storage-account", None, True),
-    ("--azure-storage-access-key", None, True),
-    ("--azure-endpoint", None, True),
-    ("--azure-allow-http", None, False),
-    ("--google-service-account", None, True),
-    ("--object-store-connection-limit", "INFLUXDB3_OBJECT_STORE_CONNECTION_LIMIT", True),
-    ("--object-store-http2-only", "INFLUXDB3_OBJECT_STORE_HTTP2_ONLY", False),
-    ("--object-store-http2-max-frame-size", "INFLUXDB3_OBJECT_STORE_HTTP2_MAX_FRAME_SIZE", True),
-    ("--object-store-max-retries", "INFLUXDB3_OBJECT_STORE_MAX_RETRIES", True),
-    ("--object-store-retry-timeout", "INFLUXDB3_OBJECT_STORE_RETRY_TIMEOUT", True),
-    ("--object-store-cache-endpoint", "INFLUXDB3_OBJECT_STORE_CACHE_ENDPOINT", True),
-    ("--object-store-tls-allow-insecure", "INFLUXDB3_OBJECT_STORE_TLS_ALLOW_INSECURE", False),
-    ("--object-store-tls-ca", "INFLUXDB3_OBJECT_STORE_TLS_CA", True),
     ("--datafusion-num-threads", "INFLUXDB3_DATAFUSION_NUM_THREADS", True),
     ("--datafusion-runtime-type", "INFLUXDB3_DATAFUSION_RUNTIME_TYPE", True),
     ("--datafusion-max-parquet-fanout", "INFLUXDB3_DATAFUSION_MAX_PARQUET_FANOUT", True),
@@ -140,12 +165,14 @@ IGNORED: list[tuple[str, str | None, bool]] = [
      False),
     ("--datafusion-config", "INFLUXDB3_DATAFUSION_CONFIG", True),
     ("--num-io-threads", "INFLUXDB3_NUM_THREADS", True),
-    ("--admin-token-recovery-http-bind", "INFLUXDB3_ADMIN_TOKEN_RECOVERY_HTTP_BIND_ADDR", True),
     ("--test-mode", None, False),
     ("--disable-telemetry-upload", "INFLUXDB3_TELEMETRY_DISABLE_UPLOAD", False),
     ("--telemetry-endpoint", "INFLUXDB3_TELEMETRY_ENDPOINT", True),
     ("--tcp-listener-file-path", None, True),
 ]
+
+#: every accepted-but-ignored flag (`--help-all` shows them)
+IGNORED: list[Flag] = NOT_YET_WIRED + INTERNALS
 
 
 def _param_name(flag: str) -> str:
@@ -153,10 +180,15 @@ def _param_name(flag: str) -> str:
 
 
 def _ignored_options(f: Any) -> Any:
+    for flag, (env, takes_value, _) in reversed(REFUSED.items()):
+        kw = {"envvar": env, "hidden": True, "help": "Not supported by Weir (refused)."}
+        if takes_value:
+            f = click.option(flag, _param_name(flag), default=None, **kw)(f)
+        else:
+            f = click.option(flag, _param_name(flag), is_flag=True, default=None, **kw)(f)
     for flag, env, takes_value in reversed(IGNORED):
-        kw: dict[str, Any] = {"envvar": env, "hidden": True,
-                              "help": "Accepted for compatibility; Weir ignores it (with a "
-                                      "warning)."}
+        kw = {"envvar": env, "hidden": True,
+              "help": "Accepted for compatibility; Weir ignores it (with a warning)."}
         if takes_value:
             if flag == "--admin-token-recovery-http-bind":
                 kw.update(is_flag=False, flag_value="127.0.0.1:8182")
@@ -276,6 +308,17 @@ _EXAMPLE = [
 @click.option("--delete-grace-period", envvar="INFLUXDB3_DELETE_GRACE_PERIOD", default="24h",
               type=DURATION, show_default=True, show_envvar=True,
               help="How long files no longer referenced are kept before removal.")
+@click.option("--num-database-limit", envvar="INFLUXDB3_NUM_DATABASE_LIMIT",
+              default=DEFAULT_NUM_DATABASE_LIMIT, type=click.IntRange(min=1), show_default=True,
+              show_envvar=True, help="Most databases (not counting _internal).")
+@click.option("--num-table-limit", envvar="INFLUXDB3_NUM_TABLE_LIMIT",
+              default=DEFAULT_NUM_TABLE_LIMIT, type=click.IntRange(min=1), show_default=True,
+              show_envvar=True, help="Most tables, all databases together.")
+@click.option("--num-total-columns-per-table-limit",
+              envvar="INFLUXDB3_NUM_TOTAL_COLUMNS_PER_TABLE_LIMIT",
+              default=DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT, type=click.IntRange(min=2),
+              show_default=True, show_envvar=True,
+              help="Most columns in one table (tags, fields and time).")
 @click.option("--query-timeout", envvar="WEIR_QUERY_TIMEOUT", default="5m", type=DURATION,
               show_default=True, show_envvar=True, help="Weir: longest one query may run.")
 @click.option("--plugin-call-timeout", envvar="WEIR_PLUGIN_CALL_TIMEOUT", default="5m",
@@ -294,8 +337,11 @@ def serve(**kw: Any) -> None:
     """Run the Weir server: the InfluxDB 3 Core HTTP API, with the processing engine when
     --plugin-dir is given. Stops cleanly on Ctrl-C / SIGTERM.
 
-    The reference's other serve flags (object-store credentials, TLS, caches, tracing...)
-    are accepted and ignored with a warning; --help-all lists them."""
+    The reference's other serve flags are accepted and ignored, named in one start-up
+    WARNING line: those tuning parts Weir does not have (DataFusion, caches, I/O threads,
+    telemetry, tracing) and the object-store flags (--bucket, --aws-*, --azure-*,
+    --google-*, --object-store-*) that Weir does not use yet. --tls-cert and --tls-key
+    are refused: Weir serves plain HTTP. --help-all lists them all."""
     config = build_config(kw)
     from weir.server import run
 
@@ -330,13 +376,24 @@ def build_config(kw: dict[str, Any]) -> ServeConfig:
     if kw.get("cluster_id") is not None:
         raise _bad("--cluster-id", "InfluxDB 3 Core (and Weir) run a single node; there is no "
                                    "cluster id. Use --node-id.")
-    for flag, env, _ in IGNORED:
-        if kw.get(_param_name(flag)) not in (None, False):
-            src = ""
-            if ctx is not None and env and ctx.get_parameter_source(_param_name(flag)) \
-                    == click.core.ParameterSource.ENVIRONMENT:
-                src = f" (from {env})"
-            _warn(f"{flag}{src} is accepted for compatibility but Weir ignores it")
+    def given(flag: str, env: str | None) -> str | None:
+        """`--flag` (or `--flag (from ENV)`) when it was set, else None."""
+        if kw.get(_param_name(flag)) in (None, False):
+            return None
+        if ctx is not None and env and ctx.get_parameter_source(_param_name(flag)) \
+                == click.core.ParameterSource.ENVIRONMENT:
+            return f"{flag} (from {env})"
+        return flag
+
+    for flag, (env, _, reason) in REFUSED.items():
+        if (shown := given(flag, env)) is not None:
+            raise click.UsageError(f"{shown} is not supported by Weir: {reason}")
+    ignored = [shown for flag, env, _ in IGNORED if (shown := given(flag, env)) is not None]
+    if ignored:
+        # One line, so a service file full of tuning flags does not bury the real log.
+        click.echo("WARNING: Weir accepts but ignores these InfluxDB 3 options (they tune "
+                   "parts Weir does not have, or are not supported yet; see README, serve "
+                   "options): " + ", ".join(ignored), err=True)
 
     store = kw.get("object_store") or "file"
     if store == "memory-throttled":
@@ -437,6 +494,10 @@ def build_config(kw: dict[str, Any]) -> ServeConfig:
         retention_check_interval=kw.get("retention_check_interval", 1800.0),
         hard_delete_default_duration=kw.get("hard_delete_default_duration", 72 * 3600.0),
         delete_grace_period=kw.get("delete_grace_period", 24 * 3600.0),
+        num_database_limit=kw.get("num_database_limit", DEFAULT_NUM_DATABASE_LIMIT),
+        num_table_limit=kw.get("num_table_limit", DEFAULT_NUM_TABLE_LIMIT),
+        num_total_columns_per_table_limit=kw.get("num_total_columns_per_table_limit",
+                                                 DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT),
         query_timeout=kw.get("query_timeout", 300.0),
         exec_mem_pool_bytes=kw.get("exec_mem_pool_bytes"),
         plugin_call_timeout=kw.get("plugin_call_timeout", 300.0),
