@@ -26,13 +26,16 @@ from .parts import (
 
 def configure_paths() -> Json:
     retention = {"type": ["string", "null"],
-                 "description": "humantime, e.g. `30d`; absent or null: none"}
+                 "description": "humantime greater than zero, e.g. `30d`; absent, null or "
+                                "`none`: keep data forever"}
     create_db_body = _obj({"db": DB_NAME, "retention_period": retention}, ["db"])
     db_body = _obj({"db": {"type": "string", "minLength": 1}, "retention_period": retention},
                    ["db"])
     db_q = _q("db", {"type": "string", "minLength": 1}, "The database.", required=True)
-    hard = _q("hard_delete_at", {"type": "string"}, "`never`, `now`, `default` or an RFC3339 "
-              "time (accepted; Weir deletes softly).")
+    hard = _q("hard_delete_at", {"type": "string"}, "When the soft-deleted data goes for "
+              "good: `never`, `now`, `default` (now + `--hard-delete-default-duration`; also "
+              "when absent) or an RFC 3339 time (a past one means now). Shown as "
+              "`hard_deletion_time` in `system.databases` / `system.tables`.")
     not_found = _ref("responses", "NotFoundText")
     fields = {"type": "array", "items": _obj({"name": {"type": "string", "minLength": 1},
                                               "type": {"type": "string",
@@ -66,7 +69,8 @@ def configure_paths() -> Json:
             "post": _op("Set a retention period", "configure", {
                 "204": _empty(), **_std(), "404": not_found}, operation_id="set_retention",
                 parameters=[db_q, _q("duration", {"type": "string", "minLength": 1},
-                                     "humantime, e.g. `7d`.", required=True)]),
+                                     "humantime greater than zero, e.g. `7d`.",
+                                     required=True)]),
             "delete": _op("Clear the retention period", "configure", {
                 "204": _empty(), **_std(), "404": not_found}, operation_id="clear_retention",
                 parameters=[db_q]),
