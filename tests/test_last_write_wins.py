@@ -28,7 +28,6 @@ from storage_helpers import (
 
 FLAGS = ["--wal-flush-interval", "10ms", "--wal-snapshot-size", "4", "--gen1-duration", "1m"]
 DB = "lww"
-LWW_PENDING = "last-write-wins is being built (issue 10): duplicates are still separate rows"
 
 
 @pytest.fixture
@@ -65,7 +64,6 @@ def points_at(server, t: int, table: str = "m", db: str = DB) -> list[dict]:  # 
 
 # --- the rule itself ---------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=LWW_PENDING)
 def test_three_writes_are_one_point(s):  # type: ignore[no-untyped-def]
     t = near_now(5)
     write_ok(s, DB, f"m,h=x v=1 {t}")
@@ -87,7 +85,6 @@ def test_three_writes_are_one_point(s):  # type: ignore[no-untyped-def]
     assert_matches_model(s, DB, model, "three bodies over 500 series")
 
 
-@pytest.mark.xfail(strict=True, reason=LWW_PENDING)
 def test_later_line_in_one_body_wins(s):  # type: ignore[no-untyped-def]
     t = near_now(3)
     write_ok(s, DB, "\n".join([
@@ -104,7 +101,6 @@ def test_later_line_in_one_body_wins(s):  # type: ignore[no-untyped-def]
     ]
 
 
-@pytest.mark.xfail(strict=True, reason=LWW_PENDING)
 def test_overwrite_across_a_snapshot_boundary(s):  # type: ignore[no-untyped-def]
     model = LwwModel()
     base = near_now(30)
@@ -121,7 +117,6 @@ def test_overwrite_across_a_snapshot_boundary(s):  # type: ignore[no-untyped-def
     assert s.rows(DB, "SELECT count(*) AS n FROM m") == [{"n": n}]
 
 
-@pytest.mark.xfail(strict=True, reason=LWW_PENDING)
 def test_overwrite_across_two_snapshots(s):  # type: ignore[no-untyped-def]
     t = near_now(10)
     write_ok(s, DB, f"m,h=x v=1,s=\"one\" {t}")
@@ -140,7 +135,6 @@ def test_overwrite_across_two_snapshots(s):  # type: ignore[no-untyped-def]
     assert points_at(s, t) == [want], "after a restart"
 
 
-@pytest.mark.xfail(strict=True, reason=LWW_PENDING)
 def test_overwrite_survives_restart_and_kill9(s):  # type: ignore[no-untyped-def]
     t = near_now(20)
     write_ok(s, DB, f"m,h=x v=1,s=\"a\" {t}")
@@ -182,7 +176,6 @@ def test_field_type_conflict_is_refused_and_changes_nothing(s):  # type: ignore[
     assert server_rows(s, DB, "m") == want
 
 
-@pytest.mark.xfail(strict=True, reason=LWW_PENDING)
 def test_conflicting_line_in_a_body_leaves_the_point_to_the_good_lines(s):  # type: ignore[no-untyped-def]
     t = near_now(7)
     write_ok(s, DB, f"m,h=x v=1 {t}")
@@ -214,7 +207,6 @@ def test_different_tag_sets_are_different_points(s):  # type: ignore[no-untyped-
     assert server_rows(s, DB, "n") == [{"h": "x", "v": 7.0, "time": t}]
 
 
-@pytest.mark.xfail(strict=True, reason=LWW_PENDING)
 def test_series_identity_ignores_tag_order_and_treats_absent_tags_as_null(s):  # type: ignore[no-untyped-def]
     t = near_now(4)
     write_ok(s, DB, f"m,h=x v=1 {t}")  # the table has only tag h here
@@ -231,7 +223,6 @@ def test_series_identity_ignores_tag_order_and_treats_absent_tags_as_null(s):  #
     assert server_rows(s, DB, "m") == want
 
 
-@pytest.mark.xfail(strict=True, reason=LWW_PENDING)
 def test_aggregates_count_each_point_once(s):  # type: ignore[no-untyped-def]
     base = near_now(120)
     n = 200
@@ -249,8 +240,8 @@ def test_aggregates_count_each_point_once(s):  # type: ignore[no-untyped-def]
     assert by_host == [{"h": f"h{k}", "c": n // 10,
                         "sv": float(sum(i for i in range(n) if i % 10 == k))} for k in range(10)]
     assert s.rows(DB, "SELECT count(DISTINCT time) AS c FROM m") == [{"c": n}]
-    assert s.rows(DB, f"SELECT count(*) AS c FROM m WHERE time >= {base - 49 * 1_000_000}"
-                      )[0]["c"] == 50
+    assert s.rows(DB, "SELECT count(*) AS c FROM m WHERE CAST(time AS BIGINT) >= "
+                      f"{base - 49 * 1_000_000}")[0]["c"] == 50
 
 
 # --- what plugins see --------------------------------------------------------------------
@@ -325,7 +316,6 @@ def test_wal_trigger_sees_the_writes_as_sent(engine_server):  # type: ignore[no-
     assert got == want
 
 
-@pytest.mark.xfail(strict=True, reason=LWW_PENDING)
 def test_plugin_query_sees_one_row_per_point(engine_server):  # type: ignore[no-untyped-def]
     s = engine_server
     _create_trigger(s, "ask", "ask.py", "request:ask")
