@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from weir import lineprotocol
 from weir.buffer import Buffer, Generation
-from weir.catalog import INTERNAL_DB, Catalog, Column, Limits, validate_db_name
+from weir.catalog import INTERNAL_DB, Catalog, Column, HardDelete, Limits, validate_db_name
 from weir.config import ServeConfig
 from weir.errors import (
     DatabaseMissingForQuery,
@@ -120,6 +120,10 @@ class Database:
             delete_delay_s=config.query_timeout + 5,
             retention_cutoff=self.retention_cutoff)
         self._maintenance_task: asyncio.Task[None] | None = None
+        #: due hard deletes -> the WAL sequence a snapshot must cover before the catalog
+        #: may forget them
+        self._hard_deletes: dict[HardDelete, int] = {}
+        self._force_snapshot = False
         self.started_ns = time.time_ns()
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -394,7 +398,9 @@ class Database:
         if self._retry_gen is not None:
             return  # a failed snapshot is retried by its own timer, with backoff
         if (self._files_since_snapshot >= self.config.wal_snapshot_size
-                or self.buffer.nbytes >= self.config.force_snapshot_bytes):
+                or self.buffer.nbytes >= self.config.force_snapshot_bytes
+                or self._force_snapshot):
+            self._force_snapshot = False
             self._snapshot_task = asyncio.create_task(self.snapshot(), name="snapshot")
 
     def _retry_snapshot(self) -> None:
@@ -409,6 +415,7 @@ class Database:
         `system.snapshots`, and is retried after 1 s, 2 s, 4 s ... up to a minute."""
         gen = self._retry_gen or self.buffer.freeze()
         if gen is None:
+            await asyncio.to_thread(self._cover_empty_wal)
             return None
         self._files_since_snapshot = 0
         self._snapshot_attempt += 1
@@ -448,6 +455,15 @@ class Database:
         self._maybe_snapshot()  # writes may have piled up while this one ran
         return event
 
+    def _cover_empty_wal(self) -> None:
+        """With nothing buffered, WAL files after the manifest's sequence hold no live
+        rows (only rows of deleted tables): record them as covered so they are not
+        replayed."""
+        with self.buffer.lock:
+            if (self.buffer.persisting is None and not self.buffer.active.tables
+                    and self.wal.last_seq > self.index.last_wal_seq):
+                self.index.publish(self.store, self.node_id, wal_seq=self.wal.last_seq)
+
     def _publish_snapshot(self, event: PersistEvent, gen: Generation) -> None:
         # One locked step: queries see the rows in the buffer or in the files, never both.
         with self.buffer.lock:
@@ -474,6 +490,7 @@ class Database:
             await asyncio.sleep(interval)
             try:
                 await asyncio.to_thread(self.compact)
+                self._maybe_snapshot()
             except Exception:
                 log.exception("compaction failed; retrying in %gs", interval)
 
@@ -483,16 +500,22 @@ class Database:
         return self.compactor.run_once()
 
     def _hard_delete_due(self) -> None:
-        due = getattr(self.catalog, "due_hard_deletes", None)
-        if due is None:
-            return
-        for item in due(time.time_ns()):
+        """Remove the files of deletions whose time has come. The catalog forgets the
+        schema only once a snapshot covers every WAL file written before: until then a
+        restart would replay rows of the deleted name."""
+        for item in self.catalog.due_hard_deletes(time.time_ns()):
             files = [f for f in self.index.all() if f.db_id == item.db_id
                      and (item.table_id is None or f.table_id == item.table_id)]
             if files:
                 self.compactor.drop_files(files)
-            self.catalog.complete_hard_delete(item)
-            log.info("hard-deleted %s (%d parquet files)", item, len(files))
+                log.info("hard delete of %s%s: removed %d parquet files", item.db_name,
+                         f".{item.table_name}" if item.table_name else "", len(files))
+            wal_seq = self._hard_deletes.setdefault(item, self.wal.last_seq)
+            if self.index.last_wal_seq >= wal_seq:
+                self.catalog.complete_hard_delete(item)
+                del self._hard_deletes[item]
+            elif self._retry_gen is None:
+                self._force_snapshot = True
 
     def _life_cycle_tables(self, database: str) -> dict[str, Callable[[], pa.Table]]:
         return {"snapshots": lambda: snapshots_table(list(self.snapshot_history)),

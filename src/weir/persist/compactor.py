@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from weir.catalog import Catalog
+from weir.errors import NotFound
 from weir.objectstore import ObjectStore
 from weir.persist import (
     ManifestConflict,
@@ -88,6 +89,12 @@ class Compactor:
             files = self.index.for_table(db_id, table_id)
             if not files:
                 continue
+            try:  # a deleted table keeps its files until its hard delete; leave them be
+                schema = self.catalog.table(files[0].database, files[0].table)
+            except NotFound:
+                continue
+            if schema.id != table_id:
+                continue
             cutoff = self.retention_cutoff(files[0].database)
             if cutoff is not None:
                 expired = [f for f in files if f.max_time < cutoff]
@@ -129,7 +136,7 @@ class Compactor:
             schema = self.catalog.table(first.database, first.table).arrow_schema()
             written = self._write_outputs(job, schema, cutoff)
             self.index.publish(self.store, self.node_id, add=written, remove=job)
-        except (KeyError, LookupError) as e:
+        except (KeyError, NotFound) as e:
             # inputs unlisted meanwhile (hard delete), or the table is gone: drop the output
             rec.status, rec.error = "skipped", f"{type(e).__name__}: {e}"
             for f in written:
