@@ -41,8 +41,9 @@ def wait_persisted(server: Any, db: str, rows: dict[str, int], timeout: float = 
         have = persisted_rows(server, db)
         if all(have.get(t, 0) >= n for t, n in rows.items()):
             return parquet_files(server, db)
-        if time.monotonic() > deadline:
+        failed = "snapshot failed" in server.log()  # no use waiting out the deadline
+        if failed or time.monotonic() > deadline:
             raise AssertionError(
-                f"after {timeout:.0f}s system.parquet_files of {db!r} holds {have} rows, "
+                f"{'a snapshot failed' if failed else f'after {timeout:.0f}s'}: system.parquet_files of {db!r} holds {have} rows, "
                 f"expected at least {rows}; server log tail:\n{server.log()[-3000:]}")
         time.sleep(0.1)
