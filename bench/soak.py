@@ -69,12 +69,16 @@ from benchlib import (  # noqa: E402
 DB = "bench"
 NODE_ID = "bench"  # benchlib.weir_server's --node-id: files live under <data-dir>/bench/
 WRITE_PATH = f"/api/v3/write_lp?db={DB}"
-VARIANTS = 8  # field-value sets per host, cycled so consecutive points differ
+# field-value sets per host, cycled: building every line's values in Python would cost
+# the writers as much CPU as the server gets; the price is that values repeat after
+# VARIANTS points per host, so Parquet compresses better than real data would
+VARIANTS = 64
 LATENCY_WINDOW_S = 60.0  # query p50/p99 in the CSV are over the queries of the last minute
 BURST_GOAL = 0.80  # sustained rate / short-burst rate
 RSS_FLAT = 0.20  # "flat": the RSS trend grows by at most 20% after the first snapshot
 FILES_BOUND = 1.5  # "bounded": files at the end <= 1.5x the most seen in the first half
 RESTART_GOAL_S = 10.0  # "ready in seconds"
+RATE_GOAL = 0.95  # at a fixed --rate: the server keeps up with what is offered
 BENCH_EXTRA_HINT = "run `.venv/bin/pip install -e '.[bench]'`"
 
 # --------------------------------------------------------------------------------------
@@ -140,7 +144,7 @@ def host_bodies(hosts: list[int], seed: int, salt: int) -> list[list[bytes]]:
 
 
 def _writer(idx: int, nwriters: int, hosts: int, seed: int, batch: int, port: int,
-            lines_per_s: float, timeout: float, stop: Any, res_q: Any) -> None:
+            lines_per_s: float, timeout: float, stop: Any, go: Any, res_q: Any) -> None:
     """POST batches of current-time lines for hosts idx, idx+n, ... until `stop` is set.
 
     Every step stamps all of this writer's hosts with one timestamp, strictly increasing
@@ -150,10 +154,14 @@ def _writer(idx: int, nwriters: int, hosts: int, seed: int, batch: int, port: in
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     mine = list(range(idx, hosts, nwriters))
     if not mine:
+        res_q.put(("ready", idx, ""))
         res_q.put(("exit", idx, ""))
         return
     bodies = host_bodies(mine, seed, idx)
     nh = len(mine)
+    # building the bodies takes a few seconds on a busy machine: not part of the soak
+    res_q.put(("ready", idx, ""))
+    go.wait()
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     headers = {"Content-Type": "text/plain; charset=utf-8"}
     last_ts = pos = step = 0
@@ -431,6 +439,8 @@ class Soak:
         self.result: dict[str, Any] = {}
         self.writers: list[mp.Process] = []
         self.queries: QueryLoop | None = None
+        self.life: dict[str, list[dict]] = {}
+        self._early_exits: list[int] = []
 
     # -- start ---------------------------------------------------------------------
 
@@ -450,6 +460,7 @@ class Soak:
 
         ctx = mp.get_context("fork")
         self.stop_flag = ctx.Value("i", 0)
+        go = ctx.Event()
         self.res_q = ctx.Queue()
         per_writer = a.rate / a.writers if a.rate else 0.0
         batch = a.batch
@@ -462,12 +473,24 @@ class Soak:
         self.writers = [ctx.Process(target=_writer, name=f"soak-writer-{i}", daemon=True,
                                     args=(i, a.writers, a.hosts, a.seed, batch,
                                           self.server.port, per_writer, a.timeout,
-                                          self.stop_flag, self.res_q))
+                                          self.stop_flag, go, self.res_q))
                         for i in range(a.writers)]
-        self.t_start = time.monotonic()
-        self.cpu_start = tree_cpu(self.server.pid)
         for p in self.writers:
             p.start()
+        ready, deadline = 0, time.monotonic() + 300
+        while ready < len(self.writers):
+            try:
+                msg = self.res_q.get(timeout=0.5)
+            except queue.Empty:
+                if time.monotonic() > deadline or any(not p.is_alive() for p in self.writers):
+                    raise ServerError("the writer processes did not get ready") from None
+                continue
+            ready += msg[0] == "ready"
+            if msg[0] == "exit":  # a writer without hosts: its exit is counted later
+                self._early_exits.append(msg[1])
+        self.t_start = time.monotonic()
+        self.cpu_start = tree_cpu(self.server.pid)
+        go.set()
         self.queries = QueryLoop(self.server.port, a.query_interval, a.hosts, a.timeout)
         self.queries.start()
 
@@ -599,7 +622,7 @@ class Soak:
         self.stop_flag.value = 1
         self.t_stop = time.monotonic()
         self.cpu_stop = tree_cpu(self.server.pid) if self.server.alive() else None
-        bin_: dict = {}
+        bin_: dict = {"exited": list(self._early_exits)}
         deadline = time.monotonic() + self.args.timeout + 10
         while len(bin_.get("exited", [])) < len(self.writers) and time.monotonic() < deadline:
             self._drain(time.monotonic() + 0.5, bin_)
@@ -626,6 +649,26 @@ class Soak:
             self.notes.append(f"counting rows older than the retention period failed: {e}")
             return None
 
+    def _life_cycle(self) -> dict[str, list[dict]]:
+        """The server's own record of its snapshots and compactions (`system.snapshots`,
+        `system.compactions`; the server keeps the last 500 of each), with `t_s` relative
+        to the start of the writers. A server without them gives an empty list (noted)."""
+        out: dict[str, list[dict]] = {}
+        offset_ns = self.t0_ns  # wall clock at about t_start
+        for name, cols in (("snapshots", "status, duration_ms, files, rows, error"),
+                           ("compactions", "status, duration_ms, input_files, output_files, "
+                                           "input_rows, output_rows, error")):
+            try:
+                rows = query_json(self.client, f"SELECT CAST(started_at AS BIGINT) AS t_ns, "
+                                               f"{cols} FROM system.{name} ORDER BY t_ns")
+            except (OSError, http.client.HTTPException, RuntimeError, ValueError) as e:
+                self.notes.append(f"system.{name} could not be read: {str(e)[:200]}")
+                rows = []
+            for r in rows:
+                r["t_s"] = (int(r.pop("t_ns")) - offset_ns) / 1e9
+            out[name] = rows
+        return out
+
     def crash_and_restart(self) -> None:
         a, res = self.args, self.result
         res["acked"] = self.tally.acked
@@ -639,6 +682,7 @@ class Soak:
             res["rows_before_kill_error"] = str(e)
         if self.old.get("lines"):
             self.old["visible_before_kill"] = self._count_old()
+        self.life = self._life_cycle()
         wal_n, wal_b, pq_n, pq_b = disk_stats(self.node_dir)
         res["at_kill"] = {"rss_mib": tree_rss(self.server.pid) / 2**20, "wal_files": wal_n,
                           "wal_mib": wal_b / 2**20, "parquet_files": pq_n,
@@ -731,15 +775,18 @@ def summarize(soak: Soak, burst: dict) -> dict:
         out["cpu_efficiency_pct"] = 100 * out["lines_per_cpu_s"] / out["burst_lines_per_cpu_s"]
     if out["burst_lines_per_s"]:
         out["sustained_pct"] = 100 * out["lines_per_s"] / out["burst_lines_per_s"]
-    # worst minute: the lowest 60-sample mean, a stall that the average hides
+    if soak.args.rate:
+        out["rate_pct"] = 100 * out["lines_per_s"] / soak.args.rate
+    # worst minute: the lowest one-minute mean, a stall that the average hides
     rates = [r["lines_per_s"] for r in s]
-    if len(rates) >= 60:
-        acc = sum(rates[:60])
+    n = max(1, round(60 / soak.args.sample_interval))
+    if len(rates) >= n:
+        acc = sum(rates[:n])
         worst = acc
-        for i in range(60, len(rates)):
-            acc += rates[i] - rates[i - 60]
+        for i in range(n, len(rates)):
+            acc += rates[i] - rates[i - n]
             worst = min(worst, acc)
-        out["worst_minute_lines_per_s"] = worst / 60
+        out["worst_minute_lines_per_s"] = worst / n
     out["first_snapshot_s"] = soak.first_snapshot_t
     if s:
         out["rss_peak_mib"] = max(r["rss_mib"] for r in s)
@@ -775,6 +822,20 @@ def summarize(soak: Soak, burst: dict) -> dict:
                                 "p99_ms": percentile(ok, 99) * 1000 if ok else None,
                                 "max_ms": ok[-1] * 1000 if ok else None,
                                 "first_error": bad[0][4] if bad else ""}
+    for name in ("snapshots", "compactions"):
+        recs = soak.life.get(name, [])
+        ok = sorted(float(r["duration_ms"]) for r in recs if r.get("status") == "ok")
+        failed = [r for r in recs if r.get("status") == "failed"]
+        out[name] = {"ok": len(ok), "failed": len(failed),
+                     "other": len(recs) - len(ok) - len(failed),
+                     "p50_ms": percentile(ok, 50) if ok else None,
+                     "max_ms": ok[-1] if ok else None,
+                     "first_error": failed[0].get("error", "") if failed else ""}
+        if name == "compactions":
+            out[name]["input_files"] = sum(int(r.get("input_files") or 0) for r in recs
+                                           if r.get("status") == "ok")
+            out[name]["output_files"] = sum(int(r.get("output_files") or 0) for r in recs
+                                            if r.get("status") == "ok")
     out.update(res)
     out["old_rows"] = soak.old
     return out
@@ -799,18 +860,21 @@ def print_summary(soak: Soak, sm: dict, burst: dict, png: Path | None) -> None:
     pct = sm.get("sustained_pct")
     growth = sm.get("rss_trend_growth_pct")
     pq_end, pq_half = sm.get("parquet_end_files"), sm.get("parquet_max_files_first_half")
-    bounded = (None if pq_end is None or not pq_half else pq_end <= FILES_BOUND * pq_half)
-    if pq_end is not None and not pq_half and pq_end:
-        bounded = False  # no file at half time, many at the end: not shown to be bounded
+    # no file by half time (a short run): nothing to judge the growth against
+    bounded = None if pq_end is None or not pq_half else pq_end <= FILES_BOUND * pq_half
     health, all_rows = sm.get("health_s"), sm.get("all_rows_s")
     rows_after = sm.get("rows_after_restart")
     old = sm.get("old_rows", {})
     rows = [
         ["lines acknowledged", _f(sm["acked"]), ""],
+        *([["sustained / requested rate", _f(sm.get("rate_pct"), ".0f", "%"),
+            f"{a.rate:,} lines/s: keeps up (>= {RATE_GOAL:.0%}): "
+            f"{_verdict(sm['rate_pct'] >= 100 * RATE_GOAL)}"]] if a.rate else []),
         ["sustained lines/s (whole run)", _f(sm["lines_per_s"]),
          f"burst {_f(sm.get('burst_lines_per_s'))} ({burst_src})"],
         ["sustained / burst", _f(pct, ".0f", "%"),
-         f">= {BURST_GOAL:.0%}: {_verdict(None if pct is None else pct >= 100 * BURST_GOAL)}"],
+         f">= {BURST_GOAL:.0%}: {_verdict(None if pct is None else pct >= 100 * BURST_GOAL)}"
+         if not a.rate else "(the goal applies to --rate max)"],
         ["lines/s after the first snapshot", _f(sm.get("lines_per_s_after_first_snapshot")),
          ""],
         ["worst 1-minute lines/s", _f(sm.get("worst_minute_lines_per_s")), ""],
@@ -843,6 +907,16 @@ def print_summary(soak: Soak, sm: dict, burst: dict, png: Path | None) -> None:
          f"{_verdict(bounded)}"],
         ["Parquet MiB at end", _f(sm.get("parquet_end_mib"), ".1f"), ""],
     ]
+    snaps, comps = sm.get("snapshots", {}), sm.get("compactions", {})
+    if soak.life:
+        rows += [
+            ["snapshots ok / failed", f"{snaps.get('ok', 0)} / {snaps.get('failed', 0)}",
+             f"duration p50 {_f(snaps.get('p50_ms'), '.0f')} ms, max "
+             f"{_f(snaps.get('max_ms'), '.0f')} ms (system.snapshots)"],
+            ["compactions ok / failed", f"{comps.get('ok', 0)} / {comps.get('failed', 0)}",
+             f"{_f(comps.get('input_files'))} files -> {_f(comps.get('output_files'))}, "
+             f"max {_f(comps.get('max_ms'), '.0f')} ms (system.compactions)"],
+        ]
     for kind, q in sm["queries"].items():
         rows.append([f"query {kind} p50 / p99 (ms)",
                      f"{_f(q['p50_ms'], '.0f')} / {_f(q['p99_ms'], '.0f')}",
@@ -876,6 +950,9 @@ def print_summary(soak: Soak, sm: dict, burst: dict, png: Path | None) -> None:
     for kind, q in sm["queries"].items():
         if q["first_error"]:
             print(f"  first failed {kind} query: {q['first_error']}")
+    for name in ("snapshots", "compactions"):
+        if sm.get(name, {}).get("first_error"):
+            print(f"  first failed {name[:-1]}: {sm[name]['first_error'][:300]}")
     for k in ("restart_error", "rows_before_kill_error"):
         if sm.get(k):
             print(f"  {k.replace('_', ' ')}: {sm[k]}")
@@ -922,7 +999,7 @@ def _rolling(ys: list[float], n: int) -> list[float]:
 
 def draw(soak: Soak, sm: dict, path: Path) -> None:
     plt = load_matplotlib()
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
     s = soak.samples
     x = [r["t_s"] / 60 for r in s]
     fig, ax = plt.subplots(5, 1, figsize=(11, 14), sharex=True)
@@ -948,7 +1025,7 @@ def draw(soak: Soak, sm: dict, path: Path) -> None:
     ax[0].legend(loc="lower right", fontsize=8)
 
     ax[1].plot(x, [r["rss_mib"] for r in s], color="tab:purple")
-    ax[1].set_ylabel("server RSS (MiB)")
+    ax[1].set_ylabel("server RSS (MiB)\nprocess tree")
     ax[1].set_ylim(bottom=0)
 
     ax[2].plot(x, [r["wal_mib"] for r in s], color="tab:orange", label="MiB")
@@ -966,6 +1043,18 @@ def draw(soak: Soak, sm: dict, path: Path) -> None:
     t3.plot(x, [r["parquet_mib"] for r in s], color="tab:olive", lw=0.8, alpha=0.7)
     t3.set_ylabel("Parquet MiB", color="tab:olive")
     t3.set_ylim(bottom=0)
+    # the server's own record: when each snapshot and compaction started
+    for name, marker, color in (("snapshots", "|", "black"), ("compactions", "^", "tab:red")):
+        recs = soak.life.get(name, [])
+        for status, alpha in (("ok", 0.8), ("failed", 1.0)):
+            ts = [r["t_s"] / 60 for r in recs if r.get("status") == status]
+            if ts:
+                ax[3].scatter(ts, [0] * len(ts), marker="x" if status == "failed" else marker,
+                              color="red" if status == "failed" else color, alpha=alpha,
+                              s=120 if marker == "|" else 50, clip_on=False, zorder=3,
+                              label=f"{name[:-1]} {status}")
+    if soak.life.get("snapshots") or soak.life.get("compactions"):
+        ax[3].legend(loc="upper left", fontsize=8)
 
     qs = soak.queries.snapshot() if soak.queries else []
     colors = {"avg_1m_1host": "tab:blue", "count_5m": "tab:red"}
@@ -978,7 +1067,9 @@ def draw(soak: Soak, sm: dict, path: Path) -> None:
             ax[4].scatter(bad, [1] * len(bad), marker="x", color=colors.get(kind),
                           label=f"{kind} failed")
     ax[4].set_yscale("log")
+    ax[4].yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax[4].yaxis.set_major_formatter(ScalarFormatter())
+    ax[4].yaxis.set_minor_formatter(NullFormatter())
     ax[4].set_ylabel("query latency (ms)")
     ax[4].legend(loc="upper left", fontsize=8)
     ax[4].set_xlabel("minutes since the writers started")
@@ -1134,6 +1225,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(str(json_path), {"benchmark": "soak", "machine": machine_info(),
                                 "weir": weir_revision(), "params": params,
                                 "batch": soak.batch, "summary": sm, "notes": soak.notes,
+                                "life_cycle": soak.life,
                                 "burst": {k: v for k, v in burst.items()
                                           if isinstance(v, int | float | str)}})
     png = None
