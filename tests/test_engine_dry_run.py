@@ -1,18 +1,19 @@
-"""Plugin test runs (`plugin_test/wal` and `/schedule`): real queries, returned writes,
-validation errors, the test cache, and the reference's answers."""
+"""Plugin test runs (`plugin_test/wal` and `/schedule`) over a real database: real
+queries, returned writes, validation errors from the real parser and catalog, the test
+cache, and the reference's answers."""
 
 from __future__ import annotations
 
 import shutil
 import textwrap
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
-from test_engine_fakes import FakeDatabase, fast_options, make_config, parse_lp
+from support.inprocess import fast_options, make_config, now_lines, open_database
 from weir.engine import ProcessingEngine
 from weir.errors import PluginError
 
@@ -27,12 +28,15 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[ProcessingEngine]:
-    db = FakeDatabase()
-    db.catalog.create_database("foo")
-    eng = ProcessingEngine(db, make_config(tmp_path), fast_options(), parse_lp=parse_lp)
-    await eng.start()
-    yield eng
-    await eng.stop()
+    config = make_config(tmp_path)
+    async with open_database(config) as db:
+        await db.write_lp("foo", now_lines("cpu,host=s1,region=us-west usage=0.5"))
+        eng = ProcessingEngine(db, config, fast_options())
+        await eng.start()
+        try:
+            yield eng
+        finally:
+            await eng.stop()
 
 
 def plugin(engine: ProcessingEngine, name: str, code: str) -> str:
@@ -82,7 +86,10 @@ async def test_wal_test_run(engine: ProcessingEngine) -> None:
                     'some_table,tag1=tag1_value,tag2=tag2_value field1=1i,field2=2.0,'
                     'field3="number three"'],
         "mytestdb": ["other_table other_field=1i,other_field2=3.14 1302"]}
-    assert engine.database.written == []  # nothing was written
+    # nothing was written: neither database exists, and foo has only its own table
+    assert not engine.database.catalog.db_exists("_testdb")
+    assert not engine.database.catalog.db_exists("mytestdb")
+    assert list(engine.database.catalog.db("foo").tables) == ["cpu"]
     assert engine.logs.entries() == []  # test runs stay out of the trigger logs
 
 
@@ -93,17 +100,24 @@ async def test_invalid_lines_are_reported_not_written(engine: ProcessingEngine) 
                 .int64_field("f1", 10).uint64_field("f2", 20).bool_field("f3", True))
             influxdb3_local.write_to_db("foodb", LineBuilder("cpu").tag("host", "A")
                 .string_field("f1", "not_an_int"))
+            influxdb3_local.write_to_db("foo", LineBuilder("cpu").tag("host", "A B")
+                .float64_field("usage", 1.5))
             influxdb3_local.write_to_db("foo", LineBuilder("cpu").string_field("usage", "x"))
         """)
-    engine.database.catalog.add_columns("foo", "cpu", [])
-    from weir.catalog import Column
-    engine.database.catalog.add_columns("foo", "cpu", [Column("usage", "field", "float")])
+    # foo.cpu.usage is a float (the fixture wrote it)
     out = await engine.dry_runner.wal(f, "_testdb", "mem,host=B user=43.1 120")
     assert out["database_writes"]["foodb"] == ["cpu,host=A f1=10i,f2=20u,f3=t",
                                                'cpu,host=A f1="not_an_int"']
-    assert len(out["errors"]) == 2
-    assert "f1" in out["errors"][0] and "line_number: 2" in out["errors"][0]
-    assert "expected type float, but got string" in out["errors"][1]
+    # an escaped tag value is valid line protocol; the type conflict on the later line is not
+    assert out["database_writes"]["foo"] == ["cpu,host=A\\ B usage=1.5", 'cpu usage="x"']
+    # Weir's own validation (the real parser and catalog), in the reference's Debug form
+    assert out["errors"] == [
+        'WriteLineError { original_line: "cpu,host=A f1=\\"not_an_int\\"", line_number: 2, '
+        "error_message: \"invalid field value in line protocol for field 'f1': expected type "
+        'integer, but got string" }',
+        'WriteLineError { original_line: "cpu usage=\\"x\\"", line_number: 2, '
+        "error_message: \"invalid field value in line protocol for field 'usage': expected "
+        'type float, but got string" }']
 
 
 async def test_failures_and_parse_errors(engine: ProcessingEngine) -> None:
@@ -114,10 +128,12 @@ async def test_failures_and_parse_errors(engine: ProcessingEngine) -> None:
         """)
     out = await engine.dry_runner.wal(f, "foo", "cpu v=1i 1")
     assert out == {"log_lines": [], "database_writes": {}, "errors": [
-        "error executing plugin: QueryError: error: error while planning query: table not "
-        "found: SELECT foo FROM not_here executing query on foo: SELECT foo FROM not_here"]}
+        "error executing plugin: QueryError: error: error while planning query: Error during "
+        "planning: table 'public.iox.not_here' not found executing query on foo: "
+        "SELECT foo FROM not_here"]}
     out = await engine.dry_runner.wal(f, "foo", "not line protocol")
-    assert out["errors"][0].startswith("error parsing input line protocol: line 1: ")
+    assert out["errors"] == [
+        "error parsing input line protocol: line 1: missing '=' after field key 'line'"]
     with pytest.raises(PluginError, match="Plugin not found"):
         await engine.dry_runner.wal("missing.py", "foo", "cpu v=1i 1")
     f = plugin(engine, "indent.py", "x = 1\n  y = 2\n")
@@ -143,22 +159,20 @@ async def test_cache_persists_across_test_runs_by_name(engine: ProcessingEngine)
 
 
 async def test_schedule_test_run(engine: ProcessingEngine) -> None:
-    engine.database.query_handler = lambda db, sql, params: pa.table(
-        {"host": pa.array(["s2"]).dictionary_encode(), "region": ["us-east"], "usage": [0.89]})
+    await engine.database.write_lp("foo", now_lines("cpu,host=s2,region=us-east usage=0.89"))
     f = plugin(engine, "sched.py", """
         from datetime import datetime
         def process_scheduled_call(influxdb3_local, call_time, args=None):
             influxdb3_local.info(f"args are {args}")
             influxdb3_local.info(datetime.now().strftime("%Y"))
-            influxdb3_local.info(influxdb3_local.query("SELECT * FROM cpu WHERE host = $host",
-                                                       {"host": "s2"}))
+            influxdb3_local.info(influxdb3_local.query(
+                "SELECT host, region, usage FROM cpu WHERE host = $host", {"host": "s2"}))
         """)
     out = await engine.dry_runner.schedule(f, "foo", None, {"region": "us-east"})
     assert out["errors"] == []
     assert "T" in out["trigger_time"] and out["trigger_time"].endswith("Z")
     assert out["log_lines"][1] == "INFO: args are {'region': 'us-east'}"
     assert out["log_lines"][3] == "INFO: [{'host': 's2', 'region': 'us-east', 'usage': 0.89}]"
-    assert engine.database.queries[-1][2] == {"host": "s2"}
     out = await engine.dry_runner.schedule(f, "nope", None)
     assert out["errors"] == ["couldn't find db"]
     out = await engine.dry_runner.schedule(f, "foo", "every:10s")
@@ -183,12 +197,18 @@ async def test_example_plugins_run(engine: ProcessingEngine) -> None:
     fired = datetime.fromisoformat(out["trigger_time"].replace("Z", "+00:00"))
     assert line.endswith(f" {int(fired.timestamp()) * 10**9}")  # the scheduled time
 
-    engine.database.query_handler = lambda db, sql, params: pa.table({"n": [0]})
+    # the deadman sees no `quiet` row in the last 30 seconds: only one written an hour ago
+    await engine.database.write_lp("foo", f"quiet,host=old v=1 {time.time_ns() - 3600 * 10**9}")
     out = await engine.dry_runner.schedule(
         "examples/schedule/deadman_check/deadman_check.py", "foo", None,
+        {"table": "quiet", "window": "30 seconds"})
+    assert "ERROR: no data in quiet in the last 30 seconds" in out["log_lines"]
+    assert out["database_writes"]["foo"][0].startswith("deadman_alerts,table=quiet ")
+    out = await engine.dry_runner.schedule(  # cpu has a row from now (the fixture's)
+        "examples/schedule/deadman_check/deadman_check.py", "foo", None,
         {"table": "cpu", "window": "30 seconds"})
-    assert "ERROR: no data in cpu in the last 30 seconds" in out["log_lines"]
-    assert out["database_writes"]["foo"][0].startswith("deadman_alerts,table=cpu ")
+    assert out["errors"] == [] and "database_writes" in out
+    assert not any(ln.startswith("ERROR") for ln in out["log_lines"]), out["log_lines"]
 
     f = plugin(engine, "call_hello.py", """
         import importlib.util, os

@@ -1,14 +1,12 @@
-"""The processing engine's HTTP routes, served by the real ASGI app over a fake
-database: status codes and bodies as the reference answers them."""
+"""The processing engine's HTTP routes, served by the real ASGI app over a real database
+(memory object store): status codes and bodies as the reference answers them."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import socket
-import sys
 import textwrap
-import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,38 +14,22 @@ import httpx
 import pytest
 import uvicorn
 
-from test_engine_fakes import (
-    FakeDatabase,
-    batch,
+from support.inprocess import (
     fast_options,
     make_config,
-    parse_lp,
+    open_database,
+    query_rows,
     wait_for,
+    write,
 )
+from weir.config import ServeConfig
+from weir.database import Database
 from weir.engine import ProcessingEngine
+from weir.server.app import WeirApp
+from weir.server.engine_routes import engine_routes
+from weir.server.state import ServerState
 
 pytestmark = pytest.mark.anyio
-
-
-def _server_modules() -> tuple[type, type, object]:
-    """Import the server's app; while the storage side is still missing, stub the one
-    name the app's modules import from `weir.database` (removed again afterwards)."""
-    stubbed = False
-    try:
-        import weir.database  # noqa: F401
-    except ImportError:
-        stub = types.ModuleType("weir.database")
-        stub.Database = object  # type: ignore[attr-defined]
-        sys.modules["weir.database"] = stub
-        stubbed = True
-    try:
-        from weir.server.app import WeirApp
-        from weir.server.engine_routes import engine_routes
-        from weir.server.state import ServerState
-    finally:
-        if stubbed:
-            del sys.modules["weir.database"]
-    return WeirApp, ServerState, engine_routes
 
 
 @pytest.fixture
@@ -57,19 +39,20 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    WeirApp, ServerState, engine_routes = _server_modules()
-    db = FakeDatabase()
-    db.catalog.create_database("foo")
     config = make_config(tmp_path, package_manager="disabled")
-    engine = ProcessingEngine(db, config, fast_options(), parse_lp=parse_lp)
-    await engine.start()
-    state = ServerState(config=config, database=db, engine=engine)  # type: ignore[arg-type]
-    app = WeirApp(state, engine_routes(engine))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://weir") as c:
-        c.engine = engine  # type: ignore[attr-defined]
-        yield c
-    await engine.stop()
+    async with open_database(config) as db:
+        await write(db, "foo", "setup v=1i")  # creates foo
+        engine = ProcessingEngine(db, config, fast_options())
+        await engine.start()
+        state = ServerState(config=config, database=db, engine=engine)
+        app = WeirApp(state, engine_routes(engine))
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://weir") as c:
+                c.engine = engine  # type: ignore[attr-defined]
+                yield c
+        finally:
+            await engine.stop()
 
 
 def write_plugin(client: httpx.AsyncClient, name: str, code: str) -> None:
@@ -154,8 +137,10 @@ async def test_request_trigger_route(client: httpx.AsyncClient) -> None:
     assert r.headers["x-plugin"] == "yes"
     assert r.json() == {"q": {"a": "2", "b": "x"}, "auth": False, "x": "hdr",
                         "body": "payload"}
-    assert client.engine.database.lines_for("foo") == [  # type: ignore[attr-defined]
-        "request_data,tag1=v field1=1i"]
+    # the plugin's write is committed before the reply
+    assert await query_rows(client.engine.database, "foo",  # type: ignore[attr-defined]
+                            "SELECT tag1, field1 FROM request_data") == [
+        {"tag1": "v", "field1": 1}]
     r = await client.get("/api/v3/engine/custom/path")
     assert r.status_code == 200
     r = await client.get("/api/v3/engine/other")
@@ -235,8 +220,9 @@ async def test_logs_are_queryable(client: httpx.AsyncClient) -> None:
     await client.post(TRIGGER_URL, json=trigger_body())
     await client.get("/api/v3/engine/custom/path")
     db = client.engine.database  # type: ignore[attr-defined]
-    rows = await wait_for(lambda: db.system_table("_internal", "processing_engine_logs")
-                          .drop_columns(["event_time"]).to_pylist())
+    rows = await wait_for(lambda: query_rows(
+        db, "_internal", "SELECT trigger_name, log_level, log_text "
+                         "FROM system.processing_engine_logs ORDER BY event_time"))
     assert {r["trigger_name"] for r in rows} == {"t1"}
     assert rows[0]["log_text"] == "starting execution of request plugin."
 
@@ -244,16 +230,19 @@ async def test_logs_are_queryable(client: httpx.AsyncClient) -> None:
 async def test_plugins_call_the_server_while_running(tmp_path: Path) -> None:
     """An alerting plugin (a WAL trigger) POSTs to a request trigger of the same server
     while it runs: nothing may wait on the other."""
-    WeirApp, ServerState, engine_routes = _server_modules()
-    db = FakeDatabase()
-    db.catalog.create_database("foo")
     config = make_config(tmp_path)
-    engine = ProcessingEngine(db, config, fast_options(), parse_lp=parse_lp)
+    async with open_database(config) as db:
+        await write(db, "foo", "setup v=1i")
+        await _call_each_other(db, config)
+
+
+async def _call_each_other(db: Database, config: ServeConfig) -> None:
+    engine = ProcessingEngine(db, config, fast_options())
     await engine.start()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = WeirApp(ServerState(config=config, database=db, engine=engine),  # type: ignore[arg-type]
+    app = WeirApp(ServerState(config=config, database=db, engine=engine),
                   engine_routes(engine))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
                                            lifespan="off"))
@@ -285,7 +274,7 @@ async def test_plugins_call_the_server_while_running(tmp_path: Path) -> None:
                                     trigger_specification="request:notify")
         await engine.create_trigger(database="foo", trigger_name="alert",
                                     plugin_filename="alert.py", trigger_specification="all_tables")
-        await db.flush({"foo": batch("cpu v=1i 1")})
+        await write(db, "foo", "cpu v=1i")
         await wait_for(lambda: any(e.log_text == 'notify answered {"ok": true, "auth": false}'
                                    for e in engine.logs.entries("alert")))
         assert [e.log_text for e in engine.logs.entries("notify")][1] == "alert received: cpu"

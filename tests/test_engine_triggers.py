@@ -1,11 +1,14 @@
-"""The processing engine over a fake database: trigger lifecycle, WAL / schedule /
-request / Parquet runners, error behaviours, system tables, restarts."""
+"""The processing engine over a real database (memory object store): trigger lifecycle,
+WAL / schedule / request / Parquet runners fed by real WAL flushes and snapshots, error
+behaviours, system tables, restarts."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 import threading
+import time
 from collections.abc import AsyncIterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -14,7 +17,16 @@ from typing import Any
 
 import pytest
 
-from test_engine_fakes import FakeDatabase, batch, fast_options, make_config, wait_for
+from support.inprocess import (
+    WriteLog,
+    fast_options,
+    make_config,
+    open_database,
+    query_rows,
+    record_writes,
+    wait_for,
+    write,
+)
 from weir.engine import ProcessingEngine
 from weir.engine.specs import InvalidTriggerSpec
 from weir.errors import (
@@ -37,12 +49,21 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[ProcessingEngine]:
-    db = FakeDatabase()
-    db.catalog.create_database("foo")
-    eng = ProcessingEngine(db, make_config(tmp_path), fast_options())
-    await eng.start()
-    yield eng
-    await eng.stop()
+    config = make_config(tmp_path)
+    async with open_database(config) as db:
+        await write(db, "foo", "setup v=1i")  # creates foo, before the engine listens
+        record_writes(db)
+        eng = ProcessingEngine(db, config, fast_options())
+        await eng.start()
+        try:
+            yield eng
+        finally:
+            await eng.stop()
+
+
+def written(engine: ProcessingEngine) -> WriteLog:
+    """The plugins' write-backs to the real database (see support.inprocess.record_writes)."""
+    return engine.database.write_lp.log  # type: ignore[attr-defined,no-any-return]
 
 
 def plugin(engine: ProcessingEngine, name: str, code: str) -> str:
@@ -69,16 +90,26 @@ async def test_wal_plugin_example_writes_reports(engine: ProcessingEngine) -> No
     await create(engine, "reports", "examples/wal_plugin/wal_plugin.py", "all_tables",
                  trigger_arguments={"double_count_table": "cpu"})
     db = engine.database
-    await db.flush({"foo": batch("cpu,host=a usage=1 1\ncpu,host=b usage=2 2\nmem,host=a u=3 3"),
-                    "other": batch("cpu,host=a usage=1 1")})
-    lines = await wait_for(lambda: db.lines_for("foo"))
+    await write(db, "foo", "cpu,host=a usage=1\ncpu,host=b usage=2\nmem,host=a u=3")
+    await write(db, "other", "cpu,host=a usage=1")
+    lines = await wait_for(lambda: written(engine).lines_for("foo"))
     assert sorted(lines) == ["write_reports,table_name=cpu row_count=4i",
                              "write_reports,table_name=mem row_count=1i"]
-    assert db.written[0][2] == {"precision": "ns", "accept_partial": False, "no_sync": False}
-    # its own output arrives in a later flush and is skipped
-    await db.flush({"foo": batch("write_reports,table_name=cpu row_count=4i 5")})
-    await wait_for(lambda: logs(engine, "reports").count("wal_plugin.py done") == 2)
-    assert len(db.lines_for("foo")) == 2
+    assert written(engine).calls[0][2] == {"precision": "ns", "accept_partial": False,
+                                           "no_sync": False}
+    # its own output (its write-back, and ours here) arrives in later flushes and is
+    # skipped; the report of a sentinel written after them shows they were handled
+    await write(db, "foo", "write_reports,table_name=cpu row_count=4i")
+    await write(db, "foo", "sentinel v=1i")
+    await wait_for(lambda: "write_reports,table_name=sentinel row_count=1i"
+                   in written(engine).lines_for("foo"))
+    assert sorted(written(engine).lines_for("foo")) == [
+        "write_reports,table_name=cpu row_count=4i", "write_reports,table_name=mem row_count=1i",
+        "write_reports,table_name=sentinel row_count=1i"]
+    assert await query_rows(db, "foo", "SELECT table_name, row_count FROM write_reports "
+                                       "ORDER BY table_name, row_count") == [
+        {"table_name": "cpu", "row_count": 4}, {"table_name": "cpu", "row_count": 4},
+        {"table_name": "mem", "row_count": 1}, {"table_name": "sentinel", "row_count": 1}]
     text = logs(engine, "reports")
     assert text[0] == "starting execution of wal plugin."
     assert text[2].startswith("finished execution in ")
@@ -92,11 +123,13 @@ async def test_table_trigger_gets_only_its_table_and_empty_flushes(
                                   for b in table_batches])
         """)
     await create(engine, "cpu_only", f, "table:cpu")
+    db = engine.database
     for i in range(5):
-        await engine.database.flush({"foo": batch(f"cpu v={i}i {i}\nmem v=9i {i}")})
-    await engine.database.flush({"foo": batch("mem v=1i 1")})
-    await engine.database.flush({"bar": batch("cpu v=1i 1")})
-    expected = [str([("cpu", [i])]) for i in range(5)] + ["[]"]
+        await write(db, "foo", f"cpu v={i}i\nmem v=9i")
+    await write(db, "foo", "mem v=1i")
+    await write(db, "bar", "cpu v=1i")  # another database: not this trigger's
+    await write(db, "foo", "cpu v=5i")  # comes after the bar flush: its signal
+    expected = [str([("cpu", [i])]) for i in range(5)] + ["[]", str([("cpu", [5])])]
     await wait_for(lambda: logs(engine, "cpu_only", "INFO")[1::3] == expected)
     await engine.disable_trigger("foo", "cpu_only")
     assert logs(engine, "cpu_only", "INFO")[1::3] == expected  # in order, once each
@@ -105,6 +138,8 @@ async def test_table_trigger_gets_only_its_table_and_empty_flushes(
 async def test_error_behaviors(engine: ProcessingEngine) -> None:
     f = plugin(engine, "flaky.py", """
         def process_writes(influxdb3_local, table_batches, args=None):
+            if not table_batches:
+                return  # a flush of its own write-backs: a table trigger sees every flush
             n = influxdb3_local.cache.get("n", default=0) + 1
             influxdb3_local.cache.put("n", n)
             influxdb3_local.write(LineBuilder("attempt").int64_field("n", n))
@@ -112,16 +147,17 @@ async def test_error_behaviors(engine: ProcessingEngine) -> None:
                 raise ValueError(f"failure {n}")
             influxdb3_local.info("succeeded on attempt", n)
         """)
-    await create(engine, "logger", f, "all_tables", trigger_arguments={"fail_times": "1"})
-    await create(engine, "retrier", f, "all_tables", error_behavior="retry",
+    # table:cpu, not all_tables: the write-backs to `attempt` must not call them again
+    await create(engine, "logger", f, "table:cpu", trigger_arguments={"fail_times": "1"})
+    await create(engine, "retrier", f, "table:cpu", error_behavior="retry",
                  trigger_arguments={"fail_times": "2"})
-    await create(engine, "giver_upper", f, "all_tables", error_behavior="retry",
+    await create(engine, "giver_upper", f, "table:cpu", error_behavior="retry",
                  trigger_arguments={"fail_times": "99"})
-    await create(engine, "disabler", f, "all_tables", error_behavior="disable",
+    await create(engine, "disabler", f, "table:cpu", error_behavior="disable",
                  trigger_arguments={"fail_times": "1"})
     db = engine.database
-    await db.flush({"foo": batch("cpu v=1i 1")})
-    await db.flush({"foo": batch("cpu v=2i 2")})
+    await write(db, "foo", "cpu v=1i")
+    await write(db, "foo", "cpu v=2i")
 
     await wait_for(lambda: "succeeded on attempt 2" in logs(engine, "logger"))
     err = logs(engine, "logger", "ERROR")
@@ -136,7 +172,7 @@ async def test_error_behaviors(engine: ProcessingEngine) -> None:
                              "in 100ms (attempt 2 of 3)")
 
     await wait_for(lambda: logs(engine, "giver_upper", "ERROR").count(
-        "giving up on this event after 3 attempts") == 2, timeout=15)
+        "giving up on this event after 3 attempts") == 2)
 
     await wait_for(lambda: not engine.running("foo", "disabler"))
     assert engine.database.catalog.get_trigger("foo", "disabler").disabled
@@ -144,8 +180,10 @@ async def test_error_behaviors(engine: ProcessingEngine) -> None:
                in t for t in logs(engine, "disabler", "ERROR"))
     # only successful calls' buffered writes were committed: the logger's second call,
     # the retrier's third attempt and its next event; the disabler handled nothing more
-    await wait_for(lambda: sorted(db.lines_for("foo")) == [
+    await wait_for(lambda: sorted(written(engine).lines_for("foo")) == [
         "attempt n=2i", "attempt n=3i", "attempt n=4i"])
+    assert await query_rows(db, "foo", "SELECT n FROM attempt ORDER BY n") == [
+        {"n": 2}, {"n": 3}, {"n": 4}]
     assert logs(engine, "disabler").count("starting execution of wal plugin.") == 1
 
 
@@ -193,11 +231,13 @@ async def test_request_trigger(engine: ProcessingEngine) -> None:
     await create(engine, "req", f, "request:custom/path", trigger_arguments={"a": "b"})
     reply = await engine.handle_request("custom/path", {"x": "1"}, {"h": "v"}, b'{"k": 2}')
     assert reply.status == 200 and reply.headers == {"Content-Type": "application/json"}
-    import json
     assert json.loads(reply.body) == {"q": {"x": "1"}, "h": {"h": "v"}, "body": {"k": 2},
                                       "args": {"a": "b"}, "env": [True, True, True],
                                       "tz": "UTC"}
-    assert engine.database.lines_for("foo") == ["request_data,t=v f=1i"]  # before the reply
+    # committed before the reply
+    assert written(engine).lines_for("foo") == ["request_data,t=v f=1i"]
+    assert await query_rows(engine.database, "foo", "SELECT t, f FROM request_data") == [
+        {"t": "v", "f": 1}]
     reply = await engine.handle_request("custom/path", {"fail": "1"}, {}, b"")
     assert (reply.status, reply.body) == (
         500, b'{"error":"Python function call failed: RuntimeError: asked to fail"}')
@@ -275,7 +315,8 @@ async def test_system_tables_and_restart(engine: ProcessingEngine) -> None:
     await create(engine, "t1", f, "every:50ms", trigger_arguments={"k1": "v1", "k2": "v2"})
     await create(engine, "t2", "pkg", "cron:* * * * * *", error_behavior="retry", disabled=True)
     db = engine.database
-    rows = db.system_table("foo", "processing_engine_triggers").to_pylist()
+    rows = await query_rows(db, "foo", "SELECT * FROM system.processing_engine_triggers "
+                                       "ORDER BY trigger_name")
     assert rows == [
         {"trigger_name": "t1", "plugin_filename": "sched.py",
          "trigger_specification": '{"every":{"duration":{"secs":0,"nanos":50000000}}}',
@@ -283,22 +324,24 @@ async def test_system_tables_and_restart(engine: ProcessingEngine) -> None:
         {"trigger_name": "t2", "plugin_filename": "pkg",
          "trigger_specification": '{"schedule":{"schedule":"* * * * * *"}}',
          "disabled": True, "error_behavior": "retry", "public": False}]
-    assert db.system_table("foo", "processing_engine_trigger_arguments").to_pylist() == [
+    assert await query_rows(db, "foo", "SELECT * FROM system.processing_engine_trigger_arguments "
+                                       "ORDER BY trigger_name, argument_key") == [
         {"trigger_name": "t1", "argument_key": "k1", "argument_value": "v1"},
         {"trigger_name": "t1", "argument_key": "k2", "argument_value": "v2"}]
-    assert db.system_table("_internal", "processing_engine_triggers").num_rows == 0
-    files = db.system_table("_internal", "plugin_files").to_pylist()
+    assert await query_rows(db, "_internal", "SELECT * FROM system.processing_engine_triggers"
+                            ) == []
+    files = await query_rows(db, "_internal", "SELECT * FROM system.plugin_files")
     assert [(r["plugin_name"], r["file_name"]) for r in files] == [
         ("t1", "sched.py"), ("t2", "__init__.py"), ("t2", "models/__init__.py"),
         ("t2", "models/m.py")]
     assert files[0]["file_path"] == str(engine.files.plugin_dir / "sched.py")
-    assert "plugin_files" not in db.providers[0]("foo")
+    assert "plugin_files" not in engine.system_tables("foo")
     await wait_for(lambda: "tick" in logs(engine, "t1"))
-    log_table = db.system_table("foo", "processing_engine_logs")
+    log_table = await db.query("foo", "SELECT * FROM system.processing_engine_logs")
     assert log_table.schema.names == ["event_time", "trigger_name", "log_level", "log_text"]
     assert str(log_table.schema.field("event_time").type) == "timestamp[ns]"
     await engine.enable_trigger("foo", "t2")
-    await wait_for(lambda: "pkg tick" in logs(engine, "t2"), timeout=5)
+    await wait_for(lambda: "pkg tick" in logs(engine, "t2"))
     await engine.stop()
 
     # a new engine over the same catalog starts the enabled triggers
@@ -314,18 +357,25 @@ async def test_system_tables_and_restart(engine: ProcessingEngine) -> None:
 async def test_parquet_trigger_and_write_back_errors(engine: ProcessingEngine) -> None:
     f = plugin(engine, "pq.py", """
         def process_parquet_persist(influxdb3_local, persisted_files, args=None):
-            influxdb3_local.info([(p["table_name"], p["row_count"]) for p in persisted_files])
+            influxdb3_local.info(sorted((p["table_name"], p["row_count"])
+                                        for p in persisted_files))
             influxdb3_local.write_to_db("newdb", LineBuilder("seen").int64_field("n", 1))
             influxdb3_local.write_to_db("bad db", LineBuilder("x").int64_field("n", 1))
         """)
     await create(engine, "pq_all", f, "parquet:all_tables")
     await create(engine, "pq_cpu", f, "parquet:cpu")
-    common = {"path": "p", "size_bytes": 10, "min_time": 1, "max_time": 2}
-    await engine.database.persist([
-        {"database": "foo", "table": "cpu", "row_count": 3, **common},
-        {"database": "foo", "table": "mem", "row_count": 4, **common},
-        {"database": "bar", "table": "cpu", "row_count": 5, **common}])
-    await wait_for(lambda: "[('cpu', 3), ('mem', 4)]" in logs(engine, "pq_all"))
+    db = engine.database
+    # one gen1 window (10m by default), so that each table is one file
+    window = 600 * 10**9
+    t0 = time.time_ns() // window * window
+    for database, table, rows in (("foo", "cpu", 3), ("foo", "mem", 4), ("bar", "cpu", 5)):
+        await write(db, database, "\n".join(f"{table},host=h{i} v={i}.5 {t0 + i * 1000}"
+                                             for i in range(rows)))
+    event = await db.snapshot()
+    assert event is not None
+    assert sorted((f.database, f.table, f.row_count) for f in event.files) == [
+        ("bar", "cpu", 5), ("foo", "cpu", 3), ("foo", "mem", 4), ("foo", "setup", 1)]
+    await wait_for(lambda: "[('cpu', 3), ('mem', 4), ('setup', 1)]" in logs(engine, "pq_all"))
     await wait_for(lambda: "[('cpu', 3)]" in logs(engine, "pq_cpu"))
     await wait_for(lambda: logs(engine, "pq_cpu", "ERROR"))
     assert engine.database.catalog.db_exists("newdb")  # a write to a missing db creates it
@@ -346,10 +396,11 @@ async def test_gh_plugins(engine: ProcessingEngine, tmp_path: Path) -> None:
         with pytest.raises(PluginError, match="error fetching plugin from repository: 404 "
                                               "Not Found http://127.0.0.1:.*/not_a_file.py"):
             await create(engine, "gh2", "gh:not_a_file.py", "all_tables")
-        await engine.database.flush({"foo": batch("test_input,tag=x field=1i 1")})
-        await wait_for(lambda: engine.database.lines_for("foo") == [
+        await write(engine.database, "foo", "test_input,tag=x field=1i")
+        await wait_for(lambda: written(engine).lines_for("foo") == [
             "write_reports,table_name=test_input row_count=1i"])
-        assert engine.database.system_table("_internal", "plugin_files").num_rows == 0
+        assert await query_rows(engine.database, "_internal",
+                                "SELECT * FROM system.plugin_files") == []
     finally:
         server.shutdown()
 
@@ -360,7 +411,7 @@ async def test_deleted_database_stops_its_triggers(engine: ProcessingEngine) -> 
             pass
         """)
     await create(engine, "t1", f, "every:1h")
-    engine.database.catalog.delete_database("foo")
+    engine.database.delete_database("foo")
     await engine.database_deleted("foo")
     assert not engine.running("foo", "t1")
 
@@ -369,20 +420,24 @@ async def test_a_crashing_plugin_costs_only_its_call(engine: ProcessingEngine) -
     f = plugin(engine, "crashy.py", """
         import ctypes
         def process_writes(influxdb3_local, table_batches, args=None):
+            if not table_batches:
+                return  # the flush of its own write-back
             if table_batches[0]["rows"][0]["v"] == 1:
                 ctypes.string_at(0)
             influxdb3_local.write(LineBuilder("ok").int64_field("v", 1))
         """)
     g = plugin(engine, "steady.py", """
         def process_writes(influxdb3_local, table_batches, args=None):
+            if not table_batches:
+                return
             influxdb3_local.cache.put("n", influxdb3_local.cache.get("n", default=0) + 1)
             influxdb3_local.info("calls", influxdb3_local.cache.get("n"))
         """)
     await create(engine, "crashy", f, "table:cpu")
     await create(engine, "steady", g, "table:cpu")
     for v in (1, 2):
-        await engine.database.flush({"foo": batch(f"cpu v={v}i {v}")})
-    await wait_for(lambda: engine.database.lines_for("foo") == ["ok v=1i"])
+        await write(engine.database, "foo", f"cpu v={v}i")
+    await wait_for(lambda: written(engine).lines_for("foo") == ["ok v=1i"])
     errors = logs(engine, "crashy", "ERROR")
     assert errors[0].startswith("error executing wal plugin: the plugin worker killed by "
                                 "signal 11 (SIGSEGV)")
