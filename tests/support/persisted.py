@@ -43,7 +43,8 @@ def wait_persisted(server: Any, db: str, rows: dict[str, int], timeout: float = 
             return parquet_files(server, db)
         failed = "snapshot failed" in server.log()  # no use waiting out the deadline
         if failed or time.monotonic() > deadline:
+            why = "a snapshot failed" if failed else f"after {timeout:.0f}s"
             raise AssertionError(
-                f"{'a snapshot failed' if failed else f'after {timeout:.0f}s'}: system.parquet_files of {db!r} holds {have} rows, "
-                f"expected at least {rows}; server log tail:\n{server.log()[-3000:]}")
+                f"{why}: system.parquet_files of {db!r} holds {have} rows, expected at "
+                f"least {rows}; server log tail:\n{server.log()[-3000:]}")
         time.sleep(0.1)
