@@ -276,6 +276,10 @@ class QueryLoop:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop_ev: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
+    # files the server lists (system.parquet_files), after each round: compaction
+    # inputs leave this list at once but stay on disk until no query can still read them
+    listed: int | None = None
+    listed_error: str = ""
 
     QUERIES = (
         ("avg_1m_1host",
@@ -312,6 +316,12 @@ class QueryLoop:
                 e_t = time.monotonic()
                 with self.lock:
                     self.results.append((e_t, kind, e_t - s, ok, detail))
+            try:
+                rows = query_json(c, "SELECT count(*) AS n FROM system.parquet_files")
+                self.listed = int(rows[0]["n"]) if rows else 0
+            except (OSError, http.client.HTTPException, RuntimeError, ValueError,
+                    KeyError) as e:
+                self.listed, self.listed_error = None, f"{type(e).__name__}: {e}"[:200]
         c.close()
 
     def snapshot(self) -> list[tuple[float, str, float, bool, str]]:
@@ -326,6 +336,7 @@ class QueryLoop:
 CSV_COLUMNS = ("t_s", "lines_per_s", "lines_acked_total", "write_batches", "write_p50_ms",
                "write_p99_ms", "busy_batches", "error_batches", "rss_mib",
                "server_cpu_cores", "wal_files", "wal_mib", "parquet_files", "parquet_mib",
+               "parquet_files_listed",
                "query_p50_ms_60s", "query_p99_ms_60s", "queries_60s", "query_errors_total",
                "load1")
 
@@ -556,6 +567,7 @@ class Soak:
             "wal_mib": wal_b / 2**20,
             "parquet_files": pq_n,
             "parquet_mib": pq_b / 2**20,
+            "parquet_files_listed": self.queries.listed,
             "query_p50_ms_60s": percentile(qlat, 50) * 1000 if qlat else None,
             "query_p99_ms_60s": percentile(qlat, 99) * 1000 if qlat else None,
             "queries_60s": len(qlat),
@@ -796,6 +808,12 @@ def summarize(soak: Soak, burst: dict) -> dict:
         out["parquet_max_files"] = max(r["parquet_files"] for r in s)
         out["parquet_end_files"] = s[-1]["parquet_files"]
         out["parquet_end_mib"] = s[-1]["parquet_mib"]
+        listed = [r["parquet_files_listed"] for r in s if r["parquet_files_listed"] is not None]
+        out["parquet_listed_max"] = max(listed) if listed else None
+        out["parquet_listed_end"] = listed[-1] if listed else None
+        half = [r["parquet_files_listed"] for r in s if r["t_s"] <= wall / 2
+                and r["parquet_files_listed"] is not None]
+        out["parquet_listed_max_first_half"] = max(half) if half else 0
         half = [r["parquet_files"] for r in s if r["t_s"] <= wall / 2]
         out["parquet_max_files_first_half"] = max(half) if half else 0
         out["load1_avg"] = sum(r["load1"] for r in s) / len(s)
@@ -862,6 +880,8 @@ def print_summary(soak: Soak, sm: dict, burst: dict, png: Path | None) -> None:
     pq_end, pq_half = sm.get("parquet_end_files"), sm.get("parquet_max_files_first_half")
     # no file by half time (a short run): nothing to judge the growth against
     bounded = None if pq_end is None or not pq_half else pq_end <= FILES_BOUND * pq_half
+    ls_end, ls_half = sm.get("parquet_listed_end"), sm.get("parquet_listed_max_first_half")
+    ls_bounded = None if ls_end is None or not ls_half else ls_end <= FILES_BOUND * ls_half
     health, all_rows = sm.get("health_s"), sm.get("all_rows_s")
     rows_after = sm.get("rows_after_restart")
     old = sm.get("old_rows", {})
@@ -905,6 +925,10 @@ def print_summary(soak: Soak, sm: dict, burst: dict, png: Path | None) -> None:
          f"{_f(sm.get('parquet_max_files'))} / {_f(pq_end)}",
          f"bounded (end <= {FILES_BOUND}x first half's max {_f(pq_half)}): "
          f"{_verdict(bounded)}"],
+        ["Parquet files listed max / at end",
+         f"{_f(sm.get('parquet_listed_max'))} / {_f(sm.get('parquet_listed_end'))}",
+         f"bounded (end <= {FILES_BOUND}x first half's max {_f(ls_half)}): "
+         f"{_verdict(ls_bounded)}"],
         ["Parquet MiB at end", _f(sm.get("parquet_end_mib"), ".1f"), ""],
     ]
     snaps, comps = sm.get("snapshots", {}), sm.get("compactions", {})
@@ -950,6 +974,8 @@ def print_summary(soak: Soak, sm: dict, burst: dict, png: Path | None) -> None:
     for kind, q in sm["queries"].items():
         if q["first_error"]:
             print(f"  first failed {kind} query: {q['first_error']}")
+    if soak.queries and soak.queries.listed_error:
+        print(f"  system.parquet_files: {soak.queries.listed_error}")
     for name in ("snapshots", "compactions"):
         if sm.get(name, {}).get("first_error"):
             print(f"  first failed {name[:-1]}: {sm[name]['first_error'][:300]}")
@@ -1036,7 +1062,13 @@ def draw(soak: Soak, sm: dict, path: Path) -> None:
     t2.set_ylabel("WAL files (dashed)", color="tab:brown")
     t2.set_ylim(bottom=0)
 
-    ax[3].plot(x, [r["parquet_files"] for r in s], color="tab:green", drawstyle="steps-post")
+    ax[3].plot(x, [r["parquet_files"] for r in s], color="tab:green", drawstyle="steps-post",
+               label="files on disk")
+    listed = [(xi, r["parquet_files_listed"]) for xi, r in zip(x, s, strict=True)
+              if r["parquet_files_listed"] is not None]
+    if listed:
+        ax[3].plot(*zip(*listed, strict=True), color="tab:cyan", drawstyle="steps-post",
+                   label="files listed (system.parquet_files)")
     ax[3].set_ylabel("Parquet files")
     ax[3].set_ylim(bottom=0)
     t3 = ax[3].twinx()
@@ -1053,8 +1085,7 @@ def draw(soak: Soak, sm: dict, path: Path) -> None:
                               color="red" if status == "failed" else color, alpha=alpha,
                               s=120 if marker == "|" else 50, clip_on=False, zorder=3,
                               label=f"{name[:-1]} {status}")
-    if soak.life.get("snapshots") or soak.life.get("compactions"):
-        ax[3].legend(loc="upper left", fontsize=8)
+    ax[3].legend(loc="upper left", fontsize=8)
 
     qs = soak.queries.snapshot() if soak.queries else []
     colors = {"avg_1m_1host": "tab:blue", "count_5m": "tab:red"}
