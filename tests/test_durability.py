@@ -73,7 +73,8 @@ def test_kill9_during_ingest_loses_no_acknowledged_write(server_factory):
 
 def test_snapshot_to_parquet_then_query_and_restart(server_factory):
     s = server_factory(extra_args=["--wal-flush-interval", "10ms",
-                                   "--wal-snapshot-size", "3", "--gen1-duration", "1m"]).start()
+                                   "--wal-snapshot-size", "3", "--gen1-duration", "1m",
+                                   "--snapshotted-wal-files-to-keep", "0"]).start()
     # two gen1 windows near now: 6 points in the minute that starts at m0, 6 in the next;
     # three writes of 4 lines, so three WAL files and one snapshot of all 12 points
     now_s = time.time_ns() // 10**9
@@ -131,7 +132,8 @@ def test_second_server_on_same_node_cannot_corrupt(server_factory, tmp_path):
 
 
 def test_restart_after_deleting_a_database_at_the_limit(server_factory):
-    s = server_factory(extra_args=["--wal-flush-interval", "10ms"]).start()
+    s = server_factory(extra_args=["--wal-flush-interval", "10ms",
+                                   "--num-database-limit", "5"]).start()
     for i in range(1, 6):
         assert s.write(f"d{i}", "m v=1 1").status_code == 204
     assert httpx.delete(f"{s.url}/api/v3/configure/database",

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from weir.catalog import Catalog, Column, TriggerDefinition
+from weir.catalog import Catalog, Column, Limits, TriggerDefinition
 from weir.errors import AlreadyExists, DatabaseNotFound, LimitExceeded, TriggerRunning
 from weir.objectstore import FileObjectStore, MemoryObjectStore
 from weir.wal import WalCorrupt, WalFile, WalOp, decode, encode, merge_ops
@@ -117,7 +117,7 @@ def test_catalog_persists_and_reloads(store):
 
 
 def test_catalog_limits(store):
-    c = Catalog(store, "n1")
+    c = Catalog(store, "n1", Limits(databases=5))
     c.load()
     for i in range(5):
         c.create_database(f"d{i}")

@@ -46,6 +46,8 @@ class SeriesTracker:
         self._tag_ids: dict[str, int] = {}
         self._value_codes: list[dict[str, int]] = []
         self._series: dict[tuple[tuple[int, int], ...], int] = {}
+        #: (tag ids in batch column order, their codes) -> series id: the common case
+        self._seen: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
         self._newest = np.full(64, _NO_TIME, dtype=np.int64)
 
     def observe(self, batch: pa.RecordBatch) -> Collisions:
@@ -70,11 +72,15 @@ class SeriesTracker:
         tags = tag_columns(batch.schema)
         n = batch.num_rows
         if not tags:
-            if not self._series:
-                self._series[()] = 0
-            return np.zeros(n, dtype=np.int64)
-        codes = np.empty((n, len(tags)), dtype=np.int64)
-        for j, name in enumerate(tags):
+            return np.full(n, self._series.setdefault((), len(self._series)), dtype=np.int64)
+        # Per row, one int64 for its combination of tag values within this batch (mixed
+        # radix over the columns' codes, renumbered when it would overflow); then one
+        # dictionary look-up per distinct series of the batch, never one per row.
+        ids = []
+        columns = []
+        local = np.zeros(n, dtype=np.int64)
+        radix = 1
+        for name in tags:
             tag_id = self._tag_ids.setdefault(name, len(self._tag_ids))
             if tag_id == len(self._value_codes):
                 self._value_codes.append({})
@@ -86,11 +92,28 @@ class SeriesTracker:
             mapping = np.array([known.setdefault(v, len(known)) for v in dictionary] + [-1],
                                dtype=np.int64)
             idx = col.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
-            codes[:, j] = mapping[idx]
-        ids = [self._tag_ids[name] for name in tags]
-        combos, inverse = np.unique(codes, axis=0, return_inverse=True)
-        sid_of_combo = np.empty(len(combos), dtype=np.int64)
-        for k, combo in enumerate(combos.tolist()):
-            key = tuple(sorted((i, c) for i, c in zip(ids, combo, strict=True) if c >= 0))
-            sid_of_combo[k] = self._series.setdefault(key, len(self._series))
-        return sid_of_combo[inverse.reshape(-1)]
+            ids.append(tag_id)
+            columns.append(mapping[idx])
+            width = len(dictionary) + 1
+            if radix * width >= 2**62:
+                _, local = np.unique(local, return_inverse=True)
+                local = local.reshape(-1).astype(np.int64)
+                radix = int(local.max()) + 1
+            local = local * width + idx
+            radix *= width
+        _, first, inverse = np.unique(local, return_index=True, return_inverse=True)
+        matrix = np.stack(columns, axis=1)[first].tolist()
+        sid_of_local = np.empty(len(first), dtype=np.int64)
+        series, seen = self._series, self._seen
+        sig = tuple(ids)
+        for k, row in enumerate(matrix):
+            raw = (sig, tuple(row))
+            sid = seen.get(raw)
+            if sid is None:
+                # the canonical key: (tag id, value code) for each tag present, in tag-id
+                # order, so column order and absent tags never make two ids for one series
+                key = tuple(sorted((i, c) for i, c in zip(ids, row, strict=True) if c >= 0))
+                sid = seen[raw] = series.setdefault(key, len(series))
+            sid_of_local[k] = sid
+        return sid_of_local[inverse.reshape(-1)]
+

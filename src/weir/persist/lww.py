@@ -51,8 +51,8 @@ def sort_for_storage(table: pa.Table, tags: list[str] | None = None) -> pa.Table
     # Arrow sorts dictionary columns only one at a time: sort on their plain values.
     keys = pa.table({**{f"k{i}": _plain(table.column(t)) for i, t in enumerate(tags)},
                      "time": table.column("time")})
-    order = pc.sort_indices(keys, [(f"k{i}", "ascending") for i in range(len(tags))]
-                            + [("time", "ascending")], null_placement="at_end")
+    order = pc.sort_indices(keys, [(f"k{i}", "ascending", "at_end") for i in range(len(tags))]
+                            + [("time", "ascending", "at_end")])
     return table.take(order)
 
 
