@@ -124,6 +124,7 @@ class Database:
         #: may forget them
         self._hard_deletes: dict[HardDelete, int] = {}
         self._force_snapshot = False
+        self._last_retention_check = float("-inf")
         self.started_ns = time.time_ns()
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -495,9 +496,14 @@ class Database:
                 log.exception("compaction failed; retrying in %gs", interval)
 
     def compact(self) -> int:
-        """Hard deletes that are due, then one compaction pass. Returns jobs run."""
+        """Hard deletes that are due, then one compaction pass (which also removes
+        expired files every `--retention-check-interval`). Returns jobs run."""
         self._hard_delete_due()
-        return self.compactor.run_once()
+        now = time.monotonic()
+        expire = now - self._last_retention_check >= self.config.retention_check_interval
+        if expire:
+            self._last_retention_check = now
+        return self.compactor.run_once(expire=expire)
 
     def _hard_delete_due(self) -> None:
         """Remove the files of deletions whose time has come. The catalog forgets the

@@ -81,8 +81,9 @@ class Compactor:
         self.history: deque[CompactionRecord] = deque(maxlen=500)
         self._doomed: deque[tuple[float, str]] = deque()
 
-    def run_once(self) -> int:
-        """Compact every table that needs it; returns the number of jobs done."""
+    def run_once(self, expire: bool = True) -> int:
+        """Compact every table that needs it (and with `expire`, drop whole files past
+        the retention period); returns the number of jobs done."""
         self.delete_due()
         jobs = 0
         for db_id, table_id in self.index.table_keys():
@@ -96,7 +97,7 @@ class Compactor:
             if schema.id != table_id:
                 continue
             cutoff = self.retention_cutoff(files[0].database)
-            if cutoff is not None:
+            if cutoff is not None and expire:
                 expired = [f for f in files if f.max_time < cutoff]
                 if expired:
                     self._expire(expired)
