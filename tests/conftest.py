@@ -109,6 +109,7 @@ def parse_log(text: str, first_line: int = 1) -> list[LogRecord]:
 
 # Servers whose logs still have to be checked: every started server until its final check.
 _WATCHED: list[WeirServer] = []
+_LOG_PATHS: set[Path] = set()
 
 
 class WeirServer:
@@ -125,7 +126,14 @@ class WeirServer:
         self.env = env or {}
         self.port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
+        # One log per WeirServer object (restarts append to it): two objects over the same
+        # data dir, even at once, each check their own process's records.
         self.log_path = data_dir.parent / f"server-{data_dir.name}.log"
+        n = 1
+        while self.log_path in _LOG_PATHS or self.log_path.exists():
+            n += 1
+            self.log_path = data_dir.parent / f"server-{data_dir.name}-{n}.log"
+        _LOG_PATHS.add(self.log_path)
         self._launched = False
         self._log_offset = 0  # bytes of the log already checked
         self._log_lines = 0
@@ -276,9 +284,15 @@ class WeirServer:
         self._log.close()
         return self.proc.returncode
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        """Stop the server, then check its log: undeclared errors fail the caller."""
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0, *,
+             check: bool = True) -> int:
+        """Stop the server, then check its log: undeclared errors fail the caller.
+
+        `check=False` (cleanup code stopping several servers) leaves the check to the end
+        of the test."""
         code = self._terminate(sig, timeout)
+        if not check:
+            return code
         undeclared = self._match_new()
         if undeclared:
             # Expectations of the running test may still be declared after a stop(), but
@@ -331,8 +345,8 @@ def server_factory(tmp_path: Path) -> Iterator:
     yield make
     for s in servers:
         if s.proc is not None and s.proc.poll() is None:
-            # killed, not stopped: the log check at the end of the test reports its errors
-            s._terminate(signal.SIGKILL)
+            # killed; the log check at the end of the test reports its errors
+            s.stop(signal.SIGKILL, check=False)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ installing packages offline, memory bombs, and system tables."""
 from __future__ import annotations
 
 import http.server
+import os
 import sys
 import threading
 import time
@@ -26,7 +27,7 @@ def create_trigger(s, db: str, name: str, plugin: str, spec: str,  # type: ignor
         "disabled": False}, timeout=60)
 
 
-def wait_for(fn, timeout: float = 20.0):  # type: ignore[no-untyped-def]
+def wait_for(fn, timeout: float = 60.0):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -139,10 +140,14 @@ def test_package_plugin_and_hot_reload(es):
     assert create_trigger(es, "d", "single", "single.py", "request:a/b").status_code == 200
     assert httpx.get(f"{es.url}/api/v3/engine/pkg").json() == {"answer": 1}
     assert httpx.get(f"{es.url}/api/v3/engine/a/b").text == "v1"
-    time.sleep(0.05)
     (pkg / "helpers.py").write_text("def answer():\n    return 2\n")
     (es.plugin_dir / "single.py").write_text(
         "def process_request(influxdb3_local, q, h, body, args=None):\n    return 'v2'\n")
+    for f in (pkg / "helpers.py", es.plugin_dir / "single.py"):
+        # an edit within the file system's timestamp granularity must not look unchanged:
+        # move the modification time on explicitly instead of sleeping before the edit
+        st = f.stat()
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 2 * 10**9))
     assert wait_for(lambda: httpx.get(f"{es.url}/api/v3/engine/pkg").json() == {"answer": 2})
     assert httpx.get(f"{es.url}/api/v3/engine/a/b").text == "v2"
 
@@ -161,6 +166,15 @@ def test_error_behaviors(es):
         "def process_writes(influxdb3_local, table_batches, args=None):\n"
         "    if table_batches:\n"
         "        raise RuntimeError('always broken')\n")
+    # the plugins fail on purpose: two attempts of the retrying trigger, one call of the
+    # disabling one and the notice that it was disabled
+    es.expect_log(r"ERROR weir\.engine: processing engine \[retrying\]: error executing wal "
+                  r"plugin: RuntimeError: attempt [12]; will retry in \d+s \(attempt [12] of 10\)"
+                  r"\n(?s:.*)raise RuntimeError\(f'attempt \{n\}'\)", count=2)
+    es.expect_log(r"ERROR weir\.engine: processing engine \[disabling\]: error executing wal "
+                  r"plugin: RuntimeError: always broken\n", count=1)
+    es.expect_log(r"ERROR weir\.engine: processing engine \[disabling\]: trigger disabling was "
+                  r"disabled because of an error \(error_behavior=disable\)", count=1)
     assert create_trigger(es, "d", "retrying", "fails.py", "table:m",
                           error_behavior="retry").status_code == 200
     assert create_trigger(es, "d", "disabling", "always.py", "table:m",
@@ -191,6 +205,9 @@ def test_memory_bomb_is_contained(server_factory, tmp_path):
     s = server_factory(plugin_dir=plugins, env={"WEIR_PLUGIN_MEMORY_LIMIT": str(512 * 2**20)},
                        extra_args=["--wal-flush-interval", "10ms"]).start()
     httpx.post(f"{s.url}/api/v3/configure/database", json={"db": "d"})
+    # both calls of the bomb end in the worker's memory limit, logged as the plugin's error
+    s.expect_log(r"ERROR weir\.engine: processing engine \[bomb\]: error running request "
+                 r"plugin: MemoryError\n", count=2)
     assert create_trigger(s, "d", "bomb", "bomb.py", "request:bomb").status_code == 200
     assert create_trigger(s, "d", "fine", "fine.py", "request:fine").status_code == 200
     r = httpx.get(f"{s.url}/api/v3/engine/bomb", timeout=120)
@@ -249,17 +266,20 @@ def test_system_tables_and_arguments(es):
 def test_restart_keeps_disabled_triggers_disabled(es):
     (es.plugin_dir / "w.py").write_text(
         "def process_writes(influxdb3_local, table_batches, args=None):\n"
-        "    influxdb3_local.write(LineBuilder('seen').int64_field('n', 1))\n")
+        "    for b in table_batches:\n"
+        "        for r in b['rows']:\n"
+        "            influxdb3_local.write(LineBuilder('seen').int64_field('n', r['v']))\n")
     assert create_trigger(es, "d", "t", "w.py", "table:m").status_code == 200
     r = httpx.post(f"{es.url}{TRIGGER}/disable", params={"db": "d", "trigger_name": "t"})
     assert r.status_code == 200
     es.restart()
-    es.write("d", "m v=1")
-    time.sleep(1.0)
-    assert rows(es, "d", "SELECT * FROM seen") == []
-    httpx.post(f"{es.url}{TRIGGER}/enable", params={"db": "d", "trigger_name": "t"})
-    es.write("d", "m v=2")
-    assert wait_for(lambda: rows(es, "d", "SELECT n FROM seen"))
+    assert es.write("d", "m v=1i").status_code == 204
+    r = httpx.post(f"{es.url}{TRIGGER}/enable", params={"db": "d", "trigger_name": "t"})
+    assert r.status_code == 200
+    assert es.write("d", "m v=2i").status_code == 204
+    # A trigger handles its flushes in order: had it (wrongly) run while disabled, the row
+    # for v=1 would be written before the one for v=2, which is the signal to wait for.
+    assert wait_for(lambda: rows(es, "d", "SELECT n FROM seen")) == [{"n": 2}]
 
 
 def test_plugin_calls_its_own_server_while_running(es):
