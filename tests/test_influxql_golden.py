@@ -72,6 +72,23 @@ GEN = generate(seed=16, hosts=4, regions=3, points_per_series=20, span_ns=20 * 6
                escaped_series=5, boundary_rows=True, now_ns=time.time_ns())
 
 
+# Integers beyond 2^53 (B = 2^60), where any trip through float64 shows, at near-now
+# times with a nanosecond part. `lin` has two points 2 us apart whose linear fill needs an
+# integer slope: (2^62 + 2001) / 2000 as a float rounds up to ...695, Go's integer
+# division gives ...694.
+BIG_DB = "golden_big"
+B = 2**60
+BIG_I = [B + 1, B + 3, B + 8, B + 2]
+BIG_U = [2**64 - 5, 2**64 - 1, 2**63 + 1, 2**64 - 3]
+BIG_T0 = (T + 720) * NS + 7  # +0, +2m, +4m, +6m from a 4-minute boundary
+LIN_T0 = (T + 1800) * NS
+BIG_DATA = "\n".join(
+    [f"big,h=a i={i}i,u={u}u {BIG_T0 + k * 120 * NS}"
+     for k, (i, u) in enumerate(zip(BIG_I, BIG_U, strict=True))]
+    + [f"lin,h=a j=0i {LIN_T0}", f"lin,h=a j={2**62 + 2001}i {LIN_T0 + 2000}"])
+BIG_ROWS = {"big": 4, "lin": 2}
+
+
 def ts(offset_s: int) -> str:
     """T + offset as the v1 API prints it."""
     t = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=T + offset_s)
@@ -97,6 +114,9 @@ def srv(request: pytest.FixtureRequest,
     assert r.status_code == 204, r.text
     if mode == "parquet":
         wait_persisted(s, DB, DATA_ROWS)
+    write_ok(s, BIG_DB, BIG_DATA)
+    if mode == "parquet":
+        wait_persisted(s, BIG_DB, BIG_ROWS)
     write_ok(s, GEN_DB, GEN.lp())
     if mode == "parquet":
         wait_persisted(s, GEN_DB, {t: len(GEN.table_rows(t)) for t in (CPU, ESCAPED)})
@@ -535,6 +555,58 @@ def test_gen_strings_with_quotes_and_backslashes(srv: WeirServer) -> None:
     assert s["values"] == [[rfc3339_ns(r.time), r.fields["note"], r.tags["mount,point"]]
                            for r in rows]
     assert any('"' in r.fields["note"] or "\\" in r.fields["note"] for r in GEN_ESC)
+
+
+# ---- integers beyond 2^53 ----------------------------------------------------------------
+
+
+def test_big_integer_aggregates(srv: WeirServer) -> None:
+    s = one(srv, "SELECT min(i), max(i), first(i), last(i), sum(i), spread(i), "
+                 "percentile(i, 50), count(i) FROM big", db=BIG_DB)
+    assert s["values"] == [[EPOCH, B + 1, B + 8, B + 1, B + 2, sum(BIG_I), 7, B + 2, 4]]
+    s = one(srv, "SELECT min(u), max(u), first(u), last(u), spread(u) FROM big", db=BIG_DB)
+    assert s["values"] == [[EPOCH, 2**63 + 1, 2**64 - 1, 2**64 - 5, 2**64 - 3, 2**63 - 2]]
+
+
+def test_stddev_and_mean_of_big_integers(srv: WeirServer) -> None:
+    # cast to float64 first, B+1 and B+3 are the same number and every deviation is 0
+    s = one(srv, "SELECT stddev(i), stddev(u), mean(i) FROM big", db=BIG_DB)
+    [[_t, sd_i, sd_u, mean]] = s["values"]
+    assert sd_i == pytest.approx(statistics.stdev(BIG_I), rel=1e-12)  # sqrt(29/3)
+    assert sd_u == pytest.approx(statistics.stdev(BIG_U), rel=1e-12)
+    assert mean == sum(BIG_I) / 4  # the nearest double to B + 3.5
+    # per GROUP BY time bucket: B+1, B+3 | B+8, B+2
+    s = one(srv, f"SELECT stddev(i) FROM big WHERE time >= {BIG_T0 - 7} AND "
+                 f"time < {BIG_T0 - 7 + 480 * NS} GROUP BY time(4m)", db=BIG_DB)
+    assert [v[1] for v in s["values"]] == [pytest.approx(2**0.5, rel=1e-12),
+                                           pytest.approx(18**0.5, rel=1e-12)]
+
+
+def test_transformations_of_big_integers(srv: WeirServer) -> None:
+    s = one(srv, "SELECT derivative(i, 1m), difference(i), cumulative_sum(i) FROM big",
+            db=BIG_DB)
+    times = [rfc3339_ns(BIG_T0 + k * 120 * NS) for k in range(4)]
+    # a derivative of integers is a float (it was truncated to an integer: 2, 5, -6 -> 1, 2, -3)
+    assert s["values"] == [
+        [times[0], None, None, B + 1],
+        [times[1], 1.0, 2, 2 * B + 4],
+        [times[2], 2.5, 5, 3 * B + 12],
+        [times[3], -3.0, -6, 4 * B + 14]]
+    s = one(srv, "SELECT derivative(i) FROM big", db=BIG_DB)  # per second: 2/120 ...
+    assert [v[1] for v in s["values"]] == [2 / 120, 5 / 120, -6 / 120]
+    # the difference of unsigned integers is exact and signed (it was a server error)
+    s = one(srv, "SELECT difference(u), non_negative_difference(u) FROM big", db=BIG_DB)
+    assert s["values"] == [[times[1], 4, 4], [times[2], -(2**63 - 2), None],
+                           [times[3], 2**63 - 4, 2**63 - 4]]
+
+
+def test_linear_fill_of_big_integers_uses_an_integer_slope(srv: WeirServer) -> None:
+    s = one(srv, f"SELECT max(j) FROM lin WHERE time >= {LIN_T0} AND time < {LIN_T0 + 3000} "
+                 "GROUP BY time(1u) fill(linear)", db=BIG_DB)
+    slope = (2**62 + 2001) // 2000  # per ns, truncated as Go's integer division
+    assert s["values"] == [[rfc3339_ns(LIN_T0), 0],
+                           [rfc3339_ns(LIN_T0 + 1000), slope * 1000],
+                           [rfc3339_ns(LIN_T0 + 2000), 2**62 + 2001]]
 
 
 # ---- SHOW --------------------------------------------------------------------------------

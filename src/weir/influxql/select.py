@@ -399,6 +399,8 @@ def _agg_sql(c: ast.Call, t: TableInfo) -> str:
     if n == "spread":
         return f"(max({col}) - min({col}))"
     if n == "stddev":
+        if t.fields.get(arg.name) in _INTEGER_TYPES:
+            return f"stddev({qident(_shifted(arg.name))})"  # see _shift_source
         return f"stddev(CAST({col} AS DOUBLE))"
     if n == "percentile":
         p = c.args[1]
@@ -408,6 +410,39 @@ def _agg_sql(c: ast.Call, t: TableInfo) -> str:
         return (f"CASE WHEN {idx} < 1 THEN NULL "
                 f"ELSE array_element({arr}, greatest({idx}, 1)) END")
     raise InfluxQLError(f"undefined function {n}()")
+
+
+_INTEGER_TYPES = ("integer", "uinteger")
+
+
+def _shifted(field_name: str) -> str:
+    return f"__shifted:{field_name}"
+
+
+def _shift_source(plan: Plan, t: TableInfo, tbl: str, where: str, part_exprs: list[str]
+                  ) -> tuple[str, str]:
+    """(FROM source, WHERE) for an aggregate query: the table itself, or, when stddev()
+    reads an integer field, a subquery that adds that field minus its group's minimum as
+    a DOUBLE. A DOUBLE holds integers exactly only up to 2^53: casting values near 2^60
+    first makes every deviation 0, while the deviation does not change with the shift and
+    the shifted values are small (exact in DECIMAL(20, 0), which holds any int64 or
+    uint64 difference)."""
+    calls: list[ast.Call] = []
+    for f in plan.fields:
+        _walk_calls(f.expr, calls)
+    names: list[str] = []
+    for c in calls:
+        arg = c.args[0] if c.args else None
+        if (c.name == "stddev" and isinstance(arg, ast.VarRef) and t.kind(arg) == "field"
+                and t.fields.get(arg.name) in _INTEGER_TYPES and arg.name not in names):
+            names.append(arg.name)
+    if not names:
+        return tbl, where
+    over = f"PARTITION BY {', '.join(part_exprs)}" if part_exprs else ""
+    cols = ", ".join(
+        f"CAST(CAST({qident(n)} AS DECIMAL(20, 0)) - CAST(min({qident(n)}) OVER ({over}) "
+        f"AS DECIMAL(20, 0)) AS DOUBLE) AS {qident(_shifted(n))}" for n in names)
+    return f"(SELECT *, {cols} FROM {tbl}{where}) AS __shifted", ""
 
 
 def _bucket_sql(iv: int, off: int) -> str:
@@ -485,7 +520,8 @@ def table_sql(plan: Plan, stmt: ast.Select, t: TableInfo, now_ns: int) -> str | 
         sel = ", ".join([time_col, *gcols, *vals])
         group_exprs = ([bucket] if bucket else []) + \
             [qident(g) for g in plan.group_tags if g in t.tags]
-        sql = f"SELECT {sel} FROM {tbl}{_where_sql(plan, t, ff)}"
+        source, where = _shift_source(plan, t, tbl, _where_sql(plan, t, ff), group_exprs)
+        sql = f"SELECT {sel} FROM {source}{where}"
         if group_exprs:
             sql += " GROUP BY " + ", ".join(group_exprs)
         else:
@@ -606,7 +642,10 @@ def _fill_series(rows: list[list[Any]], ncols: int, stmt: ast.Select, plan: Plan
                 for i in range(i1 + 1, i2):
                     ts = out[i][0]
                     if isinstance(v1, int) and isinstance(v2, int):
-                        m = int((v2 - v1) / (t2 - t1)) if t2 != t1 else 0
+                        # the reference's integer slope (Go's division truncates toward
+                        # zero), in exact integers: a float division rounds beyond 2^53
+                        dv, dt = v2 - v1, t2 - t1
+                        m = (-(-dv // dt) if dv < 0 else dv // dt) if dt else 0
                         out[i][col] = m * (ts - t1) + v1
                     else:
                         out[i][col] = (v2 - v1) / (t2 - t1) * (ts - t1) + v1
@@ -681,11 +720,8 @@ def _finish_table(raw: pa.Table, plan: Plan, stmt: ast.Select, measurement: str,
         for j, g in enumerate(gnames):
             arrays[g] = pa.array([t[j] for t in out_tags], pa.string())
         for j, c in enumerate(cnames):
-            vals = [r[j + 1] for r in out_rows]
-            try:
-                arrays[c] = pa.array(vals, types[j] if not pa.types.is_null(types[j]) else None)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                arrays[c] = pa.array(vals)
+            want = plan.types[j] if plan.types[j] is not None else types[j]
+            arrays[c] = _py_column([r[j + 1] for r in out_rows], want)
         raw = pa.table(arrays) if out_rows else pa.table(
             {k: pa.array([], raw.schema.field(k).type if not k.startswith("__g")
                          else pa.string()) for k in ["__time", *gnames, *cnames]})
@@ -704,12 +740,44 @@ def _finish_table(raw: pa.Table, plan: Plan, stmt: ast.Select, measurement: str,
         col = raw.column(cnames[i])
         want = plan.types[i]
         if want is not None and col.type != want:
+            # an integer that becomes a float (mean, a fill value) rounds to the nearest
+            # double: a safe cast would refuse values beyond 2^53 and leave the wrong type
+            to_float = pa.types.is_integer(col.type) and pa.types.is_floating(want)
             try:
-                col = col.cast(want)
+                col = col.cast(want, safe=not to_float)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass
         cols.append((f.name, _normalize(col)))
     return pa.table(dict(cols))
+
+
+def _py_column(vals: list[Any], want: pa.DataType | None) -> pa.Array:
+    """Computed Python values (exact ints, floats) as one Arrow column of type `want`.
+
+    pyarrow silently truncates floats put in an integer array (a derivative of an integer
+    field became 0) and refuses ints beyond 2^53 in a float64 one, so both are done here:
+    floats stay floats, integers stay exact in the first 64-bit type that holds them."""
+    if want is not None and pa.types.is_null(want):
+        want = None
+    numbers = [v for v in vals if v is not None]
+    # another measurement's column of the same name may hold strings or booleans
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers)
+    is_float = numeric and want is not None and pa.types.is_floating(want)
+    is_int = numeric and want is not None and pa.types.is_integer(want)
+    if is_float or (is_int and any(isinstance(v, float) for v in numbers)):
+        return pa.array([None if v is None else float(v) for v in vals], pa.float64())
+    if is_int:
+        for t in (want, pa.int64(), pa.uint64()):  # a difference of uint64s can be < 0
+            try:
+                return pa.array(vals, t)
+            except (OverflowError, pa.ArrowInvalid):
+                continue
+        # beyond 64 bits (a cumulative sum): no integer type holds it, the nearest double
+        return pa.array([None if v is None else float(v) for v in vals], pa.float64())
+    try:
+        return pa.array(vals, want)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array(vals)
 
 
 def _as_tag(col: pa.ChunkedArray) -> pa.ChunkedArray:
