@@ -150,8 +150,9 @@ def test_precision_and_default_time(server):
     assert ns % 1_000_000_000 == 0
     assert before // 10**9 * 10**9 <= ns <= time.time_ns()
     server.write("p", "a v=1 1700000000\na v=2 1700000000000\n")  # auto: s then ms
-    rows = server.rows("p", "SELECT CAST(time AS BIGINT) AS ns FROM a")
-    assert [r["ns"] for r in rows] == [1_700_000_000_000_000_000] * 2
+    rows = server.rows("p", "SELECT CAST(time AS BIGINT) AS ns, v FROM a")
+    # both lines name the same point: the later one wins (last write wins)
+    assert rows == [{"ns": 1_700_000_000_000_000_000, "v": 2.0}]
 
 
 def test_configure_database_and_table(server):
@@ -182,7 +183,9 @@ def test_configure_database_and_table(server):
     assert httpx.delete(url).status_code == 400
 
 
-def test_database_limit(server):
+def test_database_limit(server_factory):
+    server = server_factory(extra_args=["--wal-flush-interval", "10ms",
+                                        "--num-database-limit", "5"]).start()
     url = f"{server.url}/api/v3/configure/database"
     for i in range(5):
         assert httpx.post(url, json={"db": f"d{i}"}).status_code == 200
@@ -216,3 +219,51 @@ def test_catalog_queries(server, sql):
     server.write("db1", "cpu,host=a v=1 1")
     r = server.query("db1", sql)
     assert r.status_code == 200, r.text
+
+
+def test_a_real_snapshot_lists_its_parquet_files(server_factory):
+    """`system.parquet_files` after a snapshot of rows written at current times: the files
+    hold every row, their time ranges are the rows', and the data reads back from them."""
+    s = server_factory(extra_args=["--wal-flush-interval", "10ms",
+                                   "--wal-snapshot-size", "1"]).start()
+    n = 500
+    now = time.time_ns()
+    times = [now - i * 1_000_003 for i in range(n)]  # half a second back, in ns steps
+    lp = "\n".join(f'cpu,host=h{i % 5},region=r{i % 2} usage={i / 7},count={i}i,ok={i % 2 == 0},'
+                   f'msg="m {i}" {t}' for i, t in enumerate(times))
+    assert s.write("db1", lp, precision="ns").status_code == 204
+
+    def files() -> list[dict]:
+        return s.rows("db1", "SELECT table_name, path, size_bytes, row_count, min_time, "
+                             "max_time FROM system.parquet_files ORDER BY min_time")
+
+    deadline = time.monotonic() + 60
+    while sum(f["row_count"] for f in files()) < n:
+        assert time.monotonic() < deadline, f"no snapshot within 60s: {files()}\n{s.log()}"
+        time.sleep(0.05)
+    got = files()
+    assert {f["table_name"] for f in got} == {"cpu"}
+    assert sum(f["row_count"] for f in got) == n
+    # one file per gen1 window (10m): two only if the rows straddle a window boundary
+    assert len(got) in (1, 2)
+    assert got[0]["min_time"] == min(times) and got[-1]["max_time"] == max(times)
+    window = 600 * 10**9
+    for f in got:
+        assert f["min_time"] // window == f["max_time"] // window
+        assert f["size_bytes"] > 0
+        assert (s.data_dir / f["path"]).is_file(), f["path"]
+    # after a restart the rows read back (from the Parquet files: the WAL they came from
+    # is behind the snapshot), values and times intact
+    s.restart()
+    assert s.rows("db1", "SELECT count(*) AS n, min(time) AS lo, max(time) AS hi, "
+                         "sum(count) AS c FROM cpu") == [{
+        "n": n, "lo": _iso(min(times)), "hi": _iso(max(times)), "c": sum(range(n))}]
+
+
+def _iso(ns: int) -> str:
+    """A timestamp as the JSON output format writes it (RFC 3339 without a zone)."""
+    import datetime
+
+    secs, frac = divmod(ns, 10**9)
+    base = datetime.datetime.fromtimestamp(secs, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac:09d}".rstrip("0").rstrip(".")
