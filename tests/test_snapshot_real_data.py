@@ -241,6 +241,35 @@ def test_kill9_after_a_snapshot_loses_and_doubles_nothing(server_factory) -> Non
     assert_counts(s, DB, a.rows + b.rows, "after kill -9 and a clean restart")
 
 
+# ---- last write wins across a snapshot ----------------------------------------------------
+
+LWW_MISSING = ("issue 10: no last-write-wins yet; a rewrite of a point (same table, tags, "
+               "time) is a second row instead of replacing the fields it names")
+
+
+@pytest.mark.xfail(strict=True, reason=LWW_MISSING)
+def test_overwrites_in_one_write_are_one_point(server_factory) -> None:
+    data = generate(seed=701, hosts=20, regions=10, overwrites=300)
+    s = server_factory(extra_args=["--wal-flush-interval", "10ms"]).start()
+    write_ok(s, DB, data.lp())
+    for table in data.tables:
+        assert_table_holds(s, DB, table, data.table_rows(table), f"{table} in the buffer")
+
+
+@pytest.mark.xfail(strict=True, reason=LWW_MISSING)
+def test_overwrites_after_a_snapshot_replace_the_persisted_fields(server_factory) -> None:
+    data = generate(seed=702, hosts=20, regions=10, overwrites=300)
+    s = server_factory(extra_args=SNAPSHOT_EVERY_FLUSH).start()
+    write_ok(s, DB, data.base_lp())
+    wait_persisted(s, DB, _rows_of(data))  # every point once, before the overwrites
+    write_ok(s, DB, data.overwrites_lp())  # into the buffer, then their own snapshot
+    for table in data.tables:
+        assert_table_holds(s, DB, table, data.table_rows(table), f"{table}, Parquet + buffer")
+    s.restart()
+    for table in data.tables:
+        assert_table_holds(s, DB, table, data.table_rows(table), f"{table} after restart")
+
+
 # ---- schema change across a snapshot -----------------------------------------------------
 
 

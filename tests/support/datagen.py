@@ -82,6 +82,17 @@ class Dataset:
     rows: list[Row]  # one per point, last write applied, sorted by (table, time, tags)
     boundaries: list[int] = field(default_factory=list)  # window starts with edge rows
     tables: dict[str, TableSpec] = field(default_factory=dict)
+    overwrites_from: int | None = None  # index in `lines` of the first overwrite line
+
+    def base_lp(self) -> str:
+        """The lines before the first overwrite: every point once."""
+        end = len(self.lines) if self.overwrites_from is None else self.overwrites_from
+        return "\n".join(line for _t, line in self.lines[:end]) + "\n"
+
+    def overwrites_lp(self) -> str:
+        """The overwrite lines alone (later writes of existing points)."""
+        start = len(self.lines) if self.overwrites_from is None else self.overwrites_from
+        return "\n".join(line for _t, line in self.lines[start:]) + "\n"
 
     def describe(self) -> str:
         return f"datagen(seed={self.seed}, now_ns={self.now_ns}, {len(self.rows)} rows)"
@@ -207,6 +218,7 @@ def generate(
                 if (table, tuple(sorted(tags.items())), t) not in points:
                     add(Row(table, dict(tags), _values(rng, specs[table], big_numbers), t))
 
+    overwrites_from = len(lines) if overwrites else None
     if overwrites:
         keys = list(points)
         for _ in range(overwrites):
@@ -219,7 +231,7 @@ def generate(
 
     rows = sorted(points.values(), key=lambda r: (r.table, r.time, sorted(r.tags.items())))
     return Dataset(seed=seed, now_ns=now, gen1_ns=gen1_ns, lines=lines, rows=rows,
-                   boundaries=boundaries, tables=specs)
+                   boundaries=boundaries, tables=specs, overwrites_from=overwrites_from)
 
 
 # ---- values --------------------------------------------------------------------------------
