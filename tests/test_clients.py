@@ -24,32 +24,10 @@ influxdb_client_3 = pytest.importorskip("influxdb_client_3")
 influxdb_client = pytest.importorskip("influxdb_client")
 
 
-class AuthServer(WeirServer):
-    """A server started without `--without-auth`."""
-
-    def start(self, timeout: float = 30.0) -> WeirServer:
-        args = [*weir_cmd(), "serve", "--node-id", "test-node", "--object-store", "file",
-                "--data-dir", str(self.data_dir), "--http-bind", f"127.0.0.1:{self.port}",
-                "--wal-flush-interval", "10ms"]
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env=dict(os.environ))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code in (200, 401):
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"server did not start:\n{self.log()}")
-
-
 @pytest.fixture(scope="module")
 def auth(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    s = AuthServer(Path(tmp_path_factory.mktemp("clients")) / "data")
+    s = WeirServer(Path(tmp_path_factory.mktemp("clients")) / "data", auth=True,
+                   extra_args=["--wal-flush-interval", "10ms"])
     s.start()
     r = httpx.post(f"{s.url}/api/v3/configure/token/admin", timeout=10)
     assert r.status_code == 201, r.text
@@ -124,11 +102,18 @@ def test_flight_needs_a_valid_token(auth) -> None:  # type: ignore[no-untyped-de
 
 def test_flight_large_result_streams_in_batches(auth) -> None:  # type: ignore[no-untyped-def]
     srv, token = auth
-    lines = "\n".join(f"big,host=h{i % 7} v={i}i {i + 1}" for i in range(30_000))
-    r = httpx.post(f"{srv.url}/api/v3/write_lp", params={"db": "big", "precision": "ns"},
-                   content=lines.encode(), headers={"Authorization": f"Bearer {token}"},
-                   timeout=60)
-    assert r.status_code == 204, r.text
+    # 100,000 rows in four writes (four WAL flushes, four buffer batches), more than
+    # DataFusion's 8,192-row batches hold ten times over: a stream of one batch would
+    # mean the result was gathered whole
+    rows, writes = 100_000, 4
+    t0 = time.time_ns() - rows
+    for w in range(writes):
+        part = range(w * rows // writes, (w + 1) * rows // writes)
+        lines = "\n".join(f"big,host=h{i % 7} v={i}i {t0 + i}" for i in part)
+        r = httpx.post(f"{srv.url}/api/v3/write_lp", params={"db": "big", "precision": "ns"},
+                       content=lines.encode(), headers={"Authorization": f"Bearer {token}"},
+                       timeout=60)
+        assert r.status_code == 204, r.text
     with client3(srv, token, "big") as c:
         reader = c.query("SELECT host, v FROM big", mode="chunk")
         n = 0
@@ -136,9 +121,10 @@ def test_flight_large_result_streams_in_batches(auth) -> None:  # type: ignore[n
         for chunk in reader:
             n += chunk.data.num_rows
             batches += 1
-        assert n == 30_000
+        assert n == rows
+        assert batches > 1, f"{rows} rows arrived in {batches} batch"
         total = c.query("SELECT sum(v) AS s FROM big").column("s").to_pylist()[0]
-        assert total == sum(range(30_000))
+        assert total == sum(range(rows))
 
 
 def test_influxdb_client_v2_write_api(auth) -> None:  # type: ignore[no-untyped-def]
