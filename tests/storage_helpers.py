@@ -114,6 +114,28 @@ def wait_persisted(server: WeirServer, db: str, table: str, time_ns: int,
              timeout=timeout, what=f"a snapshot of {db}.{table} reaching time {time_ns}")
 
 
+def snapshot_now(server: WeirServer, db: str, table: str = "filler") -> None:
+    """Write marker rows to `table`, one WAL file each, until a snapshot has persisted one
+    of them (and so everything written before it). Marker by marker, so that the next
+    few writes stay in the buffer: fewer than the snapshot size were written since."""
+    first = 0
+
+    def persisted() -> bool:
+        return any(f["max_time"] >= first for f in parquet_files(server, db, table))
+
+    for _ in range(4):
+        t = time.time_ns()
+        first = first or t
+        write_ok(server, db, f"{table},kind=marker n=1i {t}")
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            if persisted():
+                return
+            time.sleep(0.05)
+    # four WAL files were written: a snapshot is due; a loaded machine may just be slow
+    wait_for(persisted, timeout=60, what=f"a snapshot of {db}.{table}")
+
+
 # --- time --------------------------------------------------------------------------------
 
 def parse_time(text: str) -> int:
