@@ -51,7 +51,7 @@ def cli(server: WeirServer, *args: str, check: bool = True) -> subprocess.Comple
     return p
 
 
-def wait_for(fn, timeout: float = 20.0, interval: float = 0.1):  # type: ignore[no-untyped-def]
+def wait_for(fn, timeout: float = 60.0, interval: float = 0.1):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -90,6 +90,25 @@ def logs(server: WeirServer, trigger: str) -> list[tuple[str, str]]:
 
 def log_text(server: WeirServer, trigger: str) -> str:
     return "\n".join(f"{lvl} {text}" for lvl, text in logs(server, trigger))
+
+
+def runs(server: WeirServer, trigger: str) -> int:
+    """How many runs of the trigger have finished (each run logs its end)."""
+    return log_text(server, trigger).count("Finished execution in")
+
+
+def expect_plugin_errors(server: WeirServer, trigger: str, *messages: str) -> None:
+    """Declare the errors a replicator trigger logs on purpose in this test (each message a
+    regex of the text after the run's task id); conftest's log watch then allows them."""
+    for m in messages:
+        server.expect_log(rf"ERROR weir\.engine: processing engine \[{trigger}\]: "
+                          rf"\[[-0-9a-f]+\] {m}")
+
+
+def wait_until_monotonic(instant: float) -> None:
+    """Wait for a moment on the monotonic clock (a deadline the code under test keeps)."""
+    while time.monotonic() < instant:
+        time.sleep(0.05)
 
 
 def write(server: WeirServer, db: str, lp: str) -> None:
@@ -172,7 +191,10 @@ def pair(tmp_path_factory):  # type: ignore[no-untyped-def]
     finally:
         for s in (source, remote):
             if s is not None and s.proc is not None and s.proc.poll() is None:
-                s.stop(signal.SIGKILL)
+                s.stop(signal.SIGKILL, check=False)
+        problems = [p for s in (source, remote) if s is not None and (p := s.check_log())]
+        if problems:
+            pytest.fail("\n\n".join(problems), pytrace=False)
 
 
 @pytest.fixture
@@ -479,8 +501,9 @@ def test_data_write_downsampling_with_aggregate_interval(pair, triggers):
     write(source, "agg", f"m,host=a f=5.0,i=7i {base + 2500 * ms}")
     # an open bucket filled by two separate writes is sent once, after it closed
     live = (time.time_ns() // NS + 1) * NS
+    before = runs(source, "repl_agg")
     write(source, "agg", f"m,host=live f=1.0,i=1i {live + 100 * ms}")
-    time.sleep(0.3)
+    assert wait_for(lambda: runs(source, "repl_agg") > before)  # its run is over
     write(source, "agg", f"m,host=live f=2.0,i=4i {live + 700 * ms}")
 
     sql = "SELECT CAST(time AS BIGINT) AS t, host, f_mean, i, u, s, b FROM m ORDER BY host, t"
@@ -495,12 +518,14 @@ def test_data_write_downsampling_with_aggregate_interval(pair, triggers):
     ]
     assert rows(remote, "r_agg", sql) == nn(want)
     # the live bucket closes at live + 1s (+ 2s grace); any later flush sends it
-    time.sleep(max(0.0, (live + 3 * NS - time.time_ns()) / NS) + 0.2)
+    while time.time_ns() < live + 3 * NS + NS // 5:  # that moment on the wall clock
+        time.sleep(0.05)
+    before = runs(source, "repl_agg")
     write(source, "agg", f"other v=1 {time.time_ns()}")
     assert wait_for(lambda: count(remote, "r_agg", "m") == 5), log_text(source, "repl_agg")
-    time.sleep(0.5)
+    # nothing is sent twice: the run of a later flush must be over before looking
     write(source, "agg", f"other v=2 {time.time_ns()}")
-    time.sleep(0.5)
+    assert wait_for(lambda: runs(source, "repl_agg") >= before + 2)
     got = rows(remote, "r_agg", sql)
     assert got == nn([*want, {"t": live, "host": "live", "f_mean": 1.5, "i": 3, "u": None,
                               "s": None, "b": None}])
@@ -528,7 +553,9 @@ def test_scheduled_mode_windows_offset_and_downsampling(pair, triggers):
         remote, "r_sch_off", **common, offset="2s"))
     triggers.create("sch", "sched_ds", "every:1s", remote_args(
         remote, "r_sch_ds", **common, offset="1s", downsample="true"))
-    time.sleep(1.2)  # the first windows start after this
+    # each trigger's first run is over: their first windows start before these rows
+    assert wait_for(lambda: all(runs(source, t) >= 1
+                                for t in ("sched_raw", "sched_off", "sched_ds")))
     first = time.time_ns()
     seq = 0
     while time.time_ns() - first < 3 * NS:
@@ -550,7 +577,7 @@ def test_scheduled_mode_windows_offset_and_downsampling(pair, triggers):
         assert newest[0]["t"] < asked - 2 * NS + NS // 10
         return True
 
-    assert wait_for(lag_checked, timeout=10)
+    assert wait_for(lag_checked)
 
     local = rows(source, "sch", "SELECT CAST(time AS BIGINT) AS t, host, seq, f, s, b FROM m "
                  "WHERE seq >= 0 ORDER BY t")
@@ -565,7 +592,9 @@ def test_scheduled_mode_windows_offset_and_downsampling(pair, triggers):
                     timeout=15), log_text(source, "sched_raw")
     assert wait_for(lambda: set(range(seq)) <= arrived("r_sch_off", "m", "seq"), timeout=15), \
         (sorted(set(range(seq)) - arrived("r_sch_off", "m", "seq")), log_text(source, "sched_off"))
-    time.sleep(1.2)  # a few more runs: nothing is sent twice
+    # two more runs of each: nothing is sent twice
+    done = {t: runs(source, t) for t in ("sched_raw", "sched_off")}
+    assert wait_for(lambda: all(runs(source, t) >= n + 2 for t, n in done.items()))
     for db, table, col in (("r_sch", "m_copy", "n"), ("r_sch_off", "m", "seq")):
         got = rows(remote, db, f"SELECT count(*) AS c, count(DISTINCT {col}) AS d FROM {table}")
         assert got[0]["c"] == got[0]["d"], (db, got)
@@ -618,16 +647,25 @@ def test_remote_outage_nothing_lost_nothing_doubled(pair, triggers, server_facto
         remote, "r_out_s", source_measurement="s", window="1s", offset="1s", max_retries="0"))
     write(source, "out", "w,k=a seq=0i")
     assert wait_for(lambda: count(remote, "r_out", "w_copy") == 1)
-    time.sleep(1.2)
+    assert wait_for(lambda: runs(source, "out_s") >= 2)  # the schedule delivered before
 
+    # the outage is provoked: both triggers report it
+    expect_plugin_errors(source, "out_w", r"Error during replication: connection failed")
+    expect_plugin_errors(source, "out_s", r"Error during replication: ")
     remote.stop()
     n = 1
     for _ in range(5):  # several runs of both triggers while the remote is down
-        batch = [f"w,k={'ab'[i % 2]} seq={n + i}i" for i in range(25)]
-        batch += [f"s,k=x seq={n + i}i" for i in range(25)]
+        failures = log_text(source, "out_w").count("connection failed")
+        # distinct times: lines of one series at one time would be one point
+        t0 = time.time_ns()
+        batch = [f"w,k={'ab'[i % 2]} seq={n + i}i {t0 + i}" for i in range(25)]
+        batch += [f"s,k=x seq={n + i}i {t0 + i}" for i in range(25)]
         write(source, "out", "\n".join(batch))
         n += 25
-        time.sleep(0.5)
+        # this write's run failed too before the next write
+        assert wait_for(lambda f=failures: log_text(source, "out_w").count(
+            "connection failed") > f), log_text(source, "out_w")
+    assert wait_for(lambda: "Error during replication" in log_text(source, "out_s"))
     plugin_dir = source.plugin_dir
     assert plugin_dir is not None
     assert (plugin_dir / "edr_queue_writes.jsonl.gz").stat().st_size > 0
@@ -641,11 +679,16 @@ def test_remote_outage_nothing_lost_nothing_doubled(pair, triggers, server_facto
     write(source, "out", f"w,k=a seq={n}i")  # the next data-write run flushes the backlog
     want = set(range(n + 1))
     assert wait_for(lambda: {r["n"] for r in rows(remote, "r_out", "SELECT n FROM w_copy")}
-                    == want, timeout=20), log_text(source, "out_w")
+                    == want), log_text(source, "out_w")
     assert wait_for(lambda: s_written <= {r["seq"] for r in rows(
-        remote, "r_out_s", "SELECT seq FROM s")}, timeout=15), log_text(source, "out_s")
-    time.sleep(1.2)
-    assert count(remote, "r_out", "w_copy") == len(want)
+        remote, "r_out_s", "SELECT seq FROM s")}), log_text(source, "out_s")
+    # nothing doubled: a later write arrives alone, and two more scheduled runs send nothing
+    # twice
+    done = runs(source, "out_s")
+    write(source, "out", f"w,k=a seq={n + 1}i")
+    assert wait_for(lambda: count(remote, "r_out", "w_copy") == len(want) + 1)
+    assert {r["n"] for r in rows(remote, "r_out", "SELECT n FROM w_copy")} == set(range(n + 2))
+    assert wait_for(lambda: runs(source, "out_s") >= done + 2)
     got = rows(remote, "r_out_s", "SELECT count(*) AS c, count(DISTINCT seq) AS d FROM s")
     assert got[0]["c"] == got[0]["d"]
     assert "Replicated" in log_text(source, "out_w").split("connection failed")[-1]
@@ -675,6 +718,11 @@ def test_rate_limit_429_retry_after_then_204(pair, triggers):
 
     # max_retries=0 and a Retry-After: later runs wait for it instead of hammering
     proxy = Proxy(remote, [(429, {"Retry-After": "2"})])
+    # the 429 is reported; rl_w (all tables of rl) still points at the closed first proxy
+    expect_plugin_errors(source, "rl_w0", r"Error during replication: HTTP 429: "
+                         r'\{"error": "scripted"\}; the remote asked to retry after 2s')
+    expect_plugin_errors(source, "rl_w", r"Error during replication: connection failed: "
+                         r"\[Errno 111\] Connection refused")
     try:
         triggers.create("rl", "rl_w0", "table:m0", remote_args(proxy.port, "r_rl0",
                                                                max_retries="0"))
@@ -683,7 +731,8 @@ def test_rate_limit_429_retry_after_then_204(pair, triggers):
         write(source, "rl", f"m0 seq=2i {1_700_000_000 * NS + 1}")
         assert wait_for(lambda: "(Retry-After); 2 lines stay queued" in
                         log_text(source, "rl_w0")), log_text(source, "rl_w0")
-        time.sleep(2.0)
+        # Retry-After: 2 counts from the 429 (with a margin for the plugin's own clock)
+        wait_until_monotonic(proxy.seen[0][0] + 2.5)
         write(source, "rl", f"m0 seq=3i {1_700_000_000 * NS + 2}")
         assert wait_for(lambda: count(remote, "r_rl0", "m0") == 3), log_text(source, "rl_w0")
         assert [s for _, s in proxy.seen] == [429, 204]
@@ -698,6 +747,8 @@ def test_lines_the_remote_refuses_are_set_aside(pair, triggers):
     write(remote, "r_rej", f"conf v=1.0 {1_700_000_000 * NS}")  # v is a float remotely
     triggers.remote_dbs.add("r_rej")
     triggers.create("rej", "rej_w", "all_tables", remote_args(remote, "r_rej"))
+    expect_plugin_errors(source, "rej_w", r"The remote rejected 1 of 2 lines \(first, line 1: "
+                         r"invalid field type for 'v': expected float, got integer\)")
     write(source, "rej", "\n".join([f"conf v=2i {1_700_000_000 * NS + 1}",
                                      f"conf w=3i {1_700_000_000 * NS + 2}"]))
     assert wait_for(lambda: count(remote, "r_rej", "conf") == 2), log_text(source, "rej_w")
@@ -721,6 +772,8 @@ def test_https_remote_and_verify_ssl(pair, triggers, tmp_path):
                     str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost"],
                    check=True, capture_output=True)
     proxy = Proxy(remote, [], tls=(str(cert), str(key)))
+    expect_plugin_errors(source, "tls_on", r"Error during replication: connection failed: "
+                         r"\[SSL: CERTIFICATE_VERIFY_FAILED\]")
     try:
         triggers.create("tls", "tls_off", "all_tables", remote_args(
             proxy.port, "r_tls", host="https://127.0.0.1", verify_ssl="false"))
@@ -772,6 +825,7 @@ def test_corrupt_queue_file(pair, triggers, tmp_path):
         queue.write_bytes(good1 + b"\x00garbage\xff" * 10 + good2 + torn[: len(torn) // 2])
         triggers.source = source
         t = triggers
+        expect_plugin_errors(source, "bad_q", r"Queue file \S+ is corrupt ")
         t.create("bad", "bad_q", "all_tables", remote_args(remote, "r_bad"))
         write(source, "bad", f"m v=1i {1_700_000_000 * NS}")
         assert wait_for(lambda: count(remote, "r_bad", "pre") == 4
@@ -819,19 +873,27 @@ def test_oversized_queue_file(pair, triggers, tmp_path, server_factory):
         write(source, "big", "s seq=-1i")
         triggers.source = source
         t = triggers
+        # the queue is full and the remote is down, on purpose
+        for trig in ("big_w", "big_s"):
+            expect_plugin_errors(
+                source, trig, r"Queue file \S+ is 1\.\d MB; adding \d+ lines would exceed "
+                r"max_size=1 MB", r"Error during replication: connection failed: \[Errno 111\]")
+        expect_plugin_errors(source, "big_w", r"Deferred \d+ rows of table m ")
         t.create("big", "big_w", "all_tables", remote_args(port, "r_big", max_size="1",
                                                            max_retries="0", tables="m"))
         t.create("big", "big_s", "every:1s", remote_args(
             port, "r_big_s", max_size="1", max_retries="0", source_measurement="s",
             window="1s", offset="1s"))
-        time.sleep(1.2)
+        assert wait_for(lambda: runs(source, "big_s") >= 1)  # its first window has started
         for i in range(6):  # data-write runs and scheduled runs find the queue full
-            write(source, "big", "\n".join(f"m seq={i * 10 + j}i" for j in range(10)))
-            write(source, "big", "\n".join(f"s seq={i * 10 + j}i" for j in range(10)))
-            time.sleep(0.4)
+            done = runs(source, "big_w")
+            t0 = time.time_ns()  # distinct times: one series at one time is one point
+            write(source, "big", "\n".join(f"m seq={i * 10 + j}i {t0 + j}" for j in range(10)))
+            write(source, "big", "\n".join(f"s seq={i * 10 + j}i {t0 + j}" for j in range(10)))
+            assert wait_for(lambda d=done: runs(source, "big_w") >= d + 2)
         for trig in ("big_w", "big_s"):
-            text = log_text(source, trig)
-            assert "would exceed max_size=1 MB" in text, text
+            assert wait_for(lambda t=trig: "would exceed max_size=1 MB" in log_text(source, t)), \
+                log_text(source, trig)
         assert "rows of table m (the range from" in log_text(source, "big_w")
         s_local = {r["seq"] for r in rows(source, "big", "SELECT seq FROM s WHERE seq >= 0")}
 
@@ -841,11 +903,14 @@ def test_oversized_queue_file(pair, triggers, tmp_path, server_factory):
                         and count(remote, "r_big", "m") == 61, timeout=30), \
             log_text(source, "big_w")
         assert wait_for(lambda: count(remote, "r_big_s", "big") == 1700 and s_local <= {
-            r["seq"] for r in rows(remote, "r_big_s", "SELECT seq FROM s")}, timeout=30), \
+            r["seq"] for r in rows(remote, "r_big_s", "SELECT seq FROM s")}), \
             log_text(source, "big_s")
-        time.sleep(1.0)
-        assert {r["seq"] for r in rows(remote, "r_big", "SELECT seq FROM m")} == set(range(61))
-        assert count(remote, "r_big", "m") == 61
+        # nothing doubled: a later write arrives alone, two more scheduled runs add nothing
+        done = runs(source, "big_s")
+        write(source, "big", "m seq=61i")
+        assert wait_for(lambda: count(remote, "r_big", "m") == 62)
+        assert {r["seq"] for r in rows(remote, "r_big", "SELECT seq FROM m")} == set(range(62))
+        assert wait_for(lambda: runs(source, "big_s") >= done + 2)
         got = rows(remote, "r_big_s", "SELECT count(*) AS c, count(DISTINCT seq) AS d FROM s")
         assert got[0]["c"] == got[0]["d"]
         assert (plugin_dir / "edr_queue_writes.jsonl.gz").stat().st_size < 1024 * 1024
