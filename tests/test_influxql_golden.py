@@ -40,7 +40,7 @@ import httpx
 import pytest
 
 from conftest import WeirServer
-from support.datagen import CPU, ESCAPED, generate, rfc3339_ns
+from support.datagen import CPU, ESCAPED, Row, generate, rfc3339_ns
 from support.persisted import SNAPSHOT_EVERY_FLUSH, wait_persisted, write_ok
 
 _NOW_S = time.time_ns() // 10**9
@@ -458,7 +458,7 @@ GEN_ESC = GEN.table_rows(ESCAPED)
 EPOCH = "1970-01-01T00:00:00Z"
 
 
-def _series_key(r) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def _series_key(r: Row) -> tuple[str, str]:
     return (r.tags["host"], r.tags.get("region", ""))
 
 

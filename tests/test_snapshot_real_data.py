@@ -29,6 +29,9 @@ DB = "prod"
 NS = 10**9
 # a snapshot only when the buffer passes its byte bound, or after this many WAL files
 NO_SNAPSHOT = ["--wal-flush-interval", "10ms", "--wal-snapshot-size", "100000"]
+# the tests of what one snapshot writes look at its gen1 files before the compactor
+# merges runs of small ones
+GEN1_FILES_ONLY = [*SNAPSHOT_EVERY_FLUSH, "--compaction-interval", "0s"]
 
 
 def _rows_of(data: Dataset) -> dict[str, int]:
@@ -129,7 +132,7 @@ def test_one_snapshot_of_several_tables_and_windows(server_factory) -> None:
     # 25 minutes of data: three or four 10-minute windows, two tables, one WAL file
     data = generate(seed=102, boundary_rows=True)
     assert len(data.windows(CPU)) >= 3
-    s = server_factory(extra_args=SNAPSHOT_EVERY_FLUSH).start()
+    s = server_factory(extra_args=GEN1_FILES_ONLY).start()
     write_ok(s, DB, data.lp())
     files = wait_persisted(s, DB, _rows_of(data))
     _assert_files_per_window(files, data)
@@ -144,7 +147,7 @@ def test_rows_at_and_just_before_a_window_boundary_land_in_the_right_files(
     data = generate(seed=103, hosts=40, regions=25, span_ns=5 * 60 * NS, gen1_ns=gen1,
                     boundary_rows=True)
     [b] = data.boundaries
-    s = server_factory(extra_args=[*SNAPSHOT_EVERY_FLUSH, "--gen1-duration", "1m"]).start()
+    s = server_factory(extra_args=[*GEN1_FILES_ONLY, "--gen1-duration", "1m"]).start()
     write_ok(s, DB, data.lp())
     files = wait_persisted(s, DB, _rows_of(data))
     _assert_files_per_window(files, data)
