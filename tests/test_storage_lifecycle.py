@@ -118,6 +118,7 @@ def _table_file_counts(server) -> dict[str, int]:  # type: ignore[no-untyped-def
 
 # --- write → snapshot → Parquet → overwrite → kill -9 → restart ----------------------------
 
+@pytest.mark.slow
 def test_lifecycle_every_acknowledged_point_once_after_kill9(server_factory):  # type: ignore[no-untyped-def]
     s = server_factory(extra_args=["--wal-flush-interval", "10ms", "--wal-snapshot-size", "2",
                                    "--gen1-duration", "1m"]).start()
@@ -155,6 +156,7 @@ def _kill_when_a_parquet_file_appears(server, known: set[str], delay: float,  # 
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overwrites", [
     pytest.param(False, id="new-points"),
     pytest.param(True, id="overwrites"),
@@ -232,6 +234,7 @@ def _wait_settled(server, model: LwwModel, table: str, file_rows: int,  # type: 
     return bound
 
 
+@pytest.mark.slow
 def test_compaction_bounds_files_and_keeps_results(server_factory):  # type: ignore[no-untyped-def]
     s = _compaction_server(server_factory, file_rows=100_000)
     model = LwwModel()
@@ -262,6 +265,7 @@ def test_compaction_bounds_files_and_keeps_results(server_factory):  # type: ign
     assert server_rows(s, DB, "cpu") == model.rows("cpu")
 
 
+@pytest.mark.slow
 def test_queries_during_compaction_see_every_row_once(server_factory):  # type: ignore[no-untyped-def]
     s = _compaction_server(server_factory, file_rows=400)
     model = LwwModel()
@@ -354,6 +358,7 @@ def _kill_during_compaction(server, mode: str, rng: random.Random,  # type: igno
     return f"no {mode} compaction seen within {timeout:.0f}s"
 
 
+@pytest.mark.slow
 def test_kill9_during_compaction_loses_and_doubles_nothing(server_factory):  # type: ignore[no-untyped-def]
     # a slower compactor than elsewhere: after the writes there is still work queued for
     # its next round, so the "output" kill catches a job rather than a snapshot
