@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_engine_fakes import FakeDatabase, fast_options, make_config
+from support.inprocess import fast_options, make_config, open_database, write
 from weir.engine import ProcessingEngine
 from weir.engine.environment import PluginEnvironment
 from weir.errors import ProcessingEngineError
@@ -71,9 +71,14 @@ def tiny_package(root: Path) -> Path:
 async def test_venv_install_and_workers_use_it(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PIP_NO_INDEX", "1")  # never reach a package index
-    db = FakeDatabase()
-    db.catalog.create_database("foo")
-    engine = ProcessingEngine(db, make_config(tmp_path), fast_options(create_venv=True))
+    config = make_config(tmp_path)
+    async with open_database(config) as db:
+        await write(db, "foo", "setup v=1i")  # creates foo
+        await _venv_install_and_workers_use_it(db, config, tmp_path)
+
+
+async def _venv_install_and_workers_use_it(db, config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    engine = ProcessingEngine(db, config, fast_options(create_venv=True))
     await engine.start()
     try:
         venv = engine.files.plugin_dir / ".venv"

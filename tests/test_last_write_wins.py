@@ -247,12 +247,8 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
 """
 
 
-SEGFAULT = ("the server segfaults: src/weir/persist/lww.py dedupe() calls "
-            "Table.unify_dictionaries(), which in pyarrow 26.0.1 crashes on dictionary tag "
-            "columns whose null slots hold out-of-range indices (absent tags in the buffer)")
 
 
-@pytest.mark.xfail(strict=True, reason=SEGFAULT)
 def test_absent_tags_on_both_sides_of_a_snapshot(s):  # type: ignore[no-untyped-def]
     """Series that leave out some tags, overwritten across a snapshot: the merge of
     Parquet and buffer must handle null tags in either copy."""

@@ -330,10 +330,6 @@ def test_buffer_size_trigger_snapshots_without_the_file_count(server_factory) ->
         assert_table_holds(s, DB, table, data.table_rows(table), f"{table}, buffer + Parquet")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "storage bug: after a buffer-size snapshot and a restart that replays the rest of the "
-    "WAL, the first query segfaults the server in pa.Table.unify_dictionaries "
-    "(persist/lww.py dedupe, from persist/read.py _read_group: Parquet rows + buffer)"))
 def test_restart_after_a_buffer_size_snapshot(server_factory) -> None:
     data = generate(seed=601)
     s = _snapshot_by_buffer_size(server_factory, data)

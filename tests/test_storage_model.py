@@ -113,13 +113,9 @@ def _absent_tags(a: int, b: int, field: str) -> list[Line]:
 # test, kept as a fixed first example).
 ABSENT_TAGS_ACROSS_A_SNAPSHOT = [_absent_tags(2, 3, "cores"), "snapshot",
                                  _absent_tags(3, 2, "cores"), "kill9"]
-SEGFAULT = ("the server segfaults: src/weir/persist/lww.py dedupe() calls "
-            "Table.unify_dictionaries(), which in pyarrow 26.0.1 crashes on dictionary tag "
-            "columns whose null slots hold out-of-range indices (absent tags in the buffer)")
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=SEGFAULT)
 @settings(max_examples=10, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
           print_blob=True)

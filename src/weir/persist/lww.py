@@ -23,8 +23,12 @@ def dedupe(table: pa.Table, tags: list[str] | None = None) -> pa.Table:
     tags = [t for t in (tags if tags is not None else tag_columns(table.schema))
             if t in table.column_names]
     keys = [*tags, "time"]
-    # the grouper needs one dictionary per tag column across chunks
-    table = table.unify_dictionaries()
+    # Group on plain values: the grouper needs one dictionary per column across chunks,
+    # and Table.unify_dictionaries (pyarrow 26) crashes the process on tag columns whose
+    # chunks came from Parquet and from the buffer with null tags in both.
+    original = table.schema
+    table = pa.Table.from_arrays([_plain(c) for c in table.columns],
+                                 names=table.column_names)
     fields = [n for n in table.column_names if n not in keys]
     if not fields:
         out = table.group_by(keys, use_threads=False).aggregate([])
@@ -35,10 +39,10 @@ def dedupe(table: pa.Table, tags: list[str] | None = None) -> pa.Table:
         out = out.rename_columns([n[:-5] if n.endswith("_last") and n[:-5] in fields else n
                                   for n in out.column_names])
     cols = []
-    for f in table.schema:
+    for f in original:
         col = out.column(f.name)
         cols.append(col if col.type == f.type else col.cast(f.type))
-    return pa.Table.from_arrays(cols, schema=table.schema)
+    return pa.Table.from_arrays(cols, schema=original)
 
 
 def sort_for_storage(table: pa.Table, tags: list[str] | None = None) -> pa.Table:
