@@ -247,8 +247,6 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
 """
 
 
-
-
 def test_absent_tags_on_both_sides_of_a_snapshot(s):  # type: ignore[no-untyped-def]
     """Series that leave out some tags, overwritten across a snapshot: the merge of
     Parquet and buffer must handle null tags in either copy."""
