@@ -210,3 +210,35 @@ def test_snapshotted_wal_files_to_keep(server_factory):
              what="all but three snapshotted WAL files deleted")
     s.restart()  # kept files are not replayed again: nothing doubles
     assert s.rows(DB, "SELECT count(*) AS c, sum(v) AS v FROM cpu") == [{"c": 12, "v": 66.0}]
+
+
+
+@pytest.mark.parametrize("grace", ["1s", None])
+def test_hard_deleted_database_is_forgotten_after_the_grace_period(server_factory, grace):
+    args = ["--wal-flush-interval", "10ms", "--wal-snapshot-size", "1",
+            "--compaction-interval", "200ms"]
+    s = server_factory(extra_args=args + (["--delete-grace-period", grace] if grace else [])
+                       ).start()
+    ok(s.write("doomed", lines("cpu", 50, [time.time_ns() - SEC])))
+    wait_for(lambda: s.rows("doomed", "SELECT * FROM system.parquet_files"), timeout=60,
+             what="a snapshot of the doomed database")
+    assert parquet_on_disk(s.data_dir)
+    r = httpx.delete(f"{s.url}/api/v3/configure/database",
+                     params={"db": "doomed", "hard_delete_at": "now"}, timeout=30)
+    assert r.status_code == 200, r.text
+    wait_for(lambda: "hard delete of doomed" in s.log(), timeout=60,
+             what="the hard delete to remove the files")
+
+    def listed() -> list[dict]:
+        return s.rows("_internal", "SELECT database_name, deleted FROM system.databases "
+                                   "WHERE database_name LIKE 'doomed%'")
+
+    if grace:
+        wait_for(lambda: not listed(), timeout=60, what="the catalog to forget the database")
+    s.restart()  # unlisted files are removed from disk at start-up
+    assert not parquet_on_disk(s.data_dir)
+    if grace:
+        assert not listed()
+    else:  # within the default 24h grace period the deleted database is still shown
+        rows = listed()
+        assert rows and all(r["deleted"] for r in rows)

@@ -517,11 +517,16 @@ class Database:
                 log.info("hard delete of %s%s: removed %d parquet files", item.db_name,
                          f".{item.table_name}" if item.table_name else "", len(files))
             wal_seq = self._hard_deletes.setdefault(item, self.wal.last_seq)
-            if self.index.last_wal_seq >= wal_seq:
+            if self.index.last_wal_seq < wal_seq:
+                if self._retry_gen is None:
+                    self._force_snapshot = True
+                continue
+            # the deleted schema stays listed (system.databases, deleted=true) for
+            # --delete-grace-period after its data is gone, then the catalog forgets it
+            grace_ns = round(self.config.delete_grace_period * 1e9)
+            if time.time_ns() >= item.deletion_time_ns + grace_ns:
                 self.catalog.complete_hard_delete(item)
                 del self._hard_deletes[item]
-            elif self._retry_gen is None:
-                self._force_snapshot = True
 
     def _life_cycle_tables(self, database: str) -> dict[str, Callable[[], pa.Table]]:
         return {"snapshots": lambda: snapshots_table(list(self.snapshot_history)),
