@@ -20,8 +20,11 @@ fi
 echo "==> installing the locked dependencies (requirements.lock) into $VENV"
 # --require-hashes: every file must match a hash in the lock, whichever index served it.
 # --no-deps: the lock is the whole set; nothing may pull in an unlisted package.
+# (a machine whose pip config names a local index missing some packages warns once per
+# package per fresh venv; those lines say nothing about Weir and are dropped)
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-  --require-hashes --no-deps -r requirements.lock
+  --require-hashes --no-deps -r requirements.lock \
+  2> >(grep -v "^WARNING: Location 'file:" >&2)
 echo "==> installing weir itself (editable, no dependencies)"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
 "$VENV/bin/python" -m pip check

@@ -1,9 +1,71 @@
 #!/usr/bin/env bash
-# Install everything needed, then run the linters and the whole test suite.
+# Install everything needed (from requirements.lock), run ruff, then the test suite under
+# coverage: the servers and CLI processes the tests start are measured too (pyproject.toml,
+# [tool.coverage.run]). Prints the combined coverage of the weir package and, for a whole-suite
+# run, checks the per-package floors in scripts/coverage-floors.txt. Ends with pytest's summary
+# line; exits non-zero if a test failed, no test ran, or coverage fell below a floor.
+#
+#   bash scripts/test.sh                    # what CI runs
+#   bash scripts/test.sh tests/test_wal.py  # some tests: coverage reported, floors not checked
+#   WEIR_COVERAGE=0 bash scripts/test.sh    # no coverage (faster)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "==> ruff"
-.venv/bin/ruff check src tests bench plugins fuzz
-echo "==> pytest"
-exec .venv/bin/python -m pytest -q "$@"
+.venv/bin/ruff check src tests bench plugins fuzz scripts
+PY=.venv/bin/python
+
+if [ "${WEIR_COVERAGE:-1}" = "0" ]; then
+  echo "==> pytest"
+  exec "$PY" -m pytest -q "$@"
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/weir-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# Under a trace function (coverage's, on Python 3.11) a query thread that calls
+# PyThreadState_SetAsyncExc(its own id, NULL) never ends, and every query then waits for its
+# 300 s time limit. Until weir.query.engine._with_time_limit stops doing that, measuring would
+# turn the suite red: check it in a second, and run without coverage (saying so) if it hangs.
+printf '%s\n' 'try:' '    from weir.query.engine import _with_time_limit' \
+  'except ImportError:' '    raise SystemExit(0)' '_with_time_limit(lambda: 1, 30)' > "$work/probe.py"
+if ! COVERAGE_FILE="$work/probe.coverage" timeout -s KILL 20 "$PY" -m coverage run "$work/probe.py"; then
+  echo "warning: a query under coverage hangs (weir.query.engine._with_time_limit clears an"
+  echo "  async exception with PyThreadState_SetAsyncExc(..., NULL)); running WITHOUT coverage"
+  echo "==> pytest"
+  exec "$PY" -m pytest -q "$@"
+fi
+# Absolute, so that a process started in another directory (a server, a CLI call) still
+# writes its data file here; every process writes .coverage.<host>.<pid>.<random>.
+export COVERAGE_FILE="$PWD/.coverage"
+rm -f .coverage .coverage.*
+
+echo "==> pytest (under coverage)"
+set +e
+"$PY" -m coverage run -m pytest -q "$@" 2>&1 | tee "$work/pytest.out"
+status=${PIPESTATUS[0]}
+set -e
+
+echo "==> coverage of weir, all processes combined"
+covered=1
+"$PY" -m coverage combine --quiet && "$PY" -m coverage report \
+  && "$PY" -m coverage json --quiet -o "$work/coverage.json" || covered=0
+
+if [ "$status" -eq 5 ]; then
+  echo "error: pytest collected no tests (exit 5): nothing was checked"
+elif [ "$status" -ne 0 ]; then
+  echo "error: pytest failed (exit $status); coverage floors not checked"
+elif [ "$covered" -eq 0 ]; then
+  echo "error: no coverage data was combined; the floors cannot be checked"
+  status=1
+elif [ $# -gt 0 ]; then
+  echo "==> coverage floors: not checked (only part of the suite ran)"
+else
+  echo "==> coverage floors (scripts/coverage-floors.txt)"
+  "$PY" scripts/coverage_floor.py "$work/coverage.json" scripts/coverage-floors.txt || status=1
+fi
+# pytest's own summary line last, where CI and people look for it
+summary=$(grep -E '(passed|failed|error|errors|skipped|deselected|no tests ran).* in [0-9.]+s' \
+  "$work/pytest.out" | tail -n 1 || true)
+[ -n "$summary" ] && echo "$summary"
+exit "$status"
