@@ -68,3 +68,16 @@ def test_dedupe_keeps_the_last_value_of_each_field() -> None:
         {"h": "x", "v": 2.0, "time": out.column("time")[0].as_py(), "w": 3},
         {"h": "y", "v": 9.0, "time": out.column("time")[1].as_py(), "w": None},
     ]
+
+
+def test_storage_order_is_by_tag_values_then_time() -> None:
+    lp = [f"cpu,host=h{h % 7},zone=z{h % 3} v={h} {NOW - h}" for h in range(200)]
+    lp += [f"cpu,host=h{h} v={h} {NOW + h}" for h in range(5)]  # no zone: nulls sort last
+    t = pa.concat_tables([pa.Table.from_batches([batch("\n".join(lp[:120]))]),
+                          pa.Table.from_batches([batch("\n".join(lp[120:]))])],
+                         promote_options="default")
+    out = sort_for_storage(t).to_pylist()
+    want = sorted(out, key=lambda r: (r["host"], r["zone"] is None, r["zone"] or "",
+                                      r["time"]))
+    assert out == want
+    assert len(out) == 205

@@ -558,7 +558,7 @@ class Database:
             tables[name] = TableSnapshot(
                 name=name,
                 schema=schema,
-                batches=[b for t in read.rows for b in t.to_batches()],
+                batches=read.rows,
                 files=[ParquetFileRef(f.path, f.min_time, f.max_time, f.row_count,
                                       f.size_bytes) for f in read.files],
                 min_time=cutoff,

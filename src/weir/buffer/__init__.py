@@ -24,8 +24,10 @@ __all__ = ["Buffer", "Generation", "TableBuffer", "tag_columns"]
 
 Key = tuple[str, str]  # (database, table)
 
-# Past this many small batches a table's buffer is concatenated into one, so queries
-# under a stream of tiny writes scan a few large batches rather than thousands.
+# Past this many small batches since the last concatenation, those batches (only
+# those: the older large ones stay as they are, so the cost is linear in what was
+# written) become one, and queries under a stream of tiny writes scan a few large
+# batches rather than thousands.
 _COMPACT_AT = 64
 
 
@@ -45,6 +47,8 @@ class TableBuffer:
     overwrites_old_files: bool = False
     #: bumped on every change, so merged copies can be cached
     version: int = 0
+    #: batches before this index are already concatenated
+    _small_from: int = 0
 
     def add(self, batch: pa.RecordBatch, overwrites: bool, old_files: bool) -> None:
         times = batch.column("time").cast(pa.int64())
@@ -57,11 +61,13 @@ class TableBuffer:
         self.overwrites |= overwrites
         self.overwrites_old_files |= old_files
         self.version += 1
-        if len(self.batches) >= _COMPACT_AT:
+        if len(self.batches) - self._small_from >= _COMPACT_AT:
+            small = self.batches[self._small_from:]
             t = pa.concat_tables(
-                [pa.Table.from_batches([b]) for b in self.batches], promote_options="default"
+                [pa.Table.from_batches([b]) for b in small], promote_options="default"
             ).combine_chunks()
-            self.batches = t.to_batches()
+            self.batches[self._small_from:] = t.to_batches()
+            self._small_from = len(self.batches)
 
 
 @dataclass

@@ -52,12 +52,28 @@ def sort_for_storage(table: pa.Table, tags: list[str] | None = None) -> pa.Table
         return table
     tags = sorted(t for t in (tags if tags is not None else tag_columns(table.schema))
                   if t in table.column_names)
-    # Arrow sorts dictionary columns only one at a time: sort on their plain values.
-    keys = pa.table({**{f"k{i}": _plain(table.column(t)) for i, t in enumerate(tags)},
+    # Sorting on tag strings costs ~1 s per million rows; on each value's rank among the
+    # column's distinct values (an int, found once per distinct value) it is a few times
+    # cheaper and gives the same order.
+    keys = pa.table({**{f"k{i}": _ranks(table.column(t)) for i, t in enumerate(tags)},
                      "time": table.column("time")})
     order = pc.sort_indices(keys, [(f"k{i}", "ascending", "at_end") for i in range(len(tags))]
                             + [("time", "ascending", "at_end")])
     return table.take(order)
+
+
+def _ranks(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Each value's position in the sorted distinct values of `col` (null stays null)."""
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col)
+    values = pc.unique(pa.chunked_array([c.dictionary for c in col.chunks],
+                                        col.type.value_type))
+    ordered = values.take(pc.sort_indices(values))
+    chunks = []
+    for c in col.chunks:
+        rank_of_entry = pc.index_in(c.dictionary, value_set=ordered)
+        chunks.append(rank_of_entry.take(c.indices))
+    return pa.chunked_array(chunks, pa.int32())
 
 
 def _plain(col: pa.ChunkedArray) -> pa.ChunkedArray:

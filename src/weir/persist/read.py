@@ -29,10 +29,11 @@ __all__ = ["TableRead", "TableReader", "overlap_groups"]
 
 @dataclass
 class TableRead:
-    """Files to scan directly, and rows in memory (disjoint points from the files)."""
+    """Files to scan directly, and rows in memory (disjoint points from the files;
+    batches may lack columns of the table's schema)."""
 
     files: list[PersistedFile]
-    rows: list[pa.Table]
+    rows: list[pa.RecordBatch]
 
 
 @dataclass
@@ -97,12 +98,16 @@ class TableReader:
         if len(group) == 1 or not any(s.merge for s in group):
             out.files.extend(group_files)
             if has_buffer:
-                out.rows.append(buffered_rows(buffered, schema))
+                if any(tb.overwrites or tb.overwrites_old_files for tb in buffered):
+                    out.rows.extend(buffered_rows(buffered, schema).to_batches())
+                else:  # as written: no copy of the buffer per query
+                    out.rows.extend(b for tb in buffered for b in tb.batches)
             return
         parts = [self.merged_files(group_files, schema)] if group_files else []
         if has_buffer:
             parts.append(buffered_rows(buffered, schema))
-        out.rows.append(dedupe(pa.concat_tables(parts)) if len(parts) > 1 else parts[0])
+        merged = dedupe(pa.concat_tables(parts)) if len(parts) > 1 else parts[0]
+        out.rows.extend(merged.to_batches())
 
     def merged_files(self, files: list[PersistedFile], schema: pa.Schema) -> pa.Table:
         """The files' rows (sorted by seq, oldest first) merged into one row per point."""
