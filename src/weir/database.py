@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -118,13 +119,17 @@ class Database:
             file_rows=config.compaction_file_rows,
             # inputs outlive the longest query that may have been planned on them
             delete_delay_s=config.query_timeout + 5,
-            retention_cutoff=self.retention_cutoff)
+            retention_cutoff=self.retention_cutoff, oldest_query=self._oldest_query)
         self._maintenance_task: asyncio.Task[None] | None = None
         #: due hard deletes -> the WAL sequence a snapshot must cover before the catalog
         #: may forget them
         self._hard_deletes: dict[HardDelete, int] = {}
         self._force_snapshot = False
         self._last_retention_check = float("-inf")
+        #: running queries -> when they started (monotonic): files they may read are
+        #: deleted only after they finish
+        self._queries: dict[object, float] = {}
+        self._queries_lock = threading.Lock()
         self.started_ns = time.time_ns()
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -473,6 +478,10 @@ class Database:
 
     # ---- maintenance: compaction, retention, hard deletes ------------------------------
 
+    def _oldest_query(self) -> float | None:
+        with self._queries_lock:
+            return min(self._queries.values(), default=None)
+
     def retention_cutoff(self, database: str, now_ns: int | None = None) -> int | None:
         """The oldest time a query of `database` may see, or None (keep everything)."""
         try:
@@ -572,7 +581,15 @@ class Database:
             raise DatabaseMissingForQuery(database)
 
         def run() -> pa.Table:
-            return self.query_engine.execute(self.snapshot_for_query(database), sql, params)
+            token = object()
+            with self._queries_lock:
+                self._queries[token] = time.monotonic()
+            try:
+                return self.query_engine.execute(self.snapshot_for_query(database), sql,
+                                                 params)
+            finally:
+                with self._queries_lock:
+                    del self._queries[token]
 
         try:
             return await asyncio.wait_for(asyncio.to_thread(run),

@@ -11,8 +11,9 @@ files do not overlap each other. Two kinds of job:
 * runs of small neighbouring files, once there are enough of them to be worth it.
 
 Rows older than the database's retention period are left out. The output is published
-by one manifest that adds it and removes the inputs; the inputs are deleted only after
-the longest a query may run, so a query planned before the swap still finds them. A
+by one manifest that adds it and removes the inputs; the inputs are deleted once every
+query that started before the swap has finished (and at the latest after the longest a
+query may run), so a query planned before the swap still finds them. A
 crash before the manifest leaves unnamed outputs and a crash after it unnamed inputs,
 both removed at start-up.
 """
@@ -69,7 +70,8 @@ class Compactor:
     def __init__(self, store: ObjectStore, node_id: str, index: PersistedIndex,
                  catalog: Catalog, reader: TableReader, *, file_rows: int,
                  delete_delay_s: float,
-                 retention_cutoff: Callable[[str], int | None]) -> None:
+                 retention_cutoff: Callable[[str], int | None],
+                 oldest_query: Callable[[], float | None] = lambda: None) -> None:
         self.store = store
         self.node_id = node_id
         self.index = index
@@ -79,7 +81,9 @@ class Compactor:
         self.delete_delay_s = delete_delay_s
         self.retention_cutoff = retention_cutoff
         self.history: deque[CompactionRecord] = deque(maxlen=500)
+        #: (when it was unlisted, monotonic; path) of files no manifest names any more
         self._doomed: deque[tuple[float, str]] = deque()
+        self.oldest_query = oldest_query
 
     def run_once(self, expire: bool = True) -> int:
         """Compact every table that needs it (and with `expire`, drop whole files past
@@ -108,9 +112,16 @@ class Compactor:
         return jobs
 
     def delete_due(self, now: float | None = None) -> None:
+        """Delete unlisted files that no running query can still be reading: those
+        unlisted before the oldest running query started (or past the time limit)."""
         now = time.monotonic() if now is None else now
-        while self._doomed and self._doomed[0][0] <= now:
-            _, path = self._doomed.popleft()
+        oldest = self.oldest_query()
+        while self._doomed:
+            unlisted, path = self._doomed[0]
+            if (oldest is not None and unlisted >= oldest
+                    and now < unlisted + self.delete_delay_s):
+                break
+            self._doomed.popleft()
             self.store.delete(path)
 
     def drop_files(self, files: list[PersistedFile]) -> None:
@@ -119,8 +130,8 @@ class Compactor:
             self.index.publish(self.store, self.node_id, remove=files)
         except KeyError:  # listed no more: someone else removed them
             return
-        due = time.monotonic() + self.delete_delay_s
-        self._doomed.extend((due, f.path) for f in files)
+        unlisted = time.monotonic()
+        self._doomed.extend((unlisted, f.path) for f in files)
 
     def _expire(self, files: list[PersistedFile]) -> None:
         self.drop_files(files)
@@ -150,8 +161,8 @@ class Compactor:
             for f in written:
                 self.store.delete(f.path)
         else:
-            due = time.monotonic() + self.delete_delay_s
-            self._doomed.extend((due, f.path) for f in job)
+            unlisted = time.monotonic()
+            self._doomed.extend((unlisted, f.path) for f in job)
             rec.output_files = len(written)
             rec.output_rows = sum(f.row_count for f in written)
         rec.duration_ms = (time.perf_counter() - t0) * 1000
