@@ -296,10 +296,10 @@ def _with_time_limit(work: Any, limit: float, on_timeout: Any = None,
                 box["error"] = e
             finally:
                 with lock:
+                    # (no clearing of a pending async exception here: under a trace
+                    # function, coverage's, that call made the thread never finish; a
+                    # late interruption is caught by the handler below)
                     state["running"] = False
-                    # clear an interruption that arrived too late to matter
-                    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                        ctypes.c_ulong(threading.get_ident()), None)
         except _Interrupted:
             pass
 
