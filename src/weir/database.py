@@ -482,15 +482,9 @@ class Database:
         with self._queries_lock:
             return min(self._queries.values(), default=None)
 
-    def retention_cutoff(self, database: str, now_ns: int | None = None) -> int | None:
-        """The oldest time a query of `database` may see, or None (keep everything)."""
-        try:
-            period = self.catalog.db(database).retention_period_ns
-        except DatabaseNotFound:
-            return None
-        if not period:
-            return None
-        return (time.time_ns() if now_ns is None else now_ns) - period
+    def retention_cutoff(self, database: str) -> int | None:
+        """The oldest time a query of `database` may see now, or None (keep everything)."""
+        return self.catalog.retention_cutoff_ns(database, time.time_ns())
 
     async def _maintain(self) -> None:
         interval = self.config.compaction_interval

@@ -40,17 +40,15 @@ class TableBuffer:
     rows: int = 0
     min_time: int = np.iinfo(np.int64).max
     max_time: int = np.iinfo(np.int64).min
-    #: some row may overwrite an earlier point of this generation or of Parquet files
-    #: persisted since start-up: merge before use
+    #: some row may overwrite an earlier point (of the buffer, or of Parquet files):
+    #: merge by last-write-wins before use
     overwrites: bool = False
-    #: some row may overwrite a point in Parquet files older than this server's start
-    overwrites_old_files: bool = False
     #: bumped on every change, so merged copies can be cached
     version: int = 0
     #: batches before this index are already concatenated
     _small_from: int = 0
 
-    def add(self, batch: pa.RecordBatch, overwrites: bool, old_files: bool) -> None:
+    def add(self, batch: pa.RecordBatch, overwrites: bool) -> None:
         times = batch.column("time").cast(pa.int64())
         self.batches.append(batch)
         self.nbytes += batch.nbytes
@@ -59,7 +57,6 @@ class TableBuffer:
         self.min_time = min(self.min_time, lo)
         self.max_time = max(self.max_time, hi)
         self.overwrites |= overwrites
-        self.overwrites_old_files |= old_files
         self.version += 1
         if len(self.batches) - self._small_from >= _COMPACT_AT:
             small = self.batches[self._small_from:]
@@ -99,7 +96,7 @@ class Buffer:
                 seen = tracker.observe(op.batch)
                 tb = self.active.tables.setdefault(key, TableBuffer())
                 before = tb.nbytes
-                tb.add(op.batch, seen.earlier_rows, seen.old_files)
+                tb.add(op.batch, seen.earlier_rows or seen.old_files)
                 self.active.nbytes += tb.nbytes - before
             self.active.max_seq = max(self.active.max_seq, wal.seq)
 

@@ -211,7 +211,7 @@ def buffered_rows(tbs: list[TableBuffer], schema: pa.Schema) -> pa.Table:
     t = conform(pa.concat_tables([pa.Table.from_batches([b]) for b in batches],
                                  promote_options="default") if batches
                 else schema.empty_table(), schema)
-    if any(tb.overwrites or tb.overwrites_old_files for tb in tbs):
+    if any(tb.overwrites for tb in tbs):
         t = dedupe(t)
     return t
 
@@ -267,7 +267,7 @@ def write_snapshot(
             event.files.append(PersistedFile(
                 database=db, db_id=dbs.id, table=table, table_id=tschema.id, path=path,
                 size_bytes=len(data), row_count=part.num_rows, min_time=lo, max_time=hi,
-                seq=seq, generation=1, merge=tb.overwrites or tb.overwrites_old_files))
+                seq=seq, generation=1, merge=tb.overwrites))
     log.info("snapshot up to WAL %d wrote %d parquet files", seq, len(event.files))
     return event
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,18 +45,33 @@ class _Source:
     file: PersistedFile | None  # None: the buffer
 
 
+class _Timed(Protocol):
+    @property
+    def min_time(self) -> int: ...
+    @property
+    def max_time(self) -> int: ...
+
+
+_T = TypeVar("_T", bound=_Timed)
+
+
+def _time_groups(items: list[_T]) -> list[list[_T]]:
+    """Items grouped where their [min_time, max_time] ranges overlap, in time order."""
+    groups: list[list[_T]] = []
+    end = 0
+    for item in sorted(items, key=lambda i: i.min_time):
+        if not groups or item.min_time > end:
+            groups.append([item])
+            end = item.max_time
+        else:
+            groups[-1].append(item)
+            end = max(end, item.max_time)
+    return groups
+
+
 def overlap_groups(files: list[PersistedFile]) -> list[list[PersistedFile]]:
     """Files grouped where their time ranges overlap (each group sorted by `seq`)."""
-    groups: list[list[PersistedFile]] = []
-    end = None
-    for f in sorted(files, key=lambda f: f.min_time):
-        if end is None or f.min_time > end:
-            groups.append([f])
-            end = f.max_time
-        else:
-            groups[-1].append(f)
-            end = max(end, f.max_time)
-    return [sorted(g, key=lambda f: f.seq) for g in groups]
+    return [sorted(g, key=lambda f: f.seq) for g in _time_groups(files)]
 
 
 class TableReader:
@@ -76,18 +92,10 @@ class TableReader:
             sources.append(_Source(
                 min(tb.min_time for tb in rows_in_buffer),
                 max(tb.max_time for tb in rows_in_buffer),
-                any(tb.overwrites or tb.overwrites_old_files for tb in rows_in_buffer),
+                any(tb.overwrites for tb in rows_in_buffer),
                 None))
         out = TableRead([], [])
-        group: list[_Source] = []
-        end = None
-        for s in sorted(sources, key=lambda s: s.min_time):
-            if group and end is not None and s.min_time > end:
-                self._read_group(group, rows_in_buffer, schema, out)
-                group = []
-            end = s.max_time if not group else max(end or s.max_time, s.max_time)
-            group.append(s)
-        if group:
+        for group in _time_groups(sources):
             self._read_group(group, rows_in_buffer, schema, out)
         return out
 
@@ -98,7 +106,7 @@ class TableReader:
         if len(group) == 1 or not any(s.merge for s in group):
             out.files.extend(group_files)
             if has_buffer:
-                if any(tb.overwrites or tb.overwrites_old_files for tb in buffered):
+                if any(tb.overwrites for tb in buffered):
                     out.rows.extend(buffered_rows(buffered, schema).to_batches())
                 else:  # as written: no copy of the buffer per query
                     out.rows.extend(b for tb in buffered for b in tb.batches)
