@@ -58,6 +58,9 @@ if [ "$status" -eq 5 ]; then
   echo "error: pytest collected no tests (exit 5): nothing was checked"
 elif [ "$status" -ne 0 ]; then
   echo "error: pytest failed (exit $status); coverage floors not checked"
+elif [ "$covered" -eq 0 ] && [ $# -gt 0 ]; then
+  # e.g. tests that only drive servers, which end by SIGKILL and write no data
+  echo "==> coverage: no data from these tests; floors not checked (only part of the suite ran)"
 elif [ "$covered" -eq 0 ]; then
   echo "error: no coverage data was combined; the floors cannot be checked"
   status=1
