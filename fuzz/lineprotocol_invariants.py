@@ -1,7 +1,7 @@
 """What must hold for any body given to `weir.lineprotocol.parse()`, checked in one call.
 
 Shared by the atheris harness (fuzz_lineprotocol.py) and the hypothesis properties
-(tests/test_lineprotocol_fuzz_props.py). `check_body(data)` raises `InvariantError`
+(tests/fuzz/test_lineprotocol_fuzz_props.py). `check_body(data)` raises `InvariantError`
 (an AssertionError) saying which invariant broke; anything else it raises is the
 parser raising. For one body it checks:
 

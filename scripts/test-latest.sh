@@ -6,7 +6,7 @@
 # in pyproject.toml) first.
 #
 #   bash scripts/test-latest.sh                    # the whole suite
-#   bash scripts/test-latest.sh tests/test_wal.py  # arguments go to pytest
+#   bash scripts/test-latest.sh tests/unit/wal  # arguments go to pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Install everything needed (from requirements.lock), run ruff, then the test suite under
+# Install everything needed (from requirements.lock), run ruff and mypy, then the test suite under
 # coverage: the servers and CLI processes the tests start are measured too (pyproject.toml,
 # [tool.coverage.run]). Prints the combined coverage of the weir package and, for a whole-suite
 # run, checks the per-package floors in scripts/coverage-floors.txt. Ends with pytest's summary
 # line; exits non-zero if a test failed, no test ran, or coverage fell below a floor.
 #
 #   bash scripts/test.sh                    # what CI runs
-#   bash scripts/test.sh tests/test_wal.py  # some tests: coverage reported, floors not checked
+#   bash scripts/test.sh tests/unit/wal  # some tests: coverage reported, floors not checked
 #   WEIR_COVERAGE=0 bash scripts/test.sh    # no coverage (faster)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "==> ruff"
 .venv/bin/ruff check src tests bench plugins fuzz scripts
+# strict type check of the packages listed in pyproject.toml ([tool.mypy] files)
+echo "==> mypy"
+.venv/bin/mypy
 PY=.venv/bin/python
 
 if [ "${WEIR_COVERAGE:-1}" = "0" ]; then

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-_PATH = Path(__file__).resolve().parent.parent / "fuzz" / "lineprotocol_invariants.py"
+from conftest import ROOT
+
+_PATH = ROOT / "fuzz" / "lineprotocol_invariants.py"
 _spec = importlib.util.spec_from_file_location("lineprotocol_invariants", _PATH)
 assert _spec is not None and _spec.loader is not None
 invariants = importlib.util.module_from_spec(_spec)

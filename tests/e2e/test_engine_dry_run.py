@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from support.inprocess import fast_options, make_config, now_lines, open_database
 from weir.engine import ProcessingEngine
 from weir.errors import PluginError
 
 pytestmark = pytest.mark.anyio
-EXAMPLES = Path(__file__).resolve().parent.parent / "plugins" / "examples"
+EXAMPLES = ROOT / "plugins" / "examples"
 
 
 @pytest.fixture

@@ -7,13 +7,11 @@ real servers whose plugin logs an error through `influxdb3_local.error`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from conftest import parse_log
+from conftest import ROOT, parse_log
 
-HERE = Path(__file__).resolve().parent
+CONFTEST = ROOT / "tests" / "conftest.py"
 
 INNER = '''
 import httpx
@@ -71,7 +69,7 @@ def test_undeclared_seen_at_stop(server_factory, tmp_path):
 
 @pytest.mark.slow
 def test_the_fixtures_fail_tests_on_undeclared_server_errors(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest((HERE / "conftest.py").read_text())
+    pytester.makeconftest(CONFTEST.read_text())
     pytester.makepyfile(test_inner=INNER)
     # the inner pytest runs in a subprocess: it imports `conftest` from its own directory
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q",

@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT
+
 HARNESS = ROOT / "fuzz" / "fuzz_lineprotocol.py"
 SEEDS = ROOT / "fuzz" / "corpus" / "lineprotocol"
 

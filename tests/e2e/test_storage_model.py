@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, Phase, example, given, note, settings
 from hypothesis import strategies as st
 
 from conftest import WeirServer
-from storage_helpers import (
+from support.storage_helpers import (
     LwwModel,
     Unsigned,
     assert_matches_model,

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from conftest import ROOT
 from support.inprocess import (
     WriteLog,
     fast_options,
@@ -39,7 +40,7 @@ from weir.errors import (
 )
 
 pytestmark = pytest.mark.anyio
-EXAMPLES = Path(__file__).resolve().parent.parent / "plugins" / "examples"
+EXAMPLES = ROOT / "plugins" / "examples"
 
 
 @pytest.fixture

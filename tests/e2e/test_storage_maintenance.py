@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from storage_helpers import wait_for
+from support.storage_helpers import wait_for
 
 DB = "life"
 SEC = 1_000_000_000

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from storage_helpers import (
+from support.storage_helpers import (
     LwwModel,
     assert_matches_model,
     diff_rows,

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from storage_helpers import (
+from support.storage_helpers import (
     LwwModel,
     assert_matches_model,
     kill9_and_start,
