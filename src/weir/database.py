@@ -14,74 +14,26 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
-from weir import lineprotocol
 from weir.buffer import Buffer, Generation
-from weir.catalog import INTERNAL_DB, Catalog, Column, HardDelete, Limits, validate_db_name
+from weir.catalog import Catalog, Column, HardDelete, Limits
+from weir.catalog.validator import raise_refused_lines, validate_write
 from weir.config import ServeConfig
-from weir.errors import (
-    DatabaseMissingForQuery,
-    DatabaseNotFound,
-    InvalidName,
-    LimitExceeded,
-    QueryError,
-    WriteError,
-)
+from weir.errors import DatabaseMissingForQuery, QueryTimeout, WriteUnavailable
 from weir.objectstore import ObjectStore, open_store
 from weir.persist import PersistedIndex, PersistEvent, write_snapshot
 from weir.persist.compactor import Compactor
 from weir.persist.read import TableReader
 from weir.persist.status import SnapshotRecord, compactions_table, snapshots_table
+from weir.ports import DatabaseDeletedListener, FlushedWal, SystemTableProvider, WriteResult
 from weir.query import DatabaseSnapshot, ParquetFileRef, QueryEngine, TableSnapshot
 from weir.system_tables import storage_system_tables
 from weir.wal import Wal, WalFile, WalOp
 
 log = logging.getLogger("weir.database")
-
-SystemTableProvider = Callable[[str], dict[str, Callable[[], pa.Table]]]
-
-_PRECISION_NS = {
-    "auto": 1, "ns": 1, "n": 1, "nanosecond": 1,
-    "us": 1_000, "u": 1_000, "microsecond": 1_000,
-    "ms": 1_000_000, "millisecond": 1_000_000,
-    "s": 1_000_000_000, "second": 1_000_000_000,
-}
-
-_FIELD_TYPE_NAMES = {"FLOAT": "float", "INTEGER": "integer", "UINTEGER": "uinteger",
-                     "STRING": "string", "BOOLEAN": "boolean"}
-
-
-@dataclass
-class FlushedWal:
-    """One durable WAL file's rows, handed to WAL listeners (the processing engine)."""
-
-    seq: int
-    writes: dict[str, list[tuple[str, pa.RecordBatch]]] = field(default_factory=dict)
-
-
-@dataclass
-class WriteResult:
-    lines_written: int
-    tables: list[str]
-
-
-def precision_factor(precision: str) -> int:
-    try:
-        return _PRECISION_NS[precision]
-    except KeyError:
-        raise WriteError(
-            f"invalid precision {precision!r}: expected one of auto, ns, us, ms, s "
-            "(or nanosecond, microsecond, millisecond, second)"
-        ) from None
-
-
-def _line_error_json(e: Any) -> dict[str, Any]:
-    raw = e.original_line.encode()[:20].decode("utf-8", "ignore")
-    return {"error_message": e.message, "line_number": e.line_number, "original_line": raw}
 
 
 class Database:
@@ -104,6 +56,7 @@ class Database:
         )
         self._wal_listeners: list[Callable[[FlushedWal], Awaitable[None]]] = []
         self._persist_listeners: list[Callable[[PersistEvent], Awaitable[None]]] = []
+        self._delete_listeners: list[DatabaseDeletedListener] = []
         self._system_providers: list[SystemTableProvider] = [
             storage_system_tables(self), self._life_cycle_tables]
         self._files_since_snapshot = 0
@@ -228,49 +181,17 @@ class Database:
         accept_partial: bool = True,
         no_sync: bool = False,
     ) -> WriteResult:
-        try:
-            validate_db_name(database)
-        except InvalidName as e:
-            raise WriteError(str(e)) from None
-        if database == INTERNAL_DB:
-            raise WriteError("cannot write to the _internal database")
-        if not self.catalog.db_exists(database) and self.catalog.was_deleted(database):
-            raise WriteError(
-                f"cannot write to soft-deleted database '{database}' - it is marked for deletion"
-            )
-        factor = precision_factor(precision)
-        now = time.time_ns() // factor * factor
-        parse = lambda: lineprotocol.parse(  # noqa: E731
-            body, precision=precision, default_time_ns=now,
-            stop_on_first_error=not accept_partial, schema=self._schema_lookup(database),
-        )
-        parsed = parse() if len(body) < 65536 else await asyncio.to_thread(parse)
-        errors = list(parsed.errors)
-        if not errors and parsed.lines == 0:
-            raise WriteError("incoming write was empty")
-        if errors and not accept_partial:
-            raise self._parse_failure(errors[0])
-        ops, errors = self._validate(database, parsed, errors, body)
-        if errors and not accept_partial:
-            raise self._parse_failure(min(errors, key=lambda e: e.line_number))
-        if ops:
+        """Validate `body` against the catalog and make its rows durable in the WAL (unless
+        `no_sync`). Refused lines raise `LineProtocolError` (nothing stored) or, with
+        `accept_partial`, `PartialWrite` after every other line was stored."""
+        result = await validate_write(self.catalog, database, body, precision=precision,
+                                      accept_partial=accept_partial)
+        if result.tables:
             await self._wait_for_buffer_room()
-            await self.wal.append(ops, wait=not no_sync)
-        if errors:
-            errors.sort(key=lambda e: e.line_number)
-            status = 422 if any(
-                e.message.startswith(("Update to schema would exceed number of",
-                                      "Adding a new database would exceed limit of"))
-                for e in errors
-            ) else 400
-            raise WriteError(
-                "partial write of line protocol occurred",
-                status=status,
-                body={"error": "partial write of line protocol occurred",
-                      "data": [_line_error_json(e) for e in errors]},
-                lines=errors,
-            )
-        return WriteResult(sum(op.batch.num_rows for op in ops), [op.table for op in ops])
+            await self.wal.append([WalOp(database, table, batch)
+                                   for table, batch in result.tables], wait=not no_sync)
+        raise_refused_lines(result)
+        return WriteResult(result.rows, [table for table, _ in result.tables])
 
     async def _wait_for_buffer_room(self) -> None:
         """Past `--buffer-mem-limit` a write waits for a snapshot to free the buffer, then
@@ -283,104 +204,11 @@ class Database:
         while self.buffer.nbytes >= limit:
             self._maybe_snapshot()
             if loop.time() >= deadline:
-                raise WriteError(
+                raise WriteUnavailable(
                     f"the in-memory buffer is full ({self.buffer.nbytes} bytes, limit "
                     f"{limit} from --buffer-mem-limit) and snapshots have not freed it; "
-                    "retry the write later", status=503)
+                    "retry the write later")
             await asyncio.sleep(0.05)
-
-    def _schema_lookup(self, database: str) -> Callable[[str], dict[str, tuple[str, str]] | None]:
-        def lookup(table: str) -> dict[str, tuple[str, str]] | None:
-            try:
-                cols = self.catalog.db(database).tables[table].columns
-            except (KeyError, DatabaseNotFound):
-                return None
-            return {c.name: (c.kind, c.type) for c in cols.values()}
-
-        return lookup
-
-    def _parse_failure(self, e: Any) -> WriteError:
-        return WriteError(
-            "line protocol parsing error",
-            status=422 if e.message.startswith(("Update to schema would exceed number of",
-                                                "Adding a new database would exceed limit of"))
-            else 400,
-            body={"error": "line protocol parsing error", "data": _line_error_json(e)},
-            lines=[e],
-        )
-
-    def _validate(self, database: str, parsed: Any, errors: list[Any], body: bytes | str
-                  ) -> tuple[list[WalOp], list[Any]]:
-        """Check each table's columns against the catalog; drop rows that conflict."""
-        if not parsed.tables:
-            return [], errors
-        body_lines: list[str] = []
-
-        def line_at(n: int) -> str:  # split the body once, and only if a row is rejected
-            if not body_lines:
-                text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-                body_lines.extend(text.split("\n"))
-            return body_lines[n - 1].rstrip("\r") if 0 < n <= len(body_lines) else ""
-
-        try:
-            dbschema, created = self.catalog.ensure_database(database)
-        except LimitExceeded as e:
-            for tc in parsed.tables.values():
-                errors.extend(_row_errors(tc, range(tc.rows), str(e), line_at))
-            return [], errors
-        changed = created
-        ops: list[WalOp] = []
-
-        bad_lines = {e.line_number for e in errors}
-        for name, tc in parsed.tables.items():
-            known = dbschema.tables.get(name)
-            cols = known.columns if known else {}
-            bad: dict[int, str] = {}
-            new: list[Column] = []
-            for tag, values in tc.tags.items():
-                c = cols.get(tag)
-                if c is None:
-                    new.append(Column(tag, "tag", "tag"))
-                elif c.kind != "tag":
-                    _mark(bad, values, f"invalid column type for column '{tag}', expected "
-                          f"{c.kind} ({c.type}), got tag")
-            for fname, (ftype, values) in tc.fields.items():
-                tname = _FIELD_TYPE_NAMES[ftype.name]
-                c = cols.get(fname)
-                if c is None:
-                    new.append(Column(fname, "field", tname))
-                elif c.kind != "field":
-                    _mark(bad, values, f"invalid column type for column '{fname}', expected "
-                          f"{c.kind}, got field")
-                elif c.type != tname:
-                    _mark(bad, values, f"invalid field value in line protocol for field "
-                          f"'{fname}': expected type {c.type}, but got {tname}")
-            if bad:
-                for row, msg in sorted(bad.items()):
-                    ln = tc.line_number(row)
-                    if ln not in bad_lines:
-                        errors.append(lineprotocol.LineError(ln, msg, line_at(ln)))
-                        bad_lines.add(ln)
-                tc = tc.drop_rows(set(bad))
-                if not tc.rows:
-                    continue
-                # Columns that only the dropped rows used must not enter the catalog.
-                present = set(tc.tags) | set(tc.fields)
-                new = [c for c in new if c.name in present]
-            if new or known is None:
-                try:
-                    self.catalog.add_columns(database, name, new)
-                    changed = True
-                except LimitExceeded as e:
-                    errors.extend(_row_errors(tc, range(tc.rows), str(e), line_at))
-                    continue
-            ops.append(WalOp(database, name, tc.to_arrow()))
-        if created and not ops:
-            # every line was refused: a write that stores nothing creates nothing either
-            changed = not self.catalog.discard_empty_database(database)
-        if changed:
-            self.catalog.persist()
-        return ops, errors
 
     # ---- flush, snapshot ---------------------------------------------------------
 
@@ -589,18 +417,28 @@ class Database:
             return await asyncio.wait_for(asyncio.to_thread(run),
                                           timeout=self.config.query_timeout)
         except TimeoutError:
-            raise QueryError(
-                f"query exceeded the time limit of {self.config.query_timeout}s", status=408
-            ) from None
+            raise QueryTimeout(
+                f"query exceeded the time limit of {self.config.query_timeout}s") from None
 
     # ---- management ------------------------------------------------------------------
 
-    def delete_database(self, name: str) -> None:
-        self.catalog.delete_database(name)
-        self.buffer.drop(name)
+    def add_database_deleted_listener(self, cb: DatabaseDeletedListener) -> None:
+        self._delete_listeners.append(cb)
 
-    def delete_table(self, db: str, table: str) -> None:
-        self.catalog.delete_table(db, table)
+    async def delete_database(self, name: str, hard_delete_at_ns: int | None = None) -> None:
+        """Soft-delete `name` (its data goes for good at `hard_delete_at_ns`, None: never);
+        then tell the listeners (the processing engine stops its triggers)."""
+        await asyncio.to_thread(self.catalog.delete_database, name, hard_delete_at_ns)
+        self.buffer.drop(name)
+        for cb in self._delete_listeners:
+            try:
+                await cb(name)
+            except Exception:
+                log.exception("database-deleted listener failed")
+
+    async def delete_table(self, db: str, table: str,
+                           hard_delete_at_ns: int | None = None) -> None:
+        await asyncio.to_thread(self.catalog.delete_table, db, table, hard_delete_at_ns)
         self.buffer.drop(db, table)
 
 
@@ -614,13 +452,3 @@ def _type_of(kind: str, t: pa.DataType) -> str:
         if t == at:
             return name
     return "string"
-
-
-def _mark(bad: dict[int, str], values: Any, msg: str) -> None:
-    for i, v in enumerate(values if isinstance(values, list) else values.to_pylist()):
-        if v is not None and i not in bad:
-            bad[i] = msg
-
-
-def _row_errors(tc: Any, rows: Any, msg: str, line_at: Callable[[int], str]) -> list[Any]:
-    return [lineprotocol.LineError(n, msg, line_at(n)) for n in map(tc.line_number, rows)]

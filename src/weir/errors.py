@@ -3,7 +3,10 @@ in one place (weir.server.errors); the parts never know about HTTP."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from weir.lineprotocol import LineError
 
 
 class WeirError(Exception):
@@ -53,31 +56,68 @@ class TriggerRunning(CatalogError):
 
 
 class WriteError(WeirError):
-    """A write that was refused in whole or in part.
+    """A write that was refused as a whole (bad parameters, an empty body, a database that
+    cannot take writes). Nothing was stored."""
 
-    `status` and `body` are what the v3 API answers; `lines` lists the per-line errors.
-    """
 
-    def __init__(self, message: str, status: int = 400, body: Any = None,
-                 lines: list[Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body if body is not None else {"error": message}
-        self.lines = lines or []
+class InvalidBody(WriteError):
+    """A request body that cannot be read as line protocol at all (not UTF-8)."""
+
+
+class LineProtocolError(WriteError):
+    """A write refused at its first bad line (`accept_partial=false`, v1 and v2 writes).
+    Nothing was stored. `limit_exceeded`: the line would have passed Core's limits on
+    databases, tables or columns."""
+
+    def __init__(self, line: LineError, *, limit_exceeded: bool = False) -> None:
+        super().__init__("line protocol parsing error")
+        self.line = line
+        self.lines = [line]
+        self.limit_exceeded = limit_exceeded
+
+
+class PartialWrite(WriteError):
+    """Some lines were refused (`lines`, in line order); every other line was stored."""
+
+    def __init__(self, lines: list[LineError], *, limit_exceeded: bool = False) -> None:
+        super().__init__("partial write of line protocol occurred")
+        self.lines = lines
+        self.limit_exceeded = limit_exceeded
+
+
+class WriteUnavailable(WriteError):
+    """Storage cannot take the write now (buffer full, shutting down); retry later.
+    Nothing was stored."""
+
+
+class WalFailure(WriteError):
+    """The write-ahead log could not be made durable; the write was not acknowledged."""
 
 
 class QueryError(WeirError):
-    """A query that failed. `status` follows the reference (400 plan errors, 404 unknown db)."""
+    """A query that cannot be planned or run as written (the user's to fix)."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+
+class QueryTimeout(QueryError):
+    """A query that ran past its time limit and was stopped."""
+
+
+class QueryUnsupported(QueryError):
+    """A query using a feature the engine does not implement."""
+
+
+class QueryFailed(QueryError):
+    """A query that failed while running, or for reasons not the user's (I/O, resources)."""
 
 
 class DatabaseMissingForQuery(QueryError):
     def __init__(self, db: str) -> None:
-        super().__init__(f"query error: database not found: {db}", status=404)
+        super().__init__(f"query error: database not found: {db}")
         self.db = db
+
+
+class AccessDenied(WeirError):
+    """The caller's token may not do this (read or write a database)."""
 
 
 class PluginError(WeirError):

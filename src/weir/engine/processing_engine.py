@@ -111,6 +111,7 @@ class ProcessingEngine:
         await asyncio.gather(*(self._start_logged(t) for t in enabled))
         self.database.add_wal_listener(self.on_wal_flush)
         self.database.add_persist_listener(self.on_persist)
+        self.database.add_database_deleted_listener(self.on_database_deleted)
         log.info("processing engine started: %d of %d triggers running", len(self._runners),
                  len(enabled))
 
@@ -396,6 +397,3 @@ class ProcessingEngine:
 
     async def install_requirements(self, requirements_location: str) -> str:
         return await self.environment.install_requirements(requirements_location)
-
-    # the name the server's database-delete handler uses
-    database_deleted = on_database_deleted

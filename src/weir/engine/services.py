@@ -81,7 +81,7 @@ class EngineServices:
             await self.database.write_lp(database, lp, precision="ns", accept_partial=False,
                                          no_sync=no_sync)
         except WriteError as e:
-            raise WriteError(describe_write_error(e), e.status, e.body, e.lines) from None
+            raise WriteError(describe_write_error(e)) from None
 
     async def global_cache(self, request: dict[str, Any]) -> dict[str, Any]:
         return self.shared_cache.handle(request)

@@ -8,9 +8,6 @@ from weir.errors import QueryError
 class InfluxQLError(QueryError):
     """A statement that cannot be planned or run; the message is shown to the user."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message, status=status)
-
 
 class InfluxQLSyntaxError(InfluxQLError):
     """Text that is not InfluxQL."""
@@ -20,6 +17,5 @@ class UnsupportedStatement(InfluxQLError):
     """Valid InfluxQL that Weir does not run; names the statement, never answers wrongly."""
 
     def __init__(self, what: str) -> None:
-        super().__init__(f"unsupported InfluxQL statement: {what} is not supported by Weir",
-                         status=400)
+        super().__init__(f"unsupported InfluxQL statement: {what} is not supported by Weir")
         self.what = what

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions, col, lit
 from datafusion.catalog import Schema
 
-from weir.errors import QueryError
+from weir.errors import QueryError, QueryFailed, QueryTimeout, QueryUnsupported
 from weir.query.source import DatabaseSnapshot, TableSnapshot
 
 __all__ = ["QueryEngine", "QueryStream", "SqlQueryError", "legacy_type_name", "query_schema"]
@@ -76,22 +76,35 @@ class SqlQueryError(QueryError):
     """A query DataFusion refused or failed.
 
     `detail` is DataFusion's own message; `phase` is "planning" (parsing, planning,
-    optimising: 400; 405 for unsupported features; 500 for internal, I/O and resource
-    errors) or "execution" (500). (A time limit raises a plain `QueryError`, 408.)
+    optimising) or "execution". The kind says whose fault it is: `SqlPlanningError` (the
+    query's), `SqlUnsupported` (a feature DataFusion lacks), `SqlFailed` (internal, I/O and
+    resource errors, and every execution error). (A time limit raises `QueryTimeout`.)
     `http_body` is the body the reference's `/api/v3/query_sql` answers with: the bare
     DataFusion message for planning errors, `query error: error while executing plan: ...`
     for execution errors. `str(err)` is the reference's QueryExecutorError text (what
     plugins see): `error while planning query: <detail>`.
     """
 
-    def __init__(self, message: str, status: int, *, detail: str, phase: str) -> None:
-        super().__init__(message, status)
+    def __init__(self, message: str, *, detail: str, phase: str) -> None:
+        super().__init__(message)
         self.detail = detail
         self.phase = phase
 
     @property
     def http_body(self) -> str:
         return self.detail if self.phase == "planning" else f"query error: {self}"
+
+
+class SqlPlanningError(SqlQueryError):
+    """SQL, plan, schema or constant-folding errors: the query's to fix."""
+
+
+class SqlUnsupported(SqlQueryError, QueryUnsupported):
+    """`This feature is not implemented` in DataFusion."""
+
+
+class SqlFailed(SqlQueryError, QueryFailed):
+    """Internal, I/O and resource errors while planning; any error while executing."""
 
 
 class _Interrupted(BaseException):
@@ -103,7 +116,7 @@ class QueryEngine:
 
     `timeout` (seconds): a query still running then is interrupted (DataFusion notices
     within about a second, between polls; an operator stuck in one long computation may run
-    on in the background) and `execute` raises `QueryError(..., 408)`.
+    on in the background) and `execute` raises `QueryTimeout`.
     `memory_limit` (bytes): each query's DataFusion memory pool (fair spill pool); operators
     that cannot spill fail with `Resources exhausted`. Scans themselves are not counted.
     """
@@ -205,7 +218,7 @@ class QueryStream:
     """A planned query's result: `schema`, then its record batches as they are computed.
 
     Iterate it once (or call `read_all`). Execution errors raise `SqlQueryError`; past the
-    engine's time limit the next batch raises `QueryError(..., 408)` (a batch still being
+    engine's time limit the next batch raises `QueryTimeout` (a batch still being
     computed is interrupted as in `QueryEngine.execute`).
     """
 
@@ -268,10 +281,10 @@ class QueryStream:
         self._stream = None
 
 
-def _timeout_error(limit: float | None) -> QueryError:
+def _timeout_error(limit: float | None) -> QueryTimeout:
     if limit is None:
-        return QueryError("query exceeded its time limit", status=408)
-    return QueryError(f"query exceeded the time limit of {limit:g}s", status=408)
+        return QueryTimeout("query exceeded its time limit")
+    return QueryTimeout(f"query exceeded the time limit of {limit:g}s")
 
 
 def _with_time_limit(work: Any, limit: float, on_timeout: Any = None,
@@ -610,14 +623,14 @@ def _error(message: str, phase: str) -> SqlQueryError:
     detail = detail.strip()
     root = detail.rsplit("caused by\n", 1)[-1].strip()
     if phase == "planning":
+        kind: type[SqlQueryError]
         if root.startswith("This feature is not implemented") or \
                 detail.startswith("This feature is not implemented"):
-            status = 405
+            kind = SqlUnsupported
         elif root.startswith(_SERVER_SIDE):
-            status = 500
+            kind = SqlFailed
         else:
-            status = 400  # plan, SQL, schema and constant-folding (cast) errors
-        return SqlQueryError(f"error while planning query: {detail}", status,
-                             detail=detail, phase="planning")
-    return SqlQueryError(f"error while executing plan: {detail}", 500, detail=detail,
-                         phase="execution")
+            kind = SqlPlanningError  # plan, SQL, schema and constant-folding (cast) errors
+        return kind(f"error while planning query: {detail}", detail=detail, phase="planning")
+    return SqlFailed(f"error while executing plan: {detail}", detail=detail,
+                     phase="execution")

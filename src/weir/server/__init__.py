@@ -16,6 +16,7 @@ from weir.config import ServeConfig
 from weir.database import Database
 from weir.server.app import WeirApp
 from weir.server.state import ServerState
+from weir.service import Services
 
 log = logging.getLogger("weir.server")
 
@@ -55,7 +56,9 @@ async def serve(config: ServeConfig, ready: asyncio.Event | None = None) -> None
     """Start the database (replaying the WAL), the engine, then serve until signalled."""
     database = Database(config, limits=Limits.from_config(config))
     await database.start()
-    state = ServerState(config=config, database=database)
+    services = Services.over(database,
+                             hard_delete_default_s=config.hard_delete_default_duration)
+    state = ServerState(config=config, database=database, services=services)
     if not config.without_auth:
         from weir.auth import TokenStore
         from weir.server.routes_tokens import token_system_tables

@@ -13,7 +13,6 @@ import binascii
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
-from starlette.requests import Request
 from starlette.types import Scope
 
 from weir.auth import READ, WRITE, AuthError, Token, TokenStore
@@ -95,12 +94,4 @@ def authenticate(scope: Scope, store: TokenStore | None, open_: set[str],
     return tok
 
 
-def require_db(request: Request, db: str, action: str) -> None:
-    """403 unless the request's token may `action` (read/write) on database `db`."""
-    tok: Token | None = request.scope.get("weir.token")
-    if tok is None or tok.allows(db, action):
-        return
-    raise HttpError(403, {"error": f"token '{tok.name}' may not {action} database '{db}'"})
-
-
-__all__ = ["READ", "WRITE", "authenticate", "open_paths", "require_db", "token_from_header"]
+__all__ = ["READ", "WRITE", "authenticate", "open_paths", "token_from_header"]

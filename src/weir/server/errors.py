@@ -8,6 +8,8 @@ import logging
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from weir import errors as e
+from weir.lineprotocol import LineError
+from weir.query import SqlQueryError
 
 log = logging.getLogger("weir.server")
 
@@ -31,18 +33,57 @@ def json_error(status: int, message: str) -> HttpError:
     return HttpError(status, {"error": message})
 
 
+def line_error_json(line: LineError) -> dict[str, object]:
+    """One refused line as the reference shows it: its first 20 bytes only."""
+    raw = line.original_line.encode()[:20].decode("utf-8", "ignore")
+    return {"error_message": line.message, "line_number": line.line_number,
+            "original_line": raw}
+
+
+def write_error_response(exc: e.WriteError) -> tuple[int, dict[str, object]]:
+    """Status and JSON body of a refused write, as `/api/v3/write_lp` answers it."""
+    if isinstance(exc, e.LineProtocolError):
+        return (422 if exc.limit_exceeded else 400,
+                {"error": str(exc), "data": line_error_json(exc.line)})
+    if isinstance(exc, e.PartialWrite):
+        return (422 if exc.limit_exceeded else 400,
+                {"error": str(exc), "data": [line_error_json(x) for x in exc.lines]})
+    if isinstance(exc, e.WriteUnavailable):
+        return 503, {"error": str(exc)}
+    if isinstance(exc, e.WalFailure):
+        return 500, {"error": str(exc)}
+    return 400, {"error": str(exc)}
+
+
+def query_status(exc: e.QueryError) -> int:
+    if isinstance(exc, e.DatabaseMissingForQuery):
+        return 404
+    if isinstance(exc, e.QueryTimeout):
+        return 408
+    if isinstance(exc, e.QueryUnsupported):
+        return 405
+    if isinstance(exc, e.QueryFailed):
+        return 500
+    return 400
+
+
 def to_response(exc: BaseException) -> Response:
     """Map any error raised by a handler to the response the reference would give."""
     if isinstance(exc, HttpError):
         return exc.response()
+    if isinstance(exc, e.InvalidBody):
+        return PlainTextResponse(str(exc), status_code=400)
     if isinstance(exc, e.WriteError):
-        return JSONResponse(exc.body, status_code=exc.status)
+        status, body = write_error_response(exc)
+        return JSONResponse(body, status_code=status)
     if isinstance(exc, e.DatabaseMissingForQuery):
         return JSONResponse({"error": str(exc)}, status_code=404)
     if isinstance(exc, e.QueryError):
         # the reference's body for SQL errors (DataFusion's message), else our text
-        return PlainTextResponse(getattr(exc, "http_body", None) or str(exc),
-                                 status_code=exc.status)
+        return PlainTextResponse(exc.http_body if isinstance(exc, SqlQueryError) else str(exc),
+                                 status_code=query_status(exc))
+    if isinstance(exc, e.AccessDenied):
+        return JSONResponse({"error": str(exc)}, status_code=403)
     if isinstance(exc, e.InvalidName):
         return JSONResponse({"error": str(exc)}, status_code=400)
     if isinstance(exc, e.LimitExceeded):

@@ -6,13 +6,12 @@ import asyncio
 import time
 from typing import Any
 
-import pyarrow as pa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 import weir
-from weir.catalog import API_FIELD_TYPES, INTERNAL_DB, resolve_hard_delete_time, validate_db_name
+from weir.catalog import API_FIELD_TYPES, validate_db_name
 from weir.config import DurationError, parse_duration
 from weir.errors import CatalogError
 from weir.query import content_type, encode
@@ -44,17 +43,6 @@ def _retention_ns(value: Any) -> int | None:
     return ns
 
 
-def _hard_delete_time(request: Request) -> int | None:
-    """The `hard_delete_at` query parameter as the time (ns) the deleted database or table
-    goes for good; None for never."""
-    st = state_of(request)
-    try:
-        return resolve_hard_delete_time(request.query_params.get("hard_delete_at"),
-                                        time.time_ns(), st.config.hard_delete_default_duration)
-    except ValueError as e:
-        raise HttpError(400, str(e)) from None
-
-
 async def show_databases(request: Request) -> Response:
     st = state_of(request)
     q = request.query_params
@@ -65,14 +53,9 @@ async def show_databases(request: Request) -> Response:
         raise HttpError(400, f"serde error: unknown format `{fmt}`: expected json, jsonl, csv, "
                              "pretty or parquet")
     show_deleted = parse_bool(q.get("show_deleted"), "show_deleted", False)
-    names = sorted(st.database.catalog.databases())
-    cols: dict[str, Any] = {"iox::database": pa.array(names, pa.string())}
-    if show_deleted:
-        deleted = sorted(st.database.catalog.deleted_databases())
-        cols = {"iox::database": pa.array(names + deleted, pa.string()),
-                "deleted": pa.array([False] * len(names) + [True] * len(deleted))}
+    table = st.services.admin.databases(show_deleted)
     fmt = _FORMATS[fmt]
-    body = await asyncio.to_thread(encode, pa.table(cols), fmt)
+    body = await asyncio.to_thread(encode, table, fmt)
     return Response(body, media_type=content_type(fmt))
 
 
@@ -81,11 +64,10 @@ async def create_database(request: Request) -> Response:
     req = json_object(await read_json(request, st.config.max_http_request_size))
     db = require_str(req, "db")
     try:
-        validate_db_name(db)
+        validate_db_name(db)  # before the retention period is looked at, as the reference
     except CatalogError as e:
         raise json_error(400, str(e)) from None
-    retention = _retention_ns(opt_str(req, "retention_period"))
-    await asyncio.to_thread(st.database.catalog.create_database, db, retention)
+    await st.services.admin.create_database(db, _retention_ns(opt_str(req, "retention_period")))
     return Response(status_code=200)
 
 
@@ -93,8 +75,7 @@ async def update_database(request: Request) -> Response:
     st = state_of(request)
     req = json_object(await read_json(request, st.config.max_http_request_size))
     db = require_str(req, "db")
-    await asyncio.to_thread(st.database.catalog.update_database, db,
-                            _retention_ns(opt_str(req, "retention_period")))
+    await st.services.admin.set_retention(db, _retention_ns(opt_str(req, "retention_period")))
     return Response(status_code=200)
 
 
@@ -103,16 +84,7 @@ async def delete_database(request: Request) -> Response:
     db = request.query_params.get("db")
     if not db:
         raise HttpError(400, "serde error: missing field `db`")
-    if db == INTERNAL_DB:
-        raise HttpError(400, "cannot delete the _internal database")
-    cat = st.database.catalog
-    db_id = cat.db(db).id  # 404 if unknown
-    hard_delete_at = _hard_delete_time(request)  # a bad value deletes nothing
-    if st.engine is not None:
-        await st.engine.database_deleted(db)
-    await asyncio.to_thread(st.database.delete_database, db)
-    # Database.delete_database soft-deletes with no hard-deletion time; record it.
-    await asyncio.to_thread(cat.set_hard_delete_time, db_id, None, hard_delete_at)
+    await st.services.admin.delete_database(db, request.query_params.get("hard_delete_at"))
     return Response(status_code=200)
 
 
@@ -123,12 +95,12 @@ async def set_retention(request: Request) -> Response:
     if not db:
         raise HttpError(400, "serde error: missing field `db`")
     if request.method == "DELETE":
-        await asyncio.to_thread(st.database.catalog.update_database, db, None)
+        await st.services.admin.set_retention(db, None)
     else:
         dur = q.get("duration")
         if not dur:
             raise HttpError(400, "serde error: missing field `duration`")
-        await asyncio.to_thread(st.database.catalog.update_database, db, _retention_ns(dur))
+        await st.services.admin.set_retention(db, _retention_ns(dur))
     return Response(status_code=204)
 
 
@@ -149,13 +121,7 @@ async def create_table(request: Request) -> Response:
             raise HttpError(400, f"invalid field type {f.get('type')!r} for field "
                                  f"{name!r}: expected utf8, int64, uint64, float64 or bool")
         fields.append((name, ftype))
-    if not table or "" in tags or any(not name for name, _ in fields):
-        raise HttpError(400, "table, tag and field names cannot be empty")
-    cat = st.database.catalog
-    if not cat.db_exists(db):
-        validate_db_name(db)
-    # The catalog checks every limit before creating the database or the table.
-    await asyncio.to_thread(cat.create_table, db, table, list(tags), fields, True)
+    await st.services.admin.create_table(db, table, list(tags), fields)
     return Response(status_code=200)
 
 
@@ -165,11 +131,7 @@ async def delete_table(request: Request) -> Response:
     db, table = q.get("db"), q.get("table")
     if not db or not table:
         raise HttpError(400, "serde error: missing field `db` or `table`")
-    cat = st.database.catalog
-    db_id, table_id = cat.db(db).id, cat.table(db, table).id  # 404 if unknown
-    hard_delete_at = _hard_delete_time(request)
-    await asyncio.to_thread(st.database.delete_table, db, table)
-    await asyncio.to_thread(cat.set_hard_delete_time, db_id, table_id, hard_delete_at)
+    await st.services.admin.delete_table(db, table, q.get("hard_delete_at"))
     return Response(status_code=200)
 
 

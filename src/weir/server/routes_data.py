@@ -1,4 +1,5 @@
-"""Writes (v3, v2, v1) and SQL queries."""
+"""Writes (v3, v2, v1) and the v3 queries (SQL, InfluxQL): requests and answers only;
+the services hold the rules."""
 
 from __future__ import annotations
 
@@ -10,16 +11,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from weir.errors import WriteError
+from weir.auth import Token
+from weir.errors import AccessDenied, InvalidBody, LineProtocolError, WriteError
 from weir.query import choose_format, content_type, encode
-from weir.server.auth import READ, WRITE, require_db
-from weir.server.errors import HttpError, json_error
+from weir.server.errors import HttpError, json_error, write_error_response
 from weir.server.http_io import opt_str, parse_bool, parse_json, read_body, require_str
-from weir.server.routes_v1 import query_influxql
 from weir.server.state import state_of
+from weir.service import BodyReader
 
-_V1_PRECISIONS = {"s", "ms", "u", "us", "n", "ns", "second", "millisecond",
-                  "microsecond", "nanosecond"}
+
+def _principal(request: Request) -> Token | None:
+    tok: Token | None = request.scope.get("weir.token")
+    return tok
+
+
+def _body_reader(request: Request) -> BodyReader:
+    limit = state_of(request).config.max_http_request_size
+    return lambda: read_body(request, limit)
 
 
 async def write_lp(request: Request) -> Response:
@@ -28,14 +36,11 @@ async def write_lp(request: Request) -> Response:
     db = q.get("db")
     if not db:
         raise HttpError(400, "serde error: missing field `db`")
-    precision = q.get("precision") or "auto"
     accept_partial = parse_bool(q.get("accept_partial"), "accept_partial", True)
     no_sync = parse_bool(q.get("no_sync"), "no_sync", False)
-    require_db(request, db, WRITE)
-    body = await read_body(request, st.config.max_http_request_size)
-    _require_utf8(body)
-    await st.database.write_lp(db, body, precision=precision, accept_partial=accept_partial,
-                               no_sync=no_sync)
+    await st.services.writes.write_http(
+        "v3", db=db, precision=q.get("precision"), accept_partial=accept_partial,
+        no_sync=no_sync, principal=_principal(request), read_body=_body_reader(request))
     return Response(status_code=204)
 
 
@@ -45,60 +50,42 @@ async def write_v1(request: Request) -> Response:
     db = q.get("db")
     if not db:
         raise json_error(400, "missing query parameter 'db'")
-    rp = q.get("rp")
-    if rp and rp not in ("autogen", "default"):
-        db = f"{db}/{rp}"
-    precision = q.get("precision") or "ns"
-    if precision not in _V1_PRECISIONS:
-        raise json_error(400, f"invalid precision {precision!r}: expected s, ms, u, us, n or ns")
-    require_db(request, db, WRITE)
-    body = await read_body(request, st.config.max_http_request_size)
-    _require_utf8(body)
-    await st.database.write_lp(db, body, precision=precision, accept_partial=False)
+    await st.services.writes.write_http(
+        "v1", db=db, rp=q.get("rp"), precision=q.get("precision"),
+        principal=_principal(request), read_body=_body_reader(request))
     return Response(status_code=204)
 
 
 async def write_v2(request: Request) -> Response:
+    """The v2 API answers every error as `{"code": ..., "message": ...}`."""
     st = state_of(request)
     q = request.query_params
     bucket = q.get("bucket")
     if not bucket:
         raise HttpError(400, {"code": "invalid", "message": "missing query parameter 'bucket'"})
-    precision = q.get("precision") or "ns"
-    if precision not in _V1_PRECISIONS:
-        raise HttpError(400, {"code": "invalid", "message": f"invalid precision {precision!r}"})
     try:
-        require_db(request, bucket, WRITE)
-        body = await read_body(request, st.config.max_http_request_size)
-        _require_utf8(body)
-        await st.database.write_lp(bucket, body, precision=precision, accept_partial=False)
+        await st.services.writes.write_http(
+            "v2", db=bucket, precision=q.get("precision"), principal=_principal(request),
+            read_body=_body_reader(request))
     except HttpError as e:
-        code = {413: "request too large", 403: "forbidden", 401: "unauthorized",
-                404: "not found"}.get(e.status, "invalid")
-        msg = e.body if isinstance(e.body, str) else json.dumps(e.body)
-        raise HttpError(e.status, {"code": code, "message": msg}) from None
+        raise _v2_error(e.status, e.body if isinstance(e.body, str) else json.dumps(e.body)
+                        ) from None
+    except AccessDenied as e:
+        raise _v2_error(403, json.dumps({"error": str(e)})) from None
     except WriteError as e:
-        data = e.body.get("data") if isinstance(e.body, dict) else None
-        if isinstance(data, dict):
-            msg = (f"write buffer error: line protocol parse failed: {data['error_message']} "
-                   f"on line {data['line_number']}")
-        else:
-            msg = str(e)
-        code = "internal error" if e.status >= 500 else "invalid"
-        raise HttpError(e.status, {"code": code, "message": msg}) from None
+        status = 400 if isinstance(e, InvalidBody) else write_error_response(e)[0]
+        msg = str(e)
+        if isinstance(e, LineProtocolError):
+            msg = (f"write buffer error: line protocol parse failed: {e.line.message} "
+                   f"on line {e.line.line_number}")
+        raise _v2_error(status, msg) from None
     return Response(status_code=204)
 
 
-def _require_utf8(body: bytes) -> None:
-    """The reference refuses a body that is not UTF-8 as a whole; say where it breaks."""
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = body.count(b"\n", 0, e.start) + 1
-        column = e.start - (body.rfind(b"\n", 0, e.start) + 1) + 1
-        raise HttpError(400, f"body content is not valid utf8: invalid utf-8 sequence of "
-                             f"{e.end - e.start} bytes from index {e.start} (line {line}, "
-                             f"byte {column}: {body[e.start:e.end]!r})") from None
+def _v2_error(status: int, message: str) -> HttpError:
+    code = {413: "request too large", 403: "forbidden", 401: "unauthorized",
+            404: "not found"}.get(status, "internal error" if status >= 500 else "invalid")
+    return HttpError(status, {"code": code, "message": message})
 
 
 async def read_query_request(request: Request) -> dict[str, Any]:
@@ -121,27 +108,43 @@ async def read_query_request(request: Request) -> dict[str, Any]:
     return req
 
 
-async def _query_request(request: Request) -> dict[str, Any]:
+async def query_sql(request: Request) -> Response:
+    st = state_of(request)
     req = await read_query_request(request)
     require_str(req, "db")  # (read_query_request checked the types of db, q and format)
     require_str(req, "q")
-    require_db(request, req["db"], READ)
+    params = _params(req)
+    fmt = _format(req, request)
+    table = await st.services.queries.sql(req["db"], req["q"], params, _principal(request))
+    body = await asyncio.to_thread(encode, table, fmt)
+    return Response(body, media_type=content_type(fmt))
+
+
+async def query_influxql(request: Request) -> Response:
+    st = state_of(request)
+    req = await read_query_request(request)
+    if req.get("q") is None:
+        raise HttpError(400, "serde error: missing field `q`")
+    params = _params(req)
+    fmt = _format(req, request)
+    result = await st.services.queries.influxql(req["q"], req.get("db"), params,
+                                                _principal(request))
+    body = await asyncio.to_thread(encode, result.table, fmt)
+    return Response(body, media_type=content_type(fmt))
+
+
+def _params(req: dict[str, Any]) -> dict[str, Any] | None:
     params = req.get("params")
     if params is not None and not isinstance(params, dict):
         raise HttpError(400, "serde json error: params must be a JSON object")
-    return req
+    return params
 
 
-async def query_sql(request: Request) -> Response:
-    st = state_of(request)
-    req = await _query_request(request)
+def _format(req: dict[str, Any], request: Request) -> str:
     try:
-        fmt = choose_format(req.get("format"), request.headers.get("accept"))
+        return choose_format(req.get("format"), request.headers.get("accept"))
     except ValueError as e:
         raise HttpError(400, str(e)) from None
-    table = await st.database.query(req["db"], req["q"], req.get("params"))
-    body = await asyncio.to_thread(encode, table, fmt)
-    return Response(body, media_type=content_type(fmt))
 
 
 routes = [

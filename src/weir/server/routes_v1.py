@@ -1,5 +1,5 @@
-"""InfluxQL over HTTP: `/api/v3/query_influxql` (the query_sql formats) and the v1 `/query`
-(InfluxDB 1.x-shaped JSON or CSV, `epoch`, `chunked`, `pretty`, several statements).
+"""The v1 `/query`: InfluxQL answered as InfluxDB 1.x does (JSON or CSV series, `epoch`,
+`chunked`, `pretty`, several statements). `/api/v3/query_influxql` is in routes_data.
 
 v1 statement errors are answered with 200 and the error inside the statement's result,
 as InfluxDB 1.x does; request errors (no `q`, bad `epoch`) are 400 `{"error": ...}`.
@@ -7,7 +7,6 @@ as InfluxDB 1.x does; request errors (no `q`, bad `epoch`) are 400 `{"error": ..
 
 from __future__ import annotations
 
-import asyncio
 import email.parser
 import email.policy
 import json
@@ -22,72 +21,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from weir import influxql
-from weir.errors import DatabaseMissingForQuery, QueryError
 from weir.influxql.result import MEASUREMENT, InfluxQLResult
 from weir.influxql.timeutil import EPOCH_UNITS, format_rfc3339
-from weir.query import choose_format, content_type, encode
-from weir.server.auth import READ
 from weir.server.errors import HttpError, json_error
 from weir.server.http_io import parse_json, read_body
 from weir.server.state import state_of
 
 DEFAULT_CHUNK_SIZE = 10_000
 _UNSIGNED = re.compile(r"\+?[0-9]+")
-
-
-# ---- /api/v3/query_influxql ------------------------------------------------------------
-
-
-async def query_influxql(request: Request) -> Response:
-    from weir.server.routes_data import read_query_request
-
-    st = state_of(request)
-    req = await read_query_request(request)
-    if req.get("q") is None:
-        raise HttpError(400, "serde error: missing field `q`")
-    params = req.get("params")
-    if params is not None and not isinstance(params, dict):
-        raise HttpError(400, "serde json error: params must be a JSON object")
-    try:
-        fmt = choose_format(req.get("format"), request.headers.get("accept"))
-    except ValueError as e:
-        raise HttpError(400, str(e)) from None
-    result = await run_influxql(st.database, req["q"], req.get("db"), params,
-                                request.scope.get("weir.token"))
-    body = await asyncio.to_thread(encode, result.table, fmt)
-    return Response(body, media_type=content_type(fmt))
-
-
-async def run_influxql(database: Any, text: str, db: str | None,
-                       params: dict[str, Any] | None, token: Any = None) -> InfluxQLResult:
-    """One InfluxQL statement, as the v3 API and Flight run it. `token` (a weir.auth.Token,
-    None without auth) must be allowed to read the database."""
-    statements = influxql.parse(text, params)
-    if len(statements) != 1:
-        raise QueryError("must provide only one InfluxQl statement per query", status=400)
-    stmt = statements[0]
-    target = influxql.statement_database(stmt, db or None, strict=True)
-    return await _execute_authorized(database, stmt, target, token)
-
-
-async def _execute_authorized(database: Any, stmt: Any, target: str | None,
-                              token: Any) -> InfluxQLResult:
-    readable = None
-    if token is not None and not getattr(token, "admin", False):
-        if isinstance(stmt, influxql.ast.ShowDatabases):
-            readable = lambda name: token.allows(name, READ)  # noqa: E731
-        else:
-            names = [target] if target else database.catalog.databases()
-            for name in names:
-                if not token.allows(name, READ):
-                    raise HttpError(403, {"error": f"token '{token.name}' may not read "
-                                                   f"database '{name}'"})
-    result = await influxql.execute(database, stmt, target)
-    if readable is not None:
-        names = result.table.column("name").to_pylist()
-        result.table = result.table.filter(pa.array([readable(n) for n in names], pa.bool_()))
-    return result
 
 
 # ---- /query (v1) -------------------------------------------------------------------------
@@ -173,8 +114,8 @@ async def query_v1(request: Request) -> Response:
         bind = p
     db = params.get("db") or None
     rp = params.get("rp") or None
-    results = await _run_statements(st.database, text, db, rp, bind,
-                                    request.scope.get("weir.token"))
+    results = await st.services.queries.influxql_v1(text, db, rp, bind,
+                                                    request.scope.get("weir.token"))
     if csv_out:
         body = _csv(results, epoch)
         return Response(body, media_type="application/csv")
@@ -183,26 +124,6 @@ async def query_v1(request: Request) -> Response:
                                  media_type="application/json")
     doc = {"results": [_statement_json(i, r, epoch, None) for i, r in enumerate(results)]}
     return Response(_dumps(doc, pretty), media_type="application/json")
-
-
-async def _run_statements(database: Any, text: str, db: str | None, rp: str | None,
-                          bind: dict[str, Any], token: Any) -> list[InfluxQLResult | str]:
-    """Each statement's result, or its error message (a parse error fails them all)."""
-    try:
-        statements = influxql.parse(text, bind)
-    except QueryError as e:
-        return [str(e)]
-    out: list[InfluxQLResult | str] = []
-    default_db = influxql.ast.resolve_dbrp(db, rp) if db else None
-    for stmt in statements:
-        try:
-            target = influxql.statement_database(stmt, default_db, strict=False)
-            out.append(await _execute_authorized(database, stmt, target, token))
-        except DatabaseMissingForQuery as e:
-            out.append(f"Cannot retrieve database: External error: database not found: {e.db}")
-        except QueryError as e:
-            out.append(str(e))
-    return out
 
 
 # ---- series ------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pyarrow as pa
 
-from weir.errors import WriteError
+from weir.errors import WalFailure, WriteUnavailable
 from weir.objectstore import ObjectStore
 from weir.wal.format import WalCorrupt, WalFile, WalOp, decode, encode, seq_from_path, wal_path
 
@@ -103,11 +103,11 @@ class Wal:
 
     async def append(self, ops: list[WalOp], wait: bool = True) -> None:
         if self._failed:
-            raise WriteError(self._failed, status=500)
+            raise WalFailure(self._failed)
         if self._stopping:
-            raise WriteError("server is shutting down", status=503)
+            raise WriteUnavailable("server is shutting down")
         if len(self._pending) + len(ops) > self.max_buffer_ops:
-            raise WriteError(f"wal buffer full with {len(self._pending)} ops", status=503)
+            raise WriteUnavailable(f"wal buffer full with {len(self._pending)} ops")
         self._pending.extend(ops)
         fut: asyncio.Future[None] | None = None
         if wait:
@@ -134,7 +134,7 @@ class Wal:
                 await self._flush(ops)
             except Exception as e:  # the write never became durable: tell every waiter
                 log.exception("WAL flush failed")
-                err = WriteError(f"failed to persist the write-ahead log: {e}", status=500)
+                err = WalFailure(f"failed to persist the write-ahead log: {e}")
                 for w in waiters:
                     if not w.done():
                         w.set_exception(err)

@@ -12,7 +12,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from weir.errors import QueryError, WeirError
+from weir.auth import AuthError, Token
+from weir.errors import AccessDenied, QueryError, WeirError
+from weir.server.auth import token_from_header
+from weir.server.errors import HttpError
+from weir.server.state import ServerState
 
 _DB_KEYS = ("database", "namespace_name", "bucket", "bucket-name")
 
@@ -95,19 +99,17 @@ def _stream_table(table: pa.Table) -> pa.Table:
 
 
 class WeirFlightServer(flight.FlightServerBase):
-    def __init__(self, location: str, state: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, location: str, state: ServerState, loop: asyncio.AbstractEventLoop
+                 ) -> None:
         super().__init__(location, middleware={"headers": _HeadersFactory()})
         self.state = state
         self.loop = loop
 
-    def _token(self, context: Any) -> Any:
+    def _token(self, context: flight.ServerCallContext) -> Token | None:
         tokens = self.state.tokens
         mw = context.get_middleware("headers")
         headers = mw.headers if mw is not None else {}
         values = headers.get("authorization") or headers.get("Authorization") or []
-        from weir.server.auth import token_from_header
-        from weir.server.errors import HttpError
-
         try:
             text = token_from_header(values[0]) if values else None
         except HttpError:
@@ -115,8 +117,6 @@ class WeirFlightServer(flight.FlightServerBase):
                 "Authorization header was malformed") from None
         if tokens is None:
             return None
-        from weir.auth import AuthError
-
         try:
             return tokens.authenticate(text)
         except AuthError:
@@ -129,37 +129,23 @@ class WeirFlightServer(flight.FlightServerBase):
         fut = asyncio.run_coroutine_threadsafe(self._query(req, token), self.loop)
         try:
             table = fut.result()
-        except QueryError as e:
+        except AccessDenied as e:
+            raise flight.FlightUnauthorizedError(str(e)) from None
+        except WeirError as e:
             # FlightServerError carries just the message (ArrowInvalid would add the
             # server's Python traceback to what the client sees)
-            if e.status == 403:
-                raise flight.FlightUnauthorizedError(str(e)) from None
-            raise flight.FlightServerError(str(e)) from None
-        except WeirError as e:
             raise flight.FlightServerError(str(e)) from None
         return flight.RecordBatchStream(_stream_table(table))
 
-    async def _query(self, req: dict[str, Any], token: Any) -> pa.Table:
-        from weir.server.auth import READ
-
-        database = self.state.database
+    async def _query(self, req: dict[str, Any], token: Token | None) -> pa.Table:
+        queries = self.state.services.queries
         if req["type"] == "influxql":
-            from weir.server.errors import HttpError
-            from weir.server.routes_v1 import run_influxql
-
-            try:
-                result = await run_influxql(database, req["query"], req["db"], req["params"],
-                                            token)
-            except HttpError as e:
-                raise QueryError(str(e.body.get("error") if isinstance(e.body, dict)
-                                     else e.body), status=403) from None
+            result = await queries.influxql(req["query"], req["db"], req["params"], token)
             return result.with_metadata()
         db = req["db"]
         if not db:
             raise QueryError("invalid ticket: missing field `database`")
-        if token is not None and not token.allows(db, READ):
-            raise QueryError(f"token '{token.name}' may not read database '{db}'", status=403)
-        return await database.query(db, req["query"], req["params"])
+        return await queries.sql(db, req["query"], req["params"], token)
 
     def list_flights(self, context: Any, criteria: bytes) -> Any:
         return iter(())

@@ -1,0 +1,103 @@
+"""The seams to storage, as protocols, and the values that cross them.
+
+The services (weir.service) and the processing engine reach storage only through these
+protocols, so a second storage back end, or a remote node, can stand behind the same seam.
+`weir.database.Database` is today's one implementation of every storage port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import pyarrow as pa
+
+from weir.catalog import Catalog
+from weir.persist import PersistEvent
+
+Action = Literal["read", "write"]
+
+#: database name -> {system table name: builder}; see weir.system_tables
+SystemTableProvider = Callable[[str], dict[str, Callable[[], pa.Table]]]
+
+#: a JSON value bound to a `$name` placeholder of a query
+QueryParams = Mapping[str, object]
+
+
+class Principal(Protocol):
+    """Who asks: an authenticated token (None stands for "auth is off")."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def admin(self) -> bool: ...
+
+    def allows(self, db: str, action: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    lines_written: int
+    tables: list[str]
+
+
+@dataclass
+class FlushedWal:
+    """One durable WAL file's rows, handed to WAL listeners (the processing engine):
+    database -> [(table, rows)] in the order they were written."""
+
+    seq: int
+    writes: dict[str, list[tuple[str, pa.RecordBatch]]] = field(default_factory=dict)
+
+
+class WriteSink(Protocol):
+    """Where validated line protocol goes: durable (in the WAL) when the call returns,
+    unless `no_sync`. Raises `weir.errors.WriteError` and its kinds."""
+
+    async def write_lp(self, database: str, body: bytes | str, *, precision: str = "auto",
+                       accept_partial: bool = True, no_sync: bool = False) -> WriteResult: ...
+
+
+class QuerySource(Protocol):
+    """Runs SQL on one database's data (buffer, Parquet and system tables). Raises
+    `weir.errors.QueryError` and its kinds."""
+
+    async def query(self, database: str, sql: str,
+                    params: QueryParams | None = None) -> pa.Table: ...
+
+
+class CatalogQuerySource(QuerySource, Protocol):
+    """A query source whose catalog can be read (InfluxQL plans from the schema)."""
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+
+WalListener = Callable[[FlushedWal], Awaitable[None]]
+PersistListener = Callable[[PersistEvent], Awaitable[None]]
+#: called after a database was deleted (soft): its name
+DatabaseDeletedListener = Callable[[str], Awaitable[None]]
+
+
+class StorageEvents(Protocol):
+    """What happens in storage that others react to."""
+
+    def add_wal_listener(self, cb: WalListener) -> None: ...
+
+    def add_persist_listener(self, cb: PersistListener) -> None: ...
+
+    def add_system_tables(self, provider: SystemTableProvider) -> None: ...
+
+    def add_database_deleted_listener(self, cb: DatabaseDeletedListener) -> None: ...
+
+
+class Storage(WriteSink, CatalogQuerySource, StorageEvents, Protocol):
+    """Everything the services and the processing engine need from a storage back end."""
+
+    async def delete_database(self, name: str, hard_delete_at_ns: int | None = None
+                              ) -> None: ...
+
+    async def delete_table(self, db: str, table: str,
+                           hard_delete_at_ns: int | None = None) -> None: ...

@@ -1,0 +1,75 @@
+"""Queries from every front end (HTTP `query_sql`/`query_influxql`/v1 `/query`, Flight,
+plugins): SQL and InfluxQL, with the caller's read authorization checked here."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from weir import influxql
+from weir.auth import READ
+from weir.errors import AccessDenied, DatabaseMissingForQuery, QueryError
+from weir.influxql.result import InfluxQLResult
+from weir.ports import CatalogQuerySource, Principal, QueryParams
+from weir.service.writes import authorize
+
+#: the text of a v1 statement that failed: each statement of a v1 query answers on its own
+StatementError = str
+
+
+class QueryService:
+    def __init__(self, source: CatalogQuerySource) -> None:
+        self._source = source
+
+    async def sql(self, db: str, sql: str, params: QueryParams | None,
+                  principal: Principal | None) -> pa.Table:
+        authorize(principal, db, READ)
+        return await self._source.query(db, sql, params)
+
+    async def influxql(self, text: str, db: str | None, params: QueryParams | None,
+                       principal: Principal | None) -> InfluxQLResult:
+        """One InfluxQL statement, as `/api/v3/query_influxql` and Flight run it: the
+        database named both in the query and in `db` must agree."""
+        statements = influxql.parse(text, params)
+        if len(statements) != 1:
+            raise QueryError("must provide only one InfluxQl statement per query")
+        stmt = statements[0]
+        target = influxql.statement_database(stmt, db or None, strict=True)
+        return await self._run_authorized(stmt, target, principal)
+
+    async def influxql_v1(self, text: str, db: str | None, rp: str | None,
+                          params: QueryParams | None, principal: Principal | None
+                          ) -> list[InfluxQLResult | StatementError]:
+        """Every statement of a v1 `/query`, each with its result or its error message
+        (a parse error fails them all), as InfluxDB 1.x answers them."""
+        try:
+            statements = influxql.parse(text, params)
+        except QueryError as e:
+            return [str(e)]
+        out: list[InfluxQLResult | StatementError] = []
+        default_db = influxql.ast.resolve_dbrp(db, rp) if db else None
+        for stmt in statements:
+            try:
+                target = influxql.statement_database(stmt, default_db, strict=False)
+                out.append(await self._run_authorized(stmt, target, principal))
+            except DatabaseMissingForQuery as e:
+                out.append(f"Cannot retrieve database: External error: database not found: "
+                           f"{e.db}")
+            except QueryError as e:
+                out.append(str(e))
+        return out
+
+    async def _run_authorized(self, stmt: influxql.ast.Statement, target: str | None,
+                              principal: Principal | None) -> InfluxQLResult:
+        if principal is None or principal.admin:
+            return await influxql.execute(self._source, stmt, target)
+        if isinstance(stmt, influxql.ast.ShowDatabases):
+            # SHOW DATABASES lists only the databases the token may read
+            result = await influxql.execute(self._source, stmt, target)
+            names = result.table.column("name").to_pylist()
+            result.table = result.table.filter(
+                pa.array([principal.allows(n, READ) for n in names], pa.bool_()))
+            return result
+        for name in [target] if target else self._source.catalog.databases():
+            if not principal.allows(name, READ):
+                raise AccessDenied(f"token '{principal.name}' may not read database '{name}'")
+        return await influxql.execute(self._source, stmt, target)
