@@ -7,6 +7,7 @@
 from weir.lineprotocol.batch import (
     ColumnValues,
     FieldType,
+    FieldValue,
     LineError,
     ParsedWrite,
     SchemaLookup,
@@ -25,6 +26,7 @@ __all__ = [
     "PRECISION_NS",
     "ColumnValues",
     "FieldType",
+    "FieldValue",
     "LineError",
     "ParsedWrite",
     "SchemaLookup",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, overload
+from typing import overload
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +24,13 @@ class FieldType(Enum):
     UINTEGER = "uinteger"
     STRING = "string"
     BOOLEAN = "boolean"
+
+
+#: one field value as Python holds it: float, integer or unsigned (int), string, boolean;
+#: also every entry of a column (tags are str, times and line numbers int), None where a
+#: row lacks the column. (The line path keeps a float as its text until it converts the
+#: whole column.)
+FieldValue = float | int | str | bool
 
 
 ARROW_TYPES: dict[FieldType, pa.DataType] = {
@@ -54,7 +61,7 @@ class LineError:
     original_line: str
 
 
-class ColumnValues(Sequence[Any]):
+class ColumnValues(Sequence[FieldValue | None]):
     """One column as a read-only list: `col[i]`, `len(col)`, iteration, `col == [...]`.
 
     `.array` is the Arrow array underneath; `.to_pylist()` gives a plain list.
@@ -64,9 +71,9 @@ class ColumnValues(Sequence[Any]):
 
     def __init__(self, array: pa.Array) -> None:
         self.array = array
-        self._list: list[Any] | None = None
+        self._list: list[FieldValue | None] | None = None
 
-    def to_pylist(self) -> list[Any]:
+    def to_pylist(self) -> list[FieldValue | None]:
         if self._list is None:
             self._list = self.array.to_pylist()
         return self._list
@@ -75,13 +82,13 @@ class ColumnValues(Sequence[Any]):
         return len(self.array)
 
     @overload
-    def __getitem__(self, i: int) -> Any: ...
+    def __getitem__(self, i: int) -> FieldValue | None: ...
     @overload
-    def __getitem__(self, i: slice) -> list[Any]: ...
-    def __getitem__(self, i: int | slice) -> Any:
+    def __getitem__(self, i: slice) -> list[FieldValue | None]: ...
+    def __getitem__(self, i: int | slice) -> FieldValue | None | list[FieldValue | None]:
         return self.to_pylist()[i]
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[FieldValue | None]:
         return iter(self.to_pylist())
 
     def __eq__(self, other: object) -> bool:
@@ -91,6 +98,7 @@ class ColumnValues(Sequence[Any]):
             return self.to_pylist() == list(other)
         return NotImplemented
 
+    # unhashable, as the list it stands for (Sequence declares __hash__ a method)
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
@@ -105,7 +113,7 @@ def tag_columns(series_tags: Sequence[Mapping[str, str]], row_series: np.ndarray
     Keys come in first-seen order (series in order, then each series' own order).
     """
     keys = dict.fromkeys(k for tags in series_tags for k in tags)
-    out = {}
+    out: dict[str, pa.Array] = {}
     small = len(row_series) <= 64  # numpy's fixed costs outweigh its speed
     for k in keys:
         words: dict[str, int] = {}

@@ -116,7 +116,7 @@ class _Spans:
                                      [validity, pa.py_buffer(offsets), self.data])
 
 
-def _even_values(arr: pa.Array, dtype: type) -> np.ndarray:
+def _even_values(arr: pa.Array, dtype: type[np.generic]) -> np.ndarray:
     """The values at even positions of a primitive array (null slots hold garbage)."""
     raw = np.frombuffer(arr.buffers()[1], dtype=dtype)
     return raw[arr.offset:arr.offset + len(arr):2]
@@ -165,7 +165,7 @@ def _timestamps(buf: np.ndarray, spans: _Spans, starts: np.ndarray, ends: np.nda
         mult = np.where(mag < 5 * 10**9, 10**9,
                         np.where(mag < 5 * 10**12, 10**6,
                                  np.where(mag < 5 * 10**15, 10**3, 1)))
-        factors = _AUTO_FACTORS
+        factors: tuple[int, ...] = _AUTO_FACTORS
     else:
         mult = np.full(len(raw), factor, np.int64)
         factors = (factor,)
@@ -242,7 +242,8 @@ def _parse(body: bytes, factor: int, auto: bool, default_time_ns: int,
     def unquoted(pos: np.ndarray) -> np.ndarray:
         if quotes is None:
             return pos
-        return pos[(np.searchsorted(quotes, pos, side="right") & 1) == 0]
+        outside: np.ndarray = pos[(np.searchsorted(quotes, pos, side="right") & 1) == 0]
+        return outside
 
     # --- sections: exactly one or two spaces per line ---------------------------------
     spaces, owner = _in_lines(np.flatnonzero(buf == _SPACE), s, e)
@@ -300,7 +301,8 @@ def _parse(body: bytes, factor: int, auto: bool, default_time_ns: int,
     series_tables: list[int] = []
     for i, text in enumerate(series_texts):
         entry = series_entry(text)
-        _check(entry is not None)
+        if entry is None:
+            raise _GiveUp
         measurement, tags, tag_map = entry
         _check(len(tag_map) == len(tags) and "time" not in tag_map)
         series_tags.append(tag_map)
@@ -342,10 +344,11 @@ def _parse(body: bytes, factor: int, auto: bool, default_time_ns: int,
     table_rows: list[np.ndarray | None] = [None]
     row_in_table = None
     if line_table is not None:
-        table_rows = [np.flatnonzero(line_table == t) for t in range(n_tables)]
+        rows_of_table = [np.flatnonzero(line_table == t) for t in range(n_tables)]
         row_in_table = np.empty(n, np.int64)
-        for rows in table_rows:
+        for rows in rows_of_table:
             row_in_table[rows] = np.arange(len(rows))
+        table_rows = [*rows_of_table]
 
     table_fields: list[list[tuple[int, str, FieldType, pa.Array]]] = [
         [] for _ in range(n_tables)]
@@ -361,6 +364,7 @@ def _parse(body: bytes, factor: int, auto: bool, default_time_ns: int,
         n_rows = n if rows_t is None else len(rows_t)
         where = lines if row_in_table is None else row_in_table[lines]
         if cls == _STRING:
+            assert strings is not None  # _field_values made it: some items are strings
             take = np.zeros(n_rows, np.int64)
             take[where] = 2 * sel
             missing = np.ones(n_rows, np.bool_)
@@ -388,10 +392,10 @@ def _parse(body: bytes, factor: int, auto: bool, default_time_ns: int,
         tag_keys = dict.fromkeys(k for tags in tags_of_series for k in tags)
         _check(tag_keys.keys().isdisjoint(f[1] for f in fields))
         known = (schema(name) if schema is not None else None) or {}
-        for k in tag_keys:
-            _check(known.get(k, ("tag",))[0] == "tag")
-        for _first, k, ftype, _arr in fields:
-            kind = known.get(k)
+        for tag in tag_keys:
+            _check(known.get(tag, ("tag",))[0] == "tag")
+        for _first, fkey, ftype, _arr in fields:
+            kind = known.get(fkey)
             _check(kind is None or (kind[0] == "field" and kind[1] == ftype.value))
         if rows_t is None:
             row_series = line_series

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
-from weir.lineprotocol.batch import FieldType
+from weir.lineprotocol.batch import FieldType, FieldValue
 
 _MEASUREMENT = str.maketrans({"\\": "\\\\", ",": "\\,", " ": "\\ "})
 _KEY = str.maketrans({"\\": "\\\\", ",": "\\,", "=": "\\=", " ": "\\ "})
@@ -34,7 +33,7 @@ def escape_string_field(s: str) -> str:
     return s.translate(_STRING)
 
 
-def format_value(ftype: FieldType, v: Any) -> str:
+def format_value(ftype: FieldType, v: FieldValue) -> str:
     """One field value as line protocol: `1.0`, `3i`, `3u`, `true`, `"text"`."""
     if ftype is FieldType.FLOAT:
         f = float(v)
@@ -61,9 +60,9 @@ def _check_name(what: str, s: str) -> None:
         raise ValueError(f"line protocol cannot carry a newline in a {what}: {s!r}")
 
 
-def format_line(measurement: str, tags: Mapping[str, Any],
-                fields: Mapping[str, tuple[FieldType, Any]], time_ns: int | None = None
-                ) -> str:
+def format_line(measurement: str, tags: Mapping[str, str | None],
+                fields: Mapping[str, tuple[FieldType, FieldValue | None]],
+                time_ns: int | None = None) -> str:
     """One line of line protocol.
 
     Tags whose value is None or empty are left out, as are fields whose value is None
@@ -76,13 +75,13 @@ def format_line(measurement: str, tags: Mapping[str, Any],
         raise ValueError(f"line protocol cannot carry a measurement starting with "
                          f"{measurement[0]!r}")
     out = [measurement.translate(_MEASUREMENT)]
-    for k, v in tags.items():
-        if v is None or v == "":
+    for k, tag in tags.items():
+        if tag is None or tag == "":
             continue
         _check_name("tag key", k)
-        v = str(v)
-        _check_name("tag value", v)
-        out.append(f",{k.translate(_KEY)}={v.translate(_KEY)}")
+        text = str(tag)
+        _check_name("tag value", text)
+        out.append(f",{k.translate(_KEY)}={text.translate(_KEY)}")
     sep = " "
     for k, (ftype, v) in fields.items():
         if v is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from weir.lineprotocol.batch import (
     ARROW_TYPES,
     FieldType,
+    FieldValue,
     LineError,
     ParsedWrite,
     SchemaLookup,
@@ -148,7 +149,7 @@ def series_entry(key: str) -> SeriesEntry | None:
     return entry
 
 
-_Layout = tuple[list[str], list[FieldType], list[list[Any]], int, bool]
+_Layout = tuple[list[str], list[FieldType], list[list[FieldValue | None]], int, bool]
 
 # One field of a line without backslashes: key=value or key="text" (anything else, the
 # scanner reads).
@@ -173,7 +174,7 @@ class _Table:
         self.series_tags: list[Mapping[str, str]] = []
         self.series_index: dict[Hashable, int] = {}
         self.tag_names: dict[str, None] = {}
-        self.fields: dict[str, tuple[FieldType, list[Any]]] = {}
+        self.fields: dict[str, tuple[FieldType, list[FieldValue | None]]] = {}
         # series keys of good lines: their tags pass the checks again for the batch
         # (their tag keys are tag columns now, which no field can take)
         self.good_series: set[str] = set()
@@ -200,7 +201,7 @@ class _Table:
                     f"column '{k}' is a {known[0]} in table '{self.name}', "
                     "cannot use it as a tag")
 
-    def check_fields(self, fields: list[tuple[str, FieldType, Any]],
+    def check_fields(self, fields: list[tuple[str, FieldType, FieldValue]],
                      line_tags: Mapping[str, str]) -> None:
         seen: set[str] = set()
         table_fields = self.fields
@@ -231,7 +232,7 @@ class _Table:
                                           f"{known[1]}, got {ftype.value}")
 
     def append(self, line_number: int, series_key: Hashable, tags: Mapping[str, str],
-               fields: list[tuple[str, FieldType, Any]], time_ns: int) -> None:
+               fields: list[tuple[str, FieldType, FieldValue]], time_ns: int) -> None:
         series = self.series_index.get(series_key)
         if series is None:
             series = self.series_index[series_key] = len(self.series_tags)
@@ -255,7 +256,7 @@ class _Table:
                 if len(col) < n:
                     col.append(None)
 
-    def append_known(self, line_number: int, layout: _Layout, values: list[Any],
+    def append_known(self, line_number: int, layout: _Layout, values: Sequence[FieldValue],
                      time_ns: int) -> None:
         columns, series = layout[2], layout[3]
         for col, v in zip(columns, values, strict=True):
@@ -273,8 +274,9 @@ class _Table:
         """Arrow columns; with `lazy`, float columns hold text, converted here (raises
         _BadFloat if one is not a line protocol float)."""
         tags = tag_columns(self.series_tags, np.array(self.row_series, np.int64))
-        fields = {k: (t, _float_column(v) if lazy and t is _FLOAT else
-                      pa.array(v, ARROW_TYPES[t]))
+        # (a lazy float column holds each value's text: field_value_lazy, _add_plain)
+        fields = {k: (t, _float_column(cast("list[str | None]", v)) if lazy and t is _FLOAT
+                      else pa.array(v, ARROW_TYPES[t]))
                   for k, (t, v) in self.fields.items()}
         return TableColumns.from_arrays(self.name, pa.array(self.line_numbers, pa.int64()),
                                         tags, fields, pa.array(self.times, pa.int64()))
@@ -348,7 +350,7 @@ class _Batch:
             table.append_known(line_number, layout, [item[2] for item in items], time_ns)
             return True
         types: list[FieldType] = []
-        values: list[Any] = []
+        values: list[FieldValue] = []
         for k, eq, raw in items:
             if not k or not eq:
                 return False
@@ -400,7 +402,7 @@ class _Batch:
         # The line has the shape this reads; now its values, in order, as the scanner.
         keys: list[str] = []
         types: list[FieldType] = []
-        values: list[Any] = []
+        values: list[FieldValue] = []
         for k, text, raw in found:
             keys.append(k)
             if text is not None:
@@ -422,7 +424,7 @@ class _Batch:
         return True
 
     def _commit(self, line_number: int, table: _Table, series_key: str, series: SeriesEntry,
-                keys: list[str], types: list[FieldType], values: list[Any], time_ns: int
+                keys: list[str], types: list[FieldType], values: list[FieldValue], time_ns: int
                 ) -> None:
         """Check a parsed plain line against the table (unless its series and field
         layout passed before) and append it."""

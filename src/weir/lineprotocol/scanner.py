@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
 
-from weir.lineprotocol.batch import FieldType
+from weir.lineprotocol.batch import FieldType, FieldValue
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 U64_MAX = 2**64 - 1
@@ -31,7 +30,7 @@ FLOAT_END = frozenset("0123456789.")
 FLOAT_START = frozenset("0123456789-.")
 
 # Names: runs of ordinary characters or backslash pairs (a lone backslash at the end of
-# the line is literal).
+# the line is literal). These four match the empty string: `.match()` never gives None.
 _MEASUREMENT = re.compile(r"(?:[^\\, ]++|\\.?)*+")
 _KEY = re.compile(r"(?:[^\\,= ]++|\\.?)*+")
 _TAG_VALUE = re.compile(r"(?:[^\\, ]++|\\.?)*+")
@@ -61,7 +60,7 @@ def _is_int_text(s: str) -> bool:
     return s.isascii() and (s.isdigit() or (s[:1] == "-" and s[1:].isdigit()))
 
 
-def field_value(key: str, raw: str) -> tuple[FieldType, Any]:
+def field_value(key: str, raw: str) -> tuple[FieldType, FieldValue]:
     """An unquoted field value: float, integer (`12i`), unsigned (`12u`) or boolean.
 
     Floats are `-?([0-9]+.?[0-9]*|.[0-9]+)([eE][+-]?[0-9]+)?`: float() reads a superset,
@@ -103,7 +102,7 @@ def field_value(key: str, raw: str) -> tuple[FieldType, Any]:
     raise LineSyntaxError(f"invalid field value for '{key}': '{raw}'")
 
 
-def field_value_lazy(key: str, raw: str) -> tuple[FieldType, Any]:
+def field_value_lazy(key: str, raw: str) -> tuple[FieldType, FieldValue]:
     """Like field_value, but a float is left as its text, for the caller to convert a
     whole column at once (and to check it: this does not)."""
     if raw and raw[-1] in FLOAT_END:
@@ -148,7 +147,7 @@ def _string_value(line: str, pos: int, key: str) -> tuple[str, int]:
     return value, m.end()
 
 
-Scanned = tuple[str, list[tuple[str, str]], list[tuple[str, FieldType, Any]], str | None]
+Scanned = tuple[str, list[tuple[str, str]], list[tuple[str, FieldType, FieldValue]], str | None]
 
 
 def scan_line(line: str, lazy_floats: bool = False) -> Scanned:
@@ -159,6 +158,7 @@ def scan_line(line: str, lazy_floats: bool = False) -> Scanned:
     """
     n = len(line)
     m = _MEASUREMENT.match(line)
+    assert m is not None
     pos = m.end()
     if pos == 0:
         raise LineSyntaxError("missing measurement")
@@ -167,6 +167,7 @@ def scan_line(line: str, lazy_floats: bool = False) -> Scanned:
     tags: list[tuple[str, str]] = []
     while pos < n and line[pos] == ",":
         m = _KEY.match(line, pos + 1)
+        assert m is not None
         key = unescape_key(m.group())
         if not key:
             raise LineSyntaxError(f"missing tag key at column {pos + 2}")
@@ -174,6 +175,7 @@ def scan_line(line: str, lazy_floats: bool = False) -> Scanned:
         if pos >= n or line[pos] != "=":
             raise LineSyntaxError(f"missing '=' after tag key '{key}'")
         m = _TAG_VALUE.match(line, pos + 1)
+        assert m is not None
         value = unescape_key(m.group())
         if not value:
             raise LineSyntaxError(f"missing value for tag '{key}'")
@@ -186,9 +188,10 @@ def scan_line(line: str, lazy_floats: bool = False) -> Scanned:
     if pos >= n:
         raise LineSyntaxError("missing fields")
 
-    fields: list[tuple[str, FieldType, Any]] = []
+    fields: list[tuple[str, FieldType, FieldValue]] = []
     while True:
         m = _KEY.match(line, pos)
+        assert m is not None
         key = unescape_key(m.group())
         if not key:
             raise LineSyntaxError(f"missing field key at column {pos + 1}")
@@ -204,6 +207,7 @@ def scan_line(line: str, lazy_floats: bool = False) -> Scanned:
                     f"unexpected text after string field value for '{key}' at column {pos + 1}")
         else:
             m = _PLAIN_VALUE.match(line, pos)
+            assert m is not None
             ftype, v = (field_value_lazy if lazy_floats else field_value)(key, m.group())
             fields.append((key, ftype, v))
             pos = m.end()
