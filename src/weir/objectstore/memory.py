@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
+from typing import NoReturn
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -50,7 +52,8 @@ class MemoryObjectStore(ObjectStore):
         return pafs.PyFileSystem(_MemoryHandler(self))
 
 
-class _MemoryHandler(pafs.FileSystemHandler):
+# pyarrow has no type information (pyproject.toml, [tool.mypy]): its classes are Any
+class _MemoryHandler(pafs.FileSystemHandler):  # type: ignore[misc]
     """Read-only pyarrow view of a MemoryObjectStore, enough for Parquet scans."""
 
     def __init__(self, store: MemoryObjectStore) -> None:
@@ -62,7 +65,7 @@ class _MemoryHandler(pafs.FileSystemHandler):
     def equals(self, other: object) -> bool:
         return isinstance(other, _MemoryHandler) and other.store is self.store
 
-    def get_file_info(self, paths):  # type: ignore[no-untyped-def]
+    def get_file_info(self, paths: Iterable[str]) -> list[pafs.FileInfo]:
         infos = []
         for p in paths:
             key = p.lstrip("/")
@@ -72,7 +75,7 @@ class _MemoryHandler(pafs.FileSystemHandler):
                 infos.append(pafs.FileInfo(p, pafs.FileType.NotFound))
         return infos
 
-    def get_file_info_selector(self, selector):  # type: ignore[no-untyped-def]
+    def get_file_info_selector(self, selector: pafs.FileSelector) -> list[pafs.FileInfo]:
         prefix = selector.base_dir.strip("/")
         prefix = prefix + "/" if prefix else ""
         return [
@@ -80,17 +83,17 @@ class _MemoryHandler(pafs.FileSystemHandler):
             for k in self.store.list(prefix)
         ]
 
-    def open_input_file(self, path: str):  # type: ignore[no-untyped-def]
+    def open_input_file(self, path: str) -> pa.BufferReader:
         return pa.BufferReader(self.store.get(path.lstrip("/")))
 
-    def open_input_stream(self, path: str):  # type: ignore[no-untyped-def]
+    def open_input_stream(self, path: str) -> pa.BufferReader:
         return pa.BufferReader(self.store.get(path.lstrip("/")))
 
     def normalize_path(self, path: str) -> str:
         return path
 
     # The engine never writes through pyarrow; refuse clearly if something tries.
-    def _readonly(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _readonly(self, *args: object, **kwargs: object) -> NoReturn:
         raise OSError("the weir memory filesystem is read-only through pyarrow")
 
     create_dir = delete_dir = delete_dir_contents = delete_root_dir_contents = _readonly

@@ -232,7 +232,8 @@ def parquet_bytes(t: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     # small row groups keep min/max statistics useful for pruning by series and time
     pq.write_table(t, sink, compression="zstd", row_group_size=128 * 1024)
-    return sink.getvalue().to_pybytes()
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
 
 
 def write_snapshot(
