@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from weir.catalog.schema import (
     FIELD,
@@ -25,6 +25,7 @@ from weir.catalog.schema import (
     DatabaseSchema,
     TableSchema,
     TriggerDefinition,
+    TriggerJson,
 )
 from weir.config import (
     DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT,
@@ -44,6 +45,41 @@ from weir.errors import (
 from weir.objectstore import ObjectStore
 
 INTERNAL_DB = "_internal"
+
+
+# The catalog file, `<node>/catalog.json`. Keys marked NotRequired may be missing from a
+# file an older Weir wrote; this one always writes them (except a live table's `deleted`).
+
+class TableJson(TypedDict):
+    id: int
+    name: str
+    columns: list[list[str]]  # [name, kind, type] per column
+    deleted: NotRequired[bool]
+    hard_delete_time_ns: NotRequired[int | None]
+
+
+class DatabaseJson(TypedDict):
+    id: int
+    name: str
+    retention_period_ns: NotRequired[int | None]
+    deleted: NotRequired[bool]
+    hard_delete_time_ns: NotRequired[int | None]
+    tables: list[TableJson]
+    deleted_tables: NotRequired[list[TableJson]]
+    triggers: NotRequired[list[TriggerJson]]
+
+
+class CatalogJson(TypedDict):
+    format: int
+    uuid: str
+    sequence: int
+    node_id: str
+    gen1_duration_s: NotRequired[float | None]
+    next_id: int
+    databases: list[DatabaseJson]
+    deleted_databases: NotRequired[list[DatabaseJson]]
+    #: other parts' state, JSON they define and read themselves (weir.auth: tokens)
+    extra: NotRequired[dict[str, Any]]
 
 
 @dataclass
@@ -150,14 +186,15 @@ class Catalog:
         self._dbs: dict[str, DatabaseSchema] = {}
         self._deleted: list[DatabaseSchema] = []
         self._next_id = 1
-        self.extra: dict[str, Any] = {}  # other parts' persisted state (tokens)
+        #: other parts' persisted state, JSON they define and read (weir.auth: tokens)
+        self.extra: dict[str, Any] = {}
 
     # ---- persistence -------------------------------------------------------------
 
     def load(self) -> None:
         """Read the catalog from the store, or create it with the `_internal` database."""
         try:
-            raw = json.loads(self.store.get(self.path))
+            raw: CatalogJson = json.loads(self.store.get(self.path))
         except FileNotFoundError:
             with self._lock:
                 self._create_db_locked(INTERNAL_DB, count_limit=False)
@@ -174,7 +211,7 @@ class Catalog:
 
     def _persist_locked(self) -> None:
         self.sequence += 1
-        doc = {
+        doc: CatalogJson = {
             "format": 1,
             "uuid": self.uuid,
             "sequence": self.sequence,
@@ -504,8 +541,8 @@ def _due_tables(d: DatabaseSchema, now_ns: int) -> list[HardDelete]:
             if t.hard_delete_time_ns is not None and t.hard_delete_time_ns <= now_ns]
 
 
-def _table_to_json(t: TableSchema) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def _table_to_json(t: TableSchema) -> TableJson:
+    out: TableJson = {
         "id": t.id,
         "name": t.name,
         "columns": [[c.name, c.kind, c.type] for c in t.columns.values()],
@@ -516,14 +553,14 @@ def _table_to_json(t: TableSchema) -> dict[str, Any]:
     return out
 
 
-def _table_from_json(t: dict[str, Any]) -> TableSchema:
+def _table_from_json(t: TableJson) -> TableSchema:
     return TableSchema(id=t["id"], name=t["name"],
                        columns={c[0]: Column(*c) for c in t["columns"]},
                        deleted=t.get("deleted", False),
                        hard_delete_time_ns=t.get("hard_delete_time_ns"))
 
 
-def _db_to_json(d: DatabaseSchema) -> dict[str, Any]:
+def _db_to_json(d: DatabaseSchema) -> DatabaseJson:
     return {
         "id": d.id,
         "name": d.name,
@@ -536,7 +573,7 @@ def _db_to_json(d: DatabaseSchema) -> dict[str, Any]:
     }
 
 
-def _db_from_json(raw: dict[str, Any]) -> DatabaseSchema:
+def _db_from_json(raw: DatabaseJson) -> DatabaseSchema:
     d = DatabaseSchema(
         id=raw["id"],
         name=raw["name"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import NotRequired, TypedDict, cast
 
 import pyarrow as pa
 
@@ -65,6 +65,20 @@ class TableSchema:
         return [c.name for c in self.columns.values() if c.kind == TAG]
 
 
+class TriggerJson(TypedDict):
+    """A trigger as the catalog file stores it: TriggerDefinition's fields."""
+
+    trigger_name: str
+    plugin_filename: str
+    database: str
+    trigger_specification: str
+    trigger_arguments: NotRequired[dict[str, str] | None]
+    run_async: NotRequired[bool]
+    error_behavior: NotRequired[str]
+    disabled: NotRequired[bool]
+    public: NotRequired[bool]
+
+
 @dataclass
 class TriggerDefinition:
     trigger_name: str
@@ -78,11 +92,13 @@ class TriggerDefinition:
     # Weir: a request trigger that answers without a token (set at creation)
     public: bool = False
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_json(self) -> TriggerJson:
+        # every field, by asdict (TriggerJson names them; from_json's cls(**d) is checked
+        # against the fields)
+        return cast(TriggerJson, asdict(self))
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> TriggerDefinition:
+    def from_json(cls, d: TriggerJson) -> TriggerDefinition:
         return cls(**d)
 
 
