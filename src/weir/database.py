@@ -22,15 +22,20 @@ from weir.buffer import Buffer, Generation
 from weir.catalog import Catalog, Column, HardDelete, Limits
 from weir.catalog.validator import raise_refused_lines, validate_write
 from weir.config import ServeConfig
-from weir.errors import DatabaseMissingForQuery, QueryTimeout, WriteUnavailable
+from weir.errors import DatabaseMissingForQuery, WriteUnavailable
 from weir.objectstore import ObjectStore, open_store
 from weir.persist import PersistedIndex, PersistEvent, write_snapshot
 from weir.persist.compactor import Compactor
 from weir.persist.read import TableReader
-from weir.persist.status import SnapshotRecord, compactions_table, snapshots_table
-from weir.ports import DatabaseDeletedListener, FlushedWal, SystemTableProvider, WriteResult
+from weir.persist.status import SnapshotRecord
+from weir.ports import DatabaseDeletedListener, FlushedWal, WriteResult
 from weir.query import DatabaseSnapshot, ParquetFileRef, QueryEngine, TableSnapshot
-from weir.system_tables import storage_system_tables
+from weir.system_tables import (
+    LifeCycleTables,
+    StorageTables,
+    SystemTableProvider,
+    SystemTables,
+)
 from weir.wal import Wal, WalFile, WalOp
 
 log = logging.getLogger("weir.database")
@@ -57,8 +62,7 @@ class Database:
         self._wal_listeners: list[Callable[[FlushedWal], Awaitable[None]]] = []
         self._persist_listeners: list[Callable[[PersistEvent], Awaitable[None]]] = []
         self._delete_listeners: list[DatabaseDeletedListener] = []
-        self._system_providers: list[SystemTableProvider] = [
-            storage_system_tables(self), self._life_cycle_tables]
+        self.system_tables = SystemTables([StorageTables(self), LifeCycleTables(self)])
         self._files_since_snapshot = 0
         self._snapshot_task: asyncio.Task[PersistEvent | None] | None = None
         self._retry_gen: Generation | None = None
@@ -168,7 +172,7 @@ class Database:
         self._persist_listeners.append(cb)
 
     def add_system_tables(self, provider: SystemTableProvider) -> None:
-        self._system_providers.append(provider)
+        self.system_tables.register(provider)
 
     # ---- writes ----------------------------------------------------------------------
 
@@ -359,11 +363,6 @@ class Database:
                 self.catalog.complete_hard_delete(item)
                 del self._hard_deletes[item]
 
-    def _life_cycle_tables(self, database: str) -> dict[str, Callable[[], pa.Table]]:
-        return {"snapshots": lambda: snapshots_table(list(self.snapshot_history)),
-                "compactions": lambda: compactions_table(
-                    [r for r in self.compactor.history if r.database == database])}
-
     # ---- queries ---------------------------------------------------------------------
 
     def snapshot_for_query(self, database: str) -> DatabaseSnapshot:
@@ -372,9 +371,7 @@ class Database:
         may sit in more than one place (see persist.read). Reads files: call it off the
         event loop."""
         dbschema = self.catalog.db(database)
-        system: dict[str, Callable[[], pa.Table]] = {}
-        for provider in self._system_providers:
-            system.update(provider(database))
+        system = self.system_tables(database)
         cutoff = self.retention_cutoff(database)
         views = {}
         with self.buffer.lock:
@@ -413,12 +410,8 @@ class Database:
                 with self._queries_lock:
                     del self._queries[token]
 
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(run),
-                                          timeout=self.config.query_timeout)
-        except TimeoutError:
-            raise QueryTimeout(
-                f"query exceeded the time limit of {self.config.query_timeout}s") from None
+        # (the query engine enforces --query-timeout itself, interrupting the query)
+        return await asyncio.to_thread(run)
 
     # ---- management ------------------------------------------------------------------
 
