@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import NotRequired, TypedDict, cast
 
 import numpy as np
 import pyarrow as pa
@@ -61,6 +62,41 @@ class PersistedFile:
     generation: int = 1
     #: its rows may overwrite points of older files that overlap it in time
     merge: bool = False
+
+
+class PersistedFileJson(TypedDict):
+    """A PersistedFile as a manifest stores it (`seq` and later fields: newer manifests)."""
+
+    database: str
+    db_id: int
+    table: str
+    table_id: int
+    path: str
+    size_bytes: int
+    row_count: int
+    min_time: int
+    max_time: int
+    seq: NotRequired[int]
+    generation: NotRequired[int]
+    merge: NotRequired[bool]
+
+
+class ManifestJson(TypedDict):
+    """`<node>/manifests/<version>.json` (format 2), and Weir 0.1's
+    `<node>/snapshots/*.json`, which have only `wal_seq` and `files`."""
+
+    format: NotRequired[int]
+    version: NotRequired[int]
+    wal_seq: int
+    snapshot_count: NotRequired[int]
+    written_ns: NotRequired[int]
+    files: list[PersistedFileJson]
+
+
+def _file_json(f: PersistedFile) -> PersistedFileJson:
+    # every field, by asdict (PersistedFileJson names them; PersistedFile(**raw) is
+    # checked against the fields)
+    return cast(PersistedFileJson, asdict(f))
 
 
 @dataclass
@@ -119,9 +155,9 @@ class PersistedIndex:
             seq = max(self.last_wal_seq, wal_seq or 0)
             snapshots = self.snapshot_count + (1 if wal_seq is not None else 0)
             version = self.version + 1
-            doc = {"format": 2, "version": version, "wal_seq": seq,
-                   "snapshot_count": snapshots, "written_ns": time.time_ns(),
-                   "files": [asdict(f) for f in current.values()]}
+            doc: ManifestJson = {"format": 2, "version": version, "wal_seq": seq,
+                                 "snapshot_count": snapshots, "written_ns": time.time_ns(),
+                                 "files": [_file_json(f) for f in current.values()]}
             path = _manifest_path(node_id, version)
             if not store.put_if_absent(path, json.dumps(doc, separators=(",", ":")).encode()):
                 raise ManifestConflict(f"manifest {path} already exists: is another server "
@@ -143,7 +179,7 @@ class PersistedIndex:
                            if (v := _manifest_version(p)) is not None)
         if manifests:
             version, path = manifests[-1]
-            doc = json.loads(store.get(path))
+            doc: ManifestJson = json.loads(store.get(path))
             for raw in doc["files"]:
                 f = PersistedFile(**raw)
                 idx.files.setdefault((f.db_id, f.table_id), []).append(f)
