@@ -15,11 +15,9 @@ import pyarrow as pa
 
 from weir.catalog import Catalog
 from weir.persist import PersistEvent
+from weir.system_tables import SystemTableProvider
 
 Action = Literal["read", "write"]
-
-#: database name -> {system table name: builder}; see weir.system_tables
-SystemTableProvider = Callable[[str], dict[str, Callable[[], pa.Table]]]
 
 #: a JSON value bound to a `$name` placeholder of a query
 QueryParams = Mapping[str, object]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.fs as pafs
+
+from weir.system_tables import SystemTable
 
 
 @dataclass(frozen=True)
@@ -34,5 +36,6 @@ class DatabaseSnapshot:
     name: str
     tables: dict[str, TableSnapshot]
     filesystem: pafs.FileSystem
-    #: system table name -> builder, called only if the query names the table
-    system_tables: dict[str, Callable[[], pa.Table]] = field(default_factory=dict)
+    #: the `system.*` tables: their columns, and their rows built only for a query that
+    #: reads them
+    system_tables: Mapping[str, SystemTable] = field(default_factory=dict)

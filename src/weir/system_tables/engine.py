@@ -1,0 +1,174 @@
+"""The processing engine's `system.*` tables (surface.md §4).
+
+In every database: `processing_engine_logs` (the global ring buffer, unfiltered),
+`processing_engine_triggers` and `processing_engine_trigger_arguments` (that
+database's triggers). In `_internal` also `plugin_files` (every trigger's local
+plugin files, across databases; `gh:` plugins have none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
+
+import pyarrow as pa
+
+from weir.catalog import INTERNAL_DB
+from weir.system_tables.base import SystemTable
+
+__all__ = ["ARGUMENTS_SCHEMA", "LOGS_SCHEMA", "PLUGIN_FILES_SCHEMA", "TRIGGERS_SCHEMA",
+           "EngineTables"]
+
+
+class TriggerInfo(Protocol):
+    @property
+    def trigger_name(self) -> str: ...
+
+    @property
+    def plugin_filename(self) -> str: ...
+
+    @property
+    def trigger_specification(self) -> str: ...
+
+    @property
+    def trigger_arguments(self) -> Mapping[str, str] | None: ...
+
+    @property
+    def error_behavior(self) -> str: ...
+
+    @property
+    def disabled(self) -> bool: ...
+
+    @property
+    def public(self) -> bool: ...
+
+
+class TriggerCatalog(Protocol):
+    def db_exists(self, name: str) -> bool: ...
+
+    def triggers(self, db: str | None = None) -> Iterable[TriggerInfo]: ...
+
+
+class LogEntryInfo(Protocol):
+    @property
+    def event_time_ns(self) -> int: ...
+
+    @property
+    def trigger_name(self) -> str: ...
+
+    @property
+    def log_level(self) -> str: ...
+
+    @property
+    def log_text(self) -> str: ...
+
+
+class PluginLogSource(Protocol):
+    def entries(self) -> Iterable[LogEntryInfo]: ...
+
+
+class PluginFileLister(Protocol):
+    def list_files(self, plugin_filename: str) -> Iterable[tuple[str, str, int, int]]:
+        """(file name, absolute path, size, modified ms) of a plugin's local files."""
+        ...
+
+
+#: a trigger specification as the triggers table shows it (the reference's JSON)
+SpecRenderer = Callable[[str], str]
+
+TRIGGERS_SCHEMA = pa.schema([
+    ("trigger_name", pa.string()), ("plugin_filename", pa.string()),
+    ("trigger_specification", pa.string()), ("disabled", pa.bool_()),
+    ("error_behavior", pa.string()),
+    ("public", pa.bool_()),  # Weir: request triggers that answer without a token
+])
+ARGUMENTS_SCHEMA = pa.schema([
+    ("trigger_name", pa.string()), ("argument_key", pa.string()),
+    ("argument_value", pa.string()),
+])
+PLUGIN_FILES_SCHEMA = pa.schema([
+    ("plugin_name", pa.string()), ("file_name", pa.string()), ("file_path", pa.string()),
+    ("size_bytes", pa.int64()), ("last_modified", pa.int64()),
+])
+LOGS_SCHEMA = pa.schema([
+    pa.field("event_time", pa.timestamp("ns")),
+    pa.field("trigger_name", pa.string()),
+    pa.field("log_level", pa.string()),
+    pa.field("log_text", pa.string()),
+])
+
+
+class EngineTables:
+    """The provider of the processing engine's tables."""
+
+    def __init__(self, catalog: TriggerCatalog, logs: PluginLogSource,
+                 files: PluginFileLister, *, render_spec: SpecRenderer) -> None:
+        self._catalog = catalog
+        self._logs = logs
+        self._files = files
+        self._render_spec = render_spec
+
+    def __call__(self, database: str, /) -> dict[str, SystemTable]:
+        catalog, render = self._catalog, self._render_spec
+        tables = {
+            "processing_engine_logs": SystemTable(LOGS_SCHEMA,
+                                                  lambda: logs_table(self._logs)),
+            "processing_engine_triggers": SystemTable(
+                TRIGGERS_SCHEMA, lambda: triggers_table(catalog, database, render)),
+            "processing_engine_trigger_arguments": SystemTable(
+                ARGUMENTS_SCHEMA, lambda: arguments_table(catalog, database)),
+        }
+        if database == INTERNAL_DB:
+            tables["plugin_files"] = SystemTable(
+                PLUGIN_FILES_SCHEMA, lambda: plugin_files_table(catalog, self._files))
+        return tables
+
+
+def logs_table(logs: PluginLogSource) -> pa.Table:
+    items = list(logs.entries())
+    return pa.table([
+        pa.array([e.event_time_ns for e in items], pa.timestamp("ns")),
+        pa.array([e.trigger_name for e in items], pa.string()),
+        pa.array([e.log_level for e in items], pa.string()),
+        pa.array([e.log_text for e in items], pa.string()),
+    ], schema=LOGS_SCHEMA)
+
+
+def _triggers_of(catalog: TriggerCatalog, database: str) -> list[TriggerInfo]:
+    if not catalog.db_exists(database):
+        return []
+    return list(catalog.triggers(database))
+
+
+def triggers_table(catalog: TriggerCatalog, database: str, render_spec: SpecRenderer
+                   ) -> pa.Table:
+    ts = _triggers_of(catalog, database)
+    return pa.table([
+        pa.array([t.trigger_name for t in ts], pa.string()),
+        pa.array([t.plugin_filename for t in ts], pa.string()),
+        pa.array([render_spec(t.trigger_specification) for t in ts], pa.string()),
+        pa.array([bool(t.disabled) for t in ts], pa.bool_()),
+        pa.array([t.error_behavior for t in ts], pa.string()),
+        pa.array([bool(t.public) for t in ts], pa.bool_()),
+    ], schema=TRIGGERS_SCHEMA)
+
+
+def arguments_table(catalog: TriggerCatalog, database: str) -> pa.Table:
+    rows = [(t.trigger_name, k, v) for t in _triggers_of(catalog, database)
+            for k, v in (t.trigger_arguments or {}).items()]
+    return pa.table([pa.array([r[i] for r in rows], pa.string()) for i in range(3)],
+                    schema=ARGUMENTS_SCHEMA)
+
+
+def plugin_files_table(catalog: TriggerCatalog, files: PluginFileLister) -> pa.Table:
+    rows = []
+    for t in catalog.triggers():
+        for file_name, path, size, mtime_ms in files.list_files(t.plugin_filename):
+            rows.append((t.trigger_name, file_name, path, size, mtime_ms))
+    return pa.table([
+        pa.array([r[0] for r in rows], pa.string()),
+        pa.array([r[1] for r in rows], pa.string()),
+        pa.array([r[2] for r in rows], pa.string()),
+        pa.array([r[3] for r in rows], pa.int64()),
+        pa.array([r[4] for r in rows], pa.int64()),
+    ], schema=PLUGIN_FILES_SCHEMA)
