@@ -1,6 +1,7 @@
-"""The database: the one face that the server and the processing engine use.
+"""The database: storage's facade, the one implementation of the protocols of weir.ports
+that the services and the processing engine use (docs/ARCHITECTURE.md).
 
-It wires the parts along the data flow of DESIGN.md:
+It wires the parts along the data flow:
 line protocol -> validate against the catalog -> WAL (durable) -> buffer (queryable)
 -> snapshot to Parquet; queries run DataFusion over buffer ∪ Parquet ∪ system tables.
 """
