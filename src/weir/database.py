@@ -15,7 +15,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pyarrow as pa
 
@@ -29,7 +28,7 @@ from weir.persist import PersistedIndex, PersistEvent, write_snapshot
 from weir.persist.compactor import Compactor
 from weir.persist.read import TableReader
 from weir.persist.status import SnapshotRecord
-from weir.ports import DatabaseDeletedListener, FlushedWal, WriteResult
+from weir.ports import DatabaseDeletedListener, FlushedWal, QueryParams, Storage, WriteResult
 from weir.query import DatabaseSnapshot, ParquetFileRef, QueryEngine, TableSnapshot
 from weir.system_tables import (
     LifeCycleTables,
@@ -395,7 +394,7 @@ class Database:
         return DatabaseSnapshot(name=database, tables=tables,
                                 filesystem=self.store.arrow_filesystem(), system_tables=system)
 
-    async def query(self, database: str, sql: str, params: dict[str, Any] | None = None
+    async def query(self, database: str, sql: str, params: QueryParams | None = None
                     ) -> pa.Table:
         if not self.catalog.db_exists(database):
             raise DatabaseMissingForQuery(database)
@@ -406,7 +405,7 @@ class Database:
                 self._queries[token] = time.monotonic()
             try:
                 return self.query_engine.execute(self.snapshot_for_query(database), sql,
-                                                 params)
+                                                 dict(params) if params else None)
             finally:
                 with self._queries_lock:
                     del self._queries[token]
@@ -446,3 +445,8 @@ def _type_of(kind: str, t: pa.DataType) -> str:
         if t == at:
             return name
     return "string"
+
+
+def _implements_storage(db: Database) -> Storage:
+    """(For the type checker: Database implements every storage port.)"""
+    return db

@@ -8,6 +8,7 @@ import pyarrow as pa
 from weir import influxql
 from weir.auth import READ
 from weir.errors import AccessDenied, DatabaseMissingForQuery, QueryError
+from weir.influxql.ast import Statement
 from weir.influxql.result import InfluxQLResult
 from weir.ports import CatalogQuerySource, Principal, QueryParams
 from weir.service.writes import authorize
@@ -29,7 +30,7 @@ class QueryService:
                        principal: Principal | None) -> InfluxQLResult:
         """One InfluxQL statement, as `/api/v3/query_influxql` and Flight run it: the
         database named both in the query and in `db` must agree."""
-        statements = influxql.parse(text, params)
+        statements = influxql.parse(text, dict(params) if params else None)
         if len(statements) != 1:
             raise QueryError("must provide only one InfluxQl statement per query")
         stmt = statements[0]
@@ -42,7 +43,7 @@ class QueryService:
         """Every statement of a v1 `/query`, each with its result or its error message
         (a parse error fails them all), as InfluxDB 1.x answers them."""
         try:
-            statements = influxql.parse(text, params)
+            statements = influxql.parse(text, dict(params) if params else None)
         except QueryError as e:
             return [str(e)]
         out: list[InfluxQLResult | StatementError] = []
@@ -58,7 +59,7 @@ class QueryService:
                 out.append(str(e))
         return out
 
-    async def _run_authorized(self, stmt: influxql.ast.Statement, target: str | None,
+    async def _run_authorized(self, stmt: Statement, target: str | None,
                               principal: Principal | None) -> InfluxQLResult:
         if principal is None or principal.admin:
             return await influxql.execute(self._source, stmt, target)
