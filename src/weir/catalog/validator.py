@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from weir import lineprotocol
-from weir.catalog.catalog import INTERNAL_DB, Catalog
+from weir.catalog.catalog import Catalog
 from weir.catalog.schema import Column, validate_db_name
 from weir.errors import (
     DatabaseNotFound,
@@ -62,11 +62,9 @@ class ValidatedWrite:
 def check_target(catalog: Catalog, database: str) -> None:
     """Refuse a write to a database that cannot take one, before anything is parsed."""
     try:
-        validate_db_name(database)
+        validate_db_name(database)  # (refuses `_internal` too: no leading underscore)
     except InvalidName as e:
         raise WriteError(str(e)) from None
-    if database == INTERNAL_DB:
-        raise WriteError("cannot write to the _internal database")
     if not catalog.db_exists(database) and catalog.was_deleted(database):
         raise WriteError(
             f"cannot write to soft-deleted database '{database}' - it is marked for deletion")
