@@ -30,7 +30,8 @@ def column_values(arr: pa.Array | pa.ChunkedArray) -> list[Any]:
         if t.unit != "ns":
             arr = arr.cast(pa.duration("ns"))
         arr = arr.cast(pa.int64())
-    return arr.to_pylist()
+    values: list[Any] = arr.to_pylist()
+    return values
 
 
 def query_rows(table: pa.Table) -> list[dict[str, Any]]:

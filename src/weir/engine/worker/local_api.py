@@ -76,6 +76,7 @@ class InfluxDB3Local:
     """The plugin's handle on the database (see `weir.engine.plugin_api`)."""
 
     __slots__ = ("_ctx",)
+    _ctx: CallContext
 
     def __init__(self, ctx: CallContext) -> None:
         object.__setattr__(self, "_ctx", ctx)

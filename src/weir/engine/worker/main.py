@@ -21,7 +21,7 @@ def _set_memory_limit(limit: int | None) -> None:
     if not limit:
         return
     try:
-        import resource
+        import resource  # here: Unix only, and a worker elsewhere runs without a limit
 
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ImportError, ValueError, OSError) as e:
@@ -51,6 +51,10 @@ def main(boot: dict[str, Any] | None = None) -> None:
     faulthandler.enable()
     _set_memory_limit(boot.get("memory_limit"))
 
+    # Imported only now, on purpose: with stdout already pointing at stderr (anything
+    # printed while importing pyarrow or a site hook cannot corrupt a frame) and under the
+    # memory limit. They import pyarrow, so a worker without it fails here, at its start,
+    # not in its first call. `BOOTSTRAP` imports this module with the standard library alone.
     from weir.engine.line_builder import BUILTINS
     from weir.engine.worker.channel import ServerChannel
     from weir.engine.worker.protocol import read_frame
@@ -58,7 +62,6 @@ def main(boot: dict[str, Any] | None = None) -> None:
 
     for name, obj in BUILTINS.items():
         setattr(builtins, name, obj)
-    import pyarrow  # noqa: F401 - fail now, not in the first call, if it is missing
 
     channel = ServerChannel(proto_out)
     first = read_frame(proto_in)

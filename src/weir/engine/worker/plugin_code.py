@@ -65,7 +65,8 @@ class PluginCode:
             fn = module.__dict__.get(entry)
         if fn is None or not callable(fn):
             raise PluginLoadError(missing_entry_point_message(kind))
-        return fn
+        entry_point: Callable[..., Any] = fn
+        return entry_point
 
     # ---- single files ----------------------------------------------------------------
 

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PREFIX = struct.Struct(">II")
 MAX_HEADER = 64 * 1024 * 1024
@@ -68,7 +71,13 @@ def _read_exact(stream: IO[bytes], n: int, allow_eof: bool = False) -> bytes | N
 # ---- Arrow IPC helpers ---------------------------------------------------------------
 
 
-def table_to_ipc(table: Any) -> bytes:
+# pyarrow is imported when first needed, not with this module: the worker reads and writes
+# frames (channel.py) before anything needs Arrow, and a worker whose memory limit is too
+# small then fails on a small import with MemoryError, which says why, instead of on
+# pyarrow's shared library with "failed to map segment".
+
+
+def table_to_ipc(table: pa.Table | pa.RecordBatch) -> bytes:
     """A pyarrow Table or RecordBatch as one IPC stream."""
     import pyarrow as pa
 
@@ -78,10 +87,11 @@ def table_to_ipc(table: Any) -> bytes:
             writer.write_batch(table)
         else:
             writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
 
 
-def ipc_to_table(data: bytes | memoryview) -> Any:
+def ipc_to_table(data: bytes | memoryview) -> pa.Table:
     import pyarrow as pa
 
     with pa.ipc.open_stream(pa.py_buffer(data)) as reader:
