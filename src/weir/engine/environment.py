@@ -126,7 +126,7 @@ class PluginEnvironment:
         """`pip install <packages>` into the venv; returns pip's output."""
         self._check_enabled()
         for p in packages:
-            if not isinstance(p, str) or not p.strip() or p.strip().startswith("-"):
+            if not p.strip() or p.strip().startswith("-"):
                 raise _install_error(f"invalid package specification {p!r}")
         return await self._pip(["install", *[p.strip() for p in packages]])
 

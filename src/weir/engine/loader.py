@@ -114,12 +114,12 @@ class PluginFiles:
     async def resolve(self, filename: str) -> PluginRef:
         """Find the plugin now; raises PluginError with the reference's messages."""
         if filename.startswith(GH_PREFIX):
-            path = filename[len(GH_PREFIX):]
-            if not _GH_PATH.fullmatch(path):
+            repo_path = filename[len(GH_PREFIX):]
+            if not _GH_PATH.fullmatch(repo_path):
                 raise PluginError(
                     f"invalid plugin name '{filename}': a gh: name is a path inside the plugin "
                     "repository (segments of letters, digits, '_', '-' and '.', joined by '/')")
-            url = self.github_url(path)
+            url = self.github_url(repo_path)
             return PluginRef(kind="source", name=filename, code=await self._fetch(url), url=url)
         path = self.confine(filename)
         if not path.exists() and path.suffix != ".py" and path.with_name(path.name + ".py").is_file():
@@ -263,7 +263,7 @@ class PluginFiles:
 
 def python_files(root: Path) -> list[Path]:
     """Every `.py` file under `root`, skipping `__pycache__`."""
-    out = []
+    out: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
         out.extend(Path(dirpath) / f for f in filenames if f.endswith(".py"))

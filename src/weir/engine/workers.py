@@ -22,12 +22,15 @@ import json
 import logging
 import os
 import signal
+import site
+import sysconfig
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pyarrow as pa
 
+import weir
 from weir.engine.specs import format_humantime
 from weir.engine.worker.protocol import (
     PREFIX,
@@ -111,11 +114,6 @@ class WorkerSpec:
 
 def server_paths() -> tuple[list[str], list[str]]:
     """(site dirs, other paths) of the server's interpreter, for workers to append."""
-    import site
-    import sysconfig
-
-    import weir
-
     site_dirs: list[str] = []
     user = [site.getusersitepackages()] if site.ENABLE_USER_SITE else []
     for d in [*site.getsitepackages(), sysconfig.get_paths()["purelib"],
@@ -189,13 +187,14 @@ class WorkerProcess:
         self._stderr_task = asyncio.create_task(self._pump_stderr(), name=f"stderr {spec.label}")
         self._exit_watch = asyncio.create_task(self._watch_exit(), name=f"exit {spec.label}")
         why = None
+        frame: tuple[dict[str, Any], bytes] | None = None
         try:
             await self._send({"op": "init", **spec.init})
             frame = await asyncio.wait_for(self._read_frame(), spec.start_timeout)
         except TimeoutError:
             why = "did not answer in time"
         except (WorkerDied, ProtocolError, ConnectionError):
-            frame = None
+            pass
         if why is None and (frame is None or frame[0].get("op") != "ready"):
             why = "did not start"
         if why is not None:
