@@ -10,8 +10,8 @@ per server configuration: with `--without-auth` nothing requires a token; withou
 blocks and shared components), and one module per route group: `data` (write, query,
 service), `configure` (databases, tables, tokens), `engine` (the processing engine).
 
-`tests/test_openapi.py` checks that the document and the routes cannot drift apart;
-`tests/test_openapi_fuzz.py` fuzzes a live server against it with schemathesis.
+`tests/unit/server/test_openapi.py` checks that the document and the routes cannot drift apart;
+`tests/fuzz/test_openapi_fuzz.py` fuzzes a live server against it with schemathesis.
 """
 
 from __future__ import annotations
