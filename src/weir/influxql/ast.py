@@ -25,7 +25,8 @@ class Wildcard(Expr):
 
 @dataclass(frozen=True)
 class Literal(Expr):
-    value: Any  # int, float, str, bool, None
+    # int, float, str, bool, None from the text; a bind parameter may carry any JSON value
+    value: Any
 
 
 @dataclass(frozen=True)

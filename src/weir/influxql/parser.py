@@ -8,8 +8,8 @@ naming the statement; malformed text raises `InfluxQLSyntaxError`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from weir.influxql import ast
 from weir.influxql.errors import InfluxQLSyntaxError, UnsupportedStatement
@@ -30,12 +30,30 @@ _OPERATORS = ["=~", "!~", "!=", "<>", "<=", ">=", "::", "=", "<", ">", "+", "-",
 @dataclass
 class Tok:
     kind: str  # ident | qident | string | int | float | duration | op | bind | eof
-    value: Any
+    value: str | int | float | None  # str for ident .. op, bind and regex; None for eof
     pos: int
     text: str = ""
 
+    @property
+    def str_value(self) -> str:
+        """The value of a textual token (ident, qident, string, op, bind, regex)."""
+        assert isinstance(self.value, str), self.kind
+        return self.value
+
+    @property
+    def int_value(self) -> int:
+        """The value of an int token, or a duration's nanoseconds."""
+        assert isinstance(self.value, int), self.kind
+        return self.value
+
+    @property
+    def number(self) -> int | float:
+        """The value of an int or float token."""
+        assert isinstance(self.value, int | float), self.kind
+        return self.value
+
     def kw(self) -> str | None:
-        return self.value.upper() if self.kind == "ident" else None
+        return self.str_value.upper() if self.kind == "ident" else None
 
     def show(self) -> str:
         if self.kind == "eof":
@@ -170,7 +188,7 @@ _UNSUPPORTED_SHOW = [
 
 
 class Parser:
-    def __init__(self, text: str, params: dict[str, Any] | None = None) -> None:
+    def __init__(self, text: str, params: Mapping[str, object] | None = None) -> None:
         self.lexer = Lexer(text)
         self.text = text
         self.params = params or {}
@@ -231,21 +249,21 @@ class Parser:
             r = self.lexer.regex()
             assert r is not None
             self.tok = self.lexer.next()
-            return r.value
+            return r.str_value
         return None
 
     def ident(self, what: str = "identifier") -> str:
         if self.tok.kind in ("ident", "qident"):
-            return self.advance().value
+            return self.advance().str_value
         if self.tok.kind == "bind":
-            v = self._bind(self.advance().value)
+            v = self._bind(self.advance().str_value)
             if isinstance(v, str):
                 return v
         raise self.error(what)
 
     def integer(self, what: str) -> int:
         if self.tok.kind == "int":
-            return self.advance().value
+            return self.advance().int_value
         raise self.error(what)
 
     # ---- statements ---------------------------------------------------------------------
@@ -306,7 +324,7 @@ class Parser:
             words = [kw]
             nxt = self.peek()
             if nxt.kind == "ident" and kw != "DELETE":
-                words.append(nxt.value.upper())
+                words.append(nxt.str_value.upper())
             raise UnsupportedStatement(" ".join(words))
         raise self.error("SELECT, SHOW")
 
@@ -340,7 +358,7 @@ class Parser:
             self.expect_kw("KEYS")
             return self.show_field_keys()
         if self.tok.kind == "ident":
-            raise UnsupportedStatement(f"SHOW {self.tok.value.upper()}")
+            raise UnsupportedStatement(f"SHOW {self.tok.str_value.upper()}")
         raise self.error("DATABASES, MEASUREMENTS, TAG KEYS, TAG VALUES, FIELD KEYS, "
                          "RETENTION POLICIES")
 
@@ -362,7 +380,8 @@ class Parser:
             rp = self.ident("retention policy name")
         return db, rp
 
-    def _limit_offset(self, stmt: Any) -> None:
+    def _limit_offset(self, stmt: ast.ShowMeasurements | ast.ShowTagKeys | ast.ShowTagValues
+                      | ast.ShowFieldKeys) -> None:
         while True:
             if self.accept_kw("LIMIT"):
                 stmt.limit = self.integer("LIMIT value")
@@ -481,7 +500,7 @@ class Parser:
             self.expect_op("(")
             if self.tok.kind != "string":
                 raise self.error("time zone string")
-            st.tz = self.advance().value
+            st.tz = self.advance().str_value
             self.expect_op(")")
         return st
 
@@ -579,7 +598,7 @@ class Parser:
             return
         neg = self.accept_op("-")
         if self.tok.kind in ("int", "float"):
-            v = self.advance().value
+            v = self.advance().number
             st.fill = "value"
             st.fill_value = -v if neg else v
             return
@@ -621,7 +640,7 @@ class Parser:
                 if r is not None:
                     return ast.BinOp(op, e, ast.RegexLit(r))
                 if self.tok.kind == "bind":
-                    v = self._bind(self.advance().value)
+                    v = self._bind(self.advance().str_value)
                     return ast.BinOp(op, e, ast.RegexLit(str(v)))
                 raise self.error("regex")
         for op in ("!=", "<>", "<=", ">=", "=", "<", ">"):
@@ -633,7 +652,7 @@ class Parser:
     def _add(self) -> ast.Expr:
         e = self._mul()
         while self.tok.kind == "op" and self.tok.value in ("+", "-", "|", "^"):
-            op = self.advance().value
+            op = self.advance().str_value
             if op in ("|", "^"):
                 raise UnsupportedStatement(f"bitwise operator {op}")
             e = ast.BinOp(op, e, self._mul())
@@ -642,7 +661,7 @@ class Parser:
     def _mul(self) -> ast.Expr:
         e = self._unary()
         while self.tok.kind == "op" and self.tok.value in ("*", "/", "%", "&"):
-            op = self.advance().value
+            op = self.advance().str_value
             if op == "&":
                 raise UnsupportedStatement("bitwise operator &")
             e = ast.BinOp(op, e, self._unary())
@@ -684,13 +703,13 @@ class Parser:
             return ast.Literal(t.value)
         if t.kind == "duration":
             self.advance()
-            return ast.DurationLit(t.value)
+            return ast.DurationLit(t.int_value)
         if t.kind == "string":
             self.advance()
             return ast.Literal(t.value)
         if t.kind == "bind":
             self.advance()
-            v = self._bind(t.value)
+            v = self._bind(t.str_value)
             return ast.Literal(v)
         if t.kind == "ident":
             kw = t.kw()
@@ -699,7 +718,7 @@ class Parser:
                 return ast.Literal(kw == "TRUE")
             nxt = self.peek()
             if nxt.kind == "op" and nxt.value == "(":
-                name = self.advance().value.lower()
+                name = self.advance().str_value.lower()
                 self.advance()
                 args: list[ast.Expr] = []
                 if not self.is_op(")"):
@@ -715,7 +734,7 @@ class Parser:
         if t.kind == "ident" and t.kw() in _RESERVED:
             raise self.error("identifier, string, number, bool")
         if t.kind in ("ident", "qident"):
-            name = self.advance().value
+            name = self.advance().str_value
             cast = None
             if self.accept_op("::"):
                 cast = self.ident("type").lower()
@@ -725,7 +744,7 @@ class Parser:
             return ast.VarRef(name, cast)
         raise self.error("identifier, string, number, bool")
 
-    def _bind(self, name: str) -> Any:
+    def _bind(self, name: str) -> object:
         if name not in self.params:
             raise InfluxQLSyntaxError(f"missing parameter: {name}")
         v = self.params[name]
@@ -734,6 +753,6 @@ class Parser:
         return v
 
 
-def parse(text: str, params: dict[str, Any] | None = None) -> list[ast.Statement]:
+def parse(text: str, params: Mapping[str, object] | None = None) -> list[ast.Statement]:
     """All statements of `text`. Raises InfluxQLSyntaxError or UnsupportedStatement."""
     return Parser(text, params).statements()
