@@ -16,9 +16,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from weir.catalog.schema import ARROW_TYPES
 from weir.influxql import ast
 from weir.influxql.errors import InfluxQLError, UnsupportedStatement
 from weir.influxql.exprs import (
+    MATH_FUNCS,
     NUMERIC,
     TableInfo,
     TimeRange,
@@ -132,8 +134,6 @@ def _check_functions(e: ast.Expr) -> None:
             raise UnsupportedStatement(f"{e.name}() inside another expression")
         if e.name in _UNSUPPORTED_FUNCS:
             raise UnsupportedStatement(f"the {e.name}() function")
-        from weir.influxql.exprs import MATH_FUNCS
-
         if e.name not in AGGREGATES and e.name not in MATH_FUNCS:
             raise InfluxQLError(f"undefined function {e.name}()")
         for a in e.args:
@@ -274,8 +274,8 @@ def plan_select(stmt: ast.Select, tables: list[TableInfo], now_ns: int) -> Plan:
 
 
 def _plan_select(stmt: ast.Select, tables: list[TableInfo], now_ns: int) -> Plan:
-    for f in stmt.fields:
-        _check_functions(f.expr)
+    for sel_field in stmt.fields:
+        _check_functions(sel_field.expr)
     u = _union(tables)
     gb = stmt.group_by or ast.GroupBy()
     group_tags: set[str] = set(gb.tags)
@@ -328,8 +328,6 @@ def _plan_select(stmt: ast.Select, tables: list[TableInfo], now_ns: int) -> Plan
 def _output_type(e: ast.Expr, u: TableInfo, mode: str) -> pa.DataType | None:
     """The type of a column that is a plain tag/field (or a selector of one), so that
     measurements lacking it (NULL in SQL) line up with those that have it."""
-    from weir.catalog.schema import ARROW_TYPES
-
     if isinstance(e, ast.Call) and e.name in ("first", "last", "min", "max", "percentile",
                                               "sum", "spread") and e.args:
         e = e.args[0]
@@ -510,8 +508,8 @@ def table_sql(plan: Plan, stmt: ast.Select, t: TableInfo, now_ns: int) -> str | 
         return (f"SELECT * FROM (SELECT {sel}, {rn} FROM {tbl}{where}) WHERE {cond} "
                 f"ORDER BY {order_tags}, __time {direction}")
 
-    by_time = gb.time_interval is not None
-    bucket = _bucket_sql(gb.time_interval, gb.time_offset) if by_time else None
+    bucket = (_bucket_sql(gb.time_interval, gb.time_offset) if gb.time_interval is not None
+              else None)
     if plan.mode == "aggregate":
         vals = [f"{value_sql(f.expr, t, lambda c: _agg_sql(c, t))} AS __c{i}"
                 for i, f in enumerate(plan.fields)]
@@ -610,7 +608,7 @@ def _fill_series(rows: list[list[Any]], ncols: int, stmt: ast.Select, plan: Plan
                 f"GROUP BY time() would fill more than {MAX_FILL_BUCKETS} buckets; narrow "
                 "the time range or use a larger interval or fill(none)")
         times.update(range(start, end + 1, iv))
-    out = []
+    out: list[list[Any]] = []
     for ts in sorted(times):
         r = present.get(ts)
         out.append(list(r) if r is not None else [ts] + [None] * ncols)

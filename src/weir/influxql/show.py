@@ -89,7 +89,8 @@ async def _has_rows(t: TableInfo, where: ast.Expr | None, run_sql: RunSql, now_n
     parts = rng.sql() + [condition_sql(c, t) for c in conds]
     w = (" WHERE " + " AND ".join(parts)) if parts else ""
     r = await run_sql(f"SELECT 1 AS x FROM {qident(t.name)}{w} LIMIT 1")
-    return r.num_rows > 0
+    rows: int = r.num_rows
+    return rows > 0
 
 
 async def show_measurements(st: ast.ShowMeasurements, tables: dict[str, TableInfo],
