@@ -10,16 +10,17 @@ Public face:
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pyarrow as pa
 
+from weir.errors import DatabaseMissingForQuery
 from weir.influxql import ast, show
 from weir.influxql.errors import InfluxQLError, InfluxQLSyntaxError, UnsupportedStatement
 from weir.influxql.exprs import TableInfo
 from weir.influxql.parser import parse
 from weir.influxql.result import MEASUREMENT, InfluxQLResult
 from weir.influxql.select import run_select
+from weir.ports import CatalogQuerySource
 
 __all__ = [
     "MEASUREMENT",
@@ -60,10 +61,10 @@ def statement_database(stmt: ast.Statement, param_db: str | None, strict: bool) 
     return query_db or param_db
 
 
-def _tables(database: Any, db: str) -> dict[str, TableInfo]:
+def _tables(database: CatalogQuerySource, db: str) -> dict[str, TableInfo]:
     out = {}
     for name, ts in database.catalog.db(db).tables.items():
-        if getattr(ts, "deleted", False):
+        if ts.deleted:
             continue
         info = TableInfo(name)
         for c in ts.columns.values():
@@ -75,11 +76,9 @@ def _tables(database: Any, db: str) -> dict[str, TableInfo]:
     return out
 
 
-async def execute(database: Any, stmt: ast.Statement, db: str | None,
+async def execute(database: CatalogQuerySource, stmt: ast.Statement, db: str | None,
                   now_ns: int | None = None) -> InfluxQLResult:
-    """Run one statement against `database` (a weir.database.Database)."""
-    from weir.errors import DatabaseMissingForQuery
-
+    """Run one statement against `database` (its catalog plans it; its SQL runs it)."""
     if isinstance(stmt, ast.Unsupported):
         raise stmt.error
     now_ns = time.time_ns() if now_ns is None else now_ns
