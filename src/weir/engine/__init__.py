@@ -8,8 +8,9 @@ the database and its config, awaits `start()`, mounts
 Modules: `plugin_api` (the contract plugins see), `line_builder`, `specs` (trigger
 specifications, cron, every), `loader` (plugin files), `workers` (worker processes),
 `worker/` (the code that runs inside them), `triggers` (runners), `logs`,
-`system_tables`, `services` (what workers ask of the server), `environment` (venv,
-pip), `dry_run` (test endpoints), `processing_engine` (the engine itself).
+`services` (what workers ask of the server), `environment` (venv, pip), `dry_run` (test
+endpoints), `processing_engine` (the engine itself). Its system tables are
+`weir.system_tables.engine`.
 
 Imports are lazy so that a worker process, which imports `weir.engine.worker`, does
 not load the server side.

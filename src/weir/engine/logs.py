@@ -14,19 +14,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-import pyarrow as pa
-
 log = logging.getLogger("weir.engine")
 
 DEFAULT_CAPACITY = 10_000
 _PY_LEVELS = {"INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
-
-LOGS_SCHEMA = pa.schema([
-    pa.field("event_time", pa.timestamp("ns")),
-    pa.field("trigger_name", pa.string()),
-    pa.field("log_level", pa.string()),
-    pa.field("log_text", pa.string()),
-])
 
 
 @dataclass(frozen=True)
@@ -73,12 +64,3 @@ class PluginLogs:
         if trigger_name is not None:
             items = [e for e in items if e.trigger_name == trigger_name]
         return items
-
-    def to_table(self) -> pa.Table:
-        items = self.entries()
-        return pa.table([
-            pa.array([e.event_time_ns for e in items], pa.timestamp("ns")),
-            pa.array([e.trigger_name for e in items], pa.string()),
-            pa.array([e.log_level for e in items], pa.string()),
-            pa.array([e.log_text for e in items], pa.string()),
-        ], schema=LOGS_SCHEMA)

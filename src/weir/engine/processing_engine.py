@@ -2,8 +2,10 @@
 server talks to (trigger lifecycle, request triggers, test runs, the plugin
 environment, uploads, system tables, and the WAL / persist listeners).
 
-It reaches the database only through `Database.write_lp`, `Database.query` and the
-catalog, like the HTTP API does. No lock is held while a plugin runs: lifecycle
+The engine is a front end, like the HTTP API: plugins write and query through the
+services (`weir.service`), the engine learns of WAL flushes, persists and deleted
+databases from storage's events (`weir.ports.StorageEvents`), and the trigger
+definitions live in the catalog. No lock is held while a plugin runs: lifecycle
 changes take a short lock to update the registry, and stopping a trigger (which
 waits for its call in progress) happens outside it.
 """
@@ -15,18 +17,24 @@ import contextlib
 import dataclasses
 import logging
 import sys
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from weir.catalog import INTERNAL_DB, TriggerDefinition
+from weir.catalog import INTERNAL_DB, Catalog, TriggerDefinition
+from weir.config import ServeConfig
 from weir.engine.dry_run import DryRunner
 from weir.engine.environment import PluginEnvironment
 from weir.engine.loader import PluginFiles, PluginRef, check_entry_point
 from weir.engine.logs import PluginLogs
 from weir.engine.options import EngineOptions
 from weir.engine.services import EngineServices
-from weir.engine.specs import InvalidTriggerSpec, TriggerSpec, parse_trigger_spec
-from weir.engine.system_tables import engine_system_tables
+from weir.engine.specs import (
+    InvalidTriggerSpec,
+    TriggerSpec,
+    parse_trigger_spec,
+    system_table_spec,
+)
 from weir.engine.triggers import (
     RUNNERS,
     HttpReply,
@@ -38,6 +46,9 @@ from weir.engine.triggers import (
 )
 from weir.engine.workers import WorkerSlot, WorkerSpec
 from weir.errors import AlreadyExists, CatalogError, DatabaseNotFound, InvalidRequest, NotFound
+from weir.ports import FlushedWal, StorageEvents
+from weir.service import Services
+from weir.system_tables import EngineTables
 
 log = logging.getLogger("weir.engine")
 
@@ -55,39 +66,80 @@ class RequestPathTaken(CatalogError):
                          f"'{owner.trigger_name}' in database '{owner.database}'")
 
 
+class EngineStorage(StorageEvents, Protocol):
+    """What the engine needs of storage itself: its events (WAL flushes, persists, deleted
+    databases, a place for system tables) and the catalog, which holds the trigger
+    definitions. Writes and queries go through the services."""
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+
+class PersistedFile(Protocol):
+    """What a Parquet trigger is told of one file a snapshot persisted."""
+
+    @property
+    def database(self) -> str: ...
+    @property
+    def table(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def size_bytes(self) -> int: ...
+    @property
+    def row_count(self) -> int: ...
+    @property
+    def min_time(self) -> int: ...
+    @property
+    def max_time(self) -> int: ...
+
+
+class PersistedFiles(Protocol):
+    """A persist listener's event (`weir.persist.PersistEvent`), as the engine reads it."""
+
+    @property
+    def files(self) -> Sequence[PersistedFile]: ...
+
+
 class ProcessingEngine:
     """Runs the triggers stored in the catalog. `await start()`, then serve; `await stop()`.
 
-    `options` defaults to `EngineOptions.from_config(config)`; `parse_lp` replaces
-    `weir.lineprotocol.parse` for test runs (tests use it).
+    `services` serve the plugins' writes and queries, `storage` tells of WAL flushes,
+    persists and deleted databases and holds the catalog; `options` defaults to
+    `EngineOptions.from_config(config)`.
     """
 
-    def __init__(self, database: Any, config: Any, options: EngineOptions | None = None,
-                 *, parse_lp: Any = None) -> None:
-        self.database = database
+    def __init__(self, services: Services, storage: EngineStorage, config: ServeConfig,
+                 options: EngineOptions | None = None) -> None:
+        self._storage = storage
+        self.writes = services.writes
         self.config = config
         self.options = options or EngineOptions.from_config(config)
         if self.options.call_timeout is None:
-            self.options.call_timeout = getattr(config, "plugin_call_timeout", 300.0)
+            self.options.call_timeout = config.plugin_call_timeout
         self.logs = PluginLogs(self.options.log_capacity)
         self.files = PluginFiles(config.plugin_dir, config.plugin_repo)
         venv = config.venv_dir if config.plugin_dir is not None else None
-        self.environment = PluginEnvironment(venv, getattr(config, "package_manager",
-                                                           "discover"))
-        self.services = EngineServices(database, self.logs)
+        self.environment = PluginEnvironment(venv, config.package_manager)
+        self.worker_services = EngineServices(services.writes, services.queries, self.logs)
         self._runners: dict[tuple[str, str], TriggerRunner] = {}
         self._paths: dict[str, RequestTriggerRunner] = {}
         self._starting: set[tuple[str, str]] = set()
         self._lock = asyncio.Lock()
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._started = False
         self._stopped = False
         self._dry_slot = WorkerSlot(lambda: self._worker_spec("dry run", {"mode": "dry_run"}),
-                                    self.services,
+                                    self.worker_services,
                                     lambda level, text: self.logs.add("dry_run", level, text))
-        self.dry_runner = DryRunner(database, self.files, self._dry_slot,
-                                    lambda: self.options.call_timeout, parse=parse_lp)
-        self.system_tables = engine_system_tables(database.catalog, self.logs, self.files)
+        self.dry_runner = DryRunner(self.catalog, self.files, self._dry_slot,
+                                    lambda: self.options.call_timeout)
+        self.system_tables = EngineTables(self.catalog, self.logs, self.files,
+                                          render_spec=system_table_spec)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._storage.catalog
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -105,13 +157,12 @@ class ProcessingEngine:
                 log.error("cannot create the plugin directory %s: %s", self.files.plugin_dir, e)
             if self.options.create_venv:
                 await self.environment.ensure()
-        self.database.add_system_tables(self.system_tables)
-        enabled = [dataclasses.replace(t) for t in self.database.catalog.triggers()
-                   if not t.disabled]
+        self._storage.add_system_tables(self.system_tables)
+        enabled = [dataclasses.replace(t) for t in self.catalog.triggers() if not t.disabled]
         await asyncio.gather(*(self._start_logged(t) for t in enabled))
-        self.database.add_wal_listener(self.on_wal_flush)
-        self.database.add_persist_listener(self.on_persist)
-        self.database.add_database_deleted_listener(self.on_database_deleted)
+        self._storage.add_wal_listener(self.on_wal_flush)
+        self._storage.add_persist_listener(self.on_persist)
+        self._storage.add_database_deleted_listener(self.on_database_deleted)
         log.info("processing engine started: %d of %d triggers running", len(self._runners),
                  len(enabled))
 
@@ -147,7 +198,8 @@ class ProcessingEngine:
         init = {"mode": "trigger", "trigger_name": defn.trigger_name,
                 "database": defn.database, "args": defn.trigger_arguments,
                 "plugin": ref.to_wire()}
-        return WorkerSlot(lambda: self._worker_spec(defn.trigger_name, init), self.services,
+        return WorkerSlot(lambda: self._worker_spec(defn.trigger_name, init),
+                          self.worker_services,
                           lambda level, text: self.logs.add(defn.trigger_name, level, text))
 
     # ---- running triggers ------------------------------------------------------------
@@ -172,7 +224,7 @@ class ProcessingEngine:
                 raise
             async with self._lock:
                 try:
-                    current = self.database.catalog.get_trigger(*key)
+                    current = self.catalog.get_trigger(*key)
                     wanted = not current.disabled and not self._stopped
                 except CatalogError:
                     wanted = False
@@ -214,7 +266,7 @@ class ProcessingEngine:
 
     async def _disable_after_error(self, runner: TriggerRunner, error: str) -> None:
         with contextlib.suppress(CatalogError):
-            self.database.catalog.set_trigger_disabled(runner.db, runner.name, True)
+            self.catalog.set_trigger_disabled(runner.db, runner.name, True)
         self.logs.error(runner.name, f"trigger {runner.name} was disabled because of an error "
                                      f"(error_behavior=disable): {error}")
         await self.retire(runner, "the trigger was disabled after an error")
@@ -224,12 +276,12 @@ class ProcessingEngine:
         async with self._lock:
             if self._runners.get(runner.key) is runner:
                 del self._runners[runner.key]
-                path = getattr(runner.spec, "request_path", None)
+                path = runner.spec.request_path
                 if path is not None and self._paths.get(path) is runner:
                     del self._paths[path]
         await runner.stop(reason)
 
-    def _background_task(self, coro: Any) -> None:
+    def _background_task(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -251,23 +303,24 @@ class ProcessingEngine:
         and that a request path is free. A trigger that fails to start is only logged.
 
         `public` (Weir's addition) lets a request trigger answer without a token."""
-        spec: TriggerSpec | None
+        parsed: TriggerSpec | InvalidTriggerSpec
         try:
-            spec = parse_trigger_spec(trigger_specification)
+            parsed = parse_trigger_spec(trigger_specification)
         except InvalidTriggerSpec as e:
-            spec, spec_error = None, e
-        self._check_restrictions(spec)
+            parsed = e
+        self._check_restrictions(parsed if isinstance(parsed, TriggerSpec) else None)
         if error_behavior not in ERROR_BEHAVIORS:
             raise InvalidRequest(f"unknown error_behavior '{error_behavior}': expected one of "
                                  "log, retry, disable")
         ref = await self.files.resolve(plugin_filename)
-        catalog = self.database.catalog
+        catalog = self.catalog
         if database == INTERNAL_DB or not catalog.db_exists(database):
             raise DatabaseNotFound(database)
         if any(t.trigger_name == trigger_name for t in catalog.triggers(database)):
             raise AlreadyExists(trigger_name)
-        if spec is None:
-            raise spec_error
+        if isinstance(parsed, InvalidTriggerSpec):
+            raise parsed
+        spec = parsed
         if public and spec.kind != "request":
             raise InvalidRequest(f"trigger '{trigger_name}' cannot be public: only request "
                                  f"triggers can (its spec is '{trigger_specification}')")
@@ -296,7 +349,7 @@ class ProcessingEngine:
 
     def _check_restrictions(self, spec: TriggerSpec | None) -> None:
         allowed = [_RESTRICTION_ALIASES.get(r.strip().lower(), r.strip().lower())
-                   for r in getattr(self.config, "restrict_plugin_triggers_to", None) or []]
+                   for r in self.config.restrict_plugin_triggers_to]
         if spec is not None and allowed and spec.kind not in allowed:
             raise InvalidRequest(f"server is configured to reject {spec.restriction_name} "
                                  "plugin triggers")
@@ -304,7 +357,7 @@ class ProcessingEngine:
     async def enable_trigger(self, database: str, trigger_name: str) -> None:
         """Enable (and start) a trigger; already enabled is fine. A trigger that is
         enabled in the catalog but not running (its start failed) is started again."""
-        catalog = self.database.catalog
+        catalog = self.catalog
         catalog.set_trigger_disabled(database, trigger_name, False)
         defn = dataclasses.replace(catalog.get_trigger(database, trigger_name))
         if not self.running(database, trigger_name):
@@ -312,13 +365,13 @@ class ProcessingEngine:
 
     async def disable_trigger(self, database: str, trigger_name: str) -> None:
         """Disable a trigger; returns after its call in progress has finished."""
-        self.database.catalog.set_trigger_disabled(database, trigger_name, True)
+        self.catalog.set_trigger_disabled(database, trigger_name, True)
         await self._stop_runner((database, trigger_name), "the trigger was disabled")
 
     async def delete_trigger(self, database: str, trigger_name: str, force: bool = False
                              ) -> None:
         """Delete a trigger: only a disabled one unless `force` (the catalog refuses)."""
-        self.database.catalog.delete_trigger(database, trigger_name, force)
+        self.catalog.delete_trigger(database, trigger_name, force)
         await self._stop_runner((database, trigger_name), "the trigger was deleted")
 
     async def on_database_deleted(self, database: str) -> None:
@@ -328,7 +381,7 @@ class ProcessingEngine:
 
     # ---- events ----------------------------------------------------------------------
 
-    async def on_wal_flush(self, flushed: Any) -> None:
+    async def on_wal_flush(self, flushed: FlushedWal) -> None:
         """WAL listener: hand each database's flushed rows to its WAL triggers. Only
         enqueues, so the flush (and the writers waiting on it) never waits for plugins."""
         for db, items in flushed.writes.items():
@@ -339,7 +392,7 @@ class ProcessingEngine:
                 for r in runners:
                     r.enqueue(event)
 
-    async def on_persist(self, event: Any) -> None:
+    async def on_persist(self, event: PersistedFiles) -> None:
         """Persist listener: hand each database's new Parquet files to its Parquet triggers."""
         by_db: dict[str, list[dict[str, Any]]] = {}
         for f in event.files:
@@ -362,7 +415,7 @@ class ProcessingEngine:
         runner = self._paths.get(path.lstrip("/"))
         if runner is None or runner.stopping:
             return HttpReply(404, {}, NOT_FOUND_BODY)
-        if not self.database.catalog.db_exists(runner.db):
+        if not self.catalog.db_exists(runner.db):
             return HttpReply(500, {"Content-Type": "application/json"},
                              b'{"error":"database not found"}')
         return await runner.handle(query, headers, body)
@@ -374,7 +427,7 @@ class ProcessingEngine:
         return self.files.write_file(plugin_name, content)
 
     def _trigger_named(self, trigger_name: str) -> TriggerDefinition:
-        for t in self.database.catalog.triggers():
+        for t in self.catalog.triggers():
             if t.trigger_name == trigger_name:
                 return t
         raise NotFound(trigger_name)

@@ -43,6 +43,7 @@ __all__ = [
     "TriggerSpec",
     "format_humantime",
     "parse_trigger_spec",
+    "system_table_spec",
 ]
 
 _FORMS = ("expect one of the following forms: 'table:<TABLE_NAME>', 'all_tables', "
@@ -405,3 +406,12 @@ def parse_trigger_spec(spec: str) -> TriggerSpec:
             raise InvalidTriggerSpec(spec, "table name is empty")
         return TriggerSpec(kind="parquet", table=rest)
     raise InvalidTriggerSpec(spec, _FORMS)
+
+
+def system_table_spec(spec: str) -> str:
+    """A stored specification as `system.processing_engine_triggers` shows it: the
+    reference's JSON, or the text itself if it does not parse."""
+    try:
+        return parse_trigger_spec(spec).system_table_json()
+    except InvalidTriggerSpec:
+        return spec

@@ -1,22 +1,28 @@
 """SQL over one database snapshot with DataFusion, the engine InfluxDB 3 uses.
 
-One fresh DataFusion session per query (creating one costs well under a millisecond):
+One fresh DataFusion session per query (creating one costs well under a millisecond). Its
+catalog `public` has three schemas, each a Python schema provider (`_LazySchema`) whose
+`table(name)` DataFusion calls while it plans, for exactly the tables the statement names;
+a table no statement names is never made:
 
-* catalog `public`, schema `iox` holds the user tables. A table whose data is all in the
-  buffer is an in-memory table (split into partitions for parallelism); one with Parquet
-  files is a pyarrow dataset of those files, each tagged with its time range as a partition
-  expression so a time filter skips files without opening them; with both, a UNION ALL
-  view of the two. Columns are sorted by name (`SELECT *` order: `f1, f2, t1, t2, time`)
-  and `time` is NOT NULL, as in the reference.
-* schema `system` holds the system tables the SQL names (`system.<name>`); the others are
-  never built.
-* `information_schema` is Weir's own copy of DataFusion's views (built only when the SQL
-  mentions it or is a SHOW statement) so that `data_type` uses the Arrow spellings plugins
-  compare with: `Timestamp(Nanosecond, None)`, not DataFusion 55's `Timestamp(ns)`.
+* `iox`, the user tables. A table whose data is all in the buffer is an in-memory table
+  (split into partitions for parallelism); one with Parquet files is a pyarrow dataset of
+  those files, each tagged with its time range as a partition expression so a time filter
+  skips files without opening them; with both, a UNION ALL view of the two. Columns are
+  sorted by name (`SELECT *` order: `f1, f2, t1, t2, time`) and `time` is NOT NULL, as in
+  the reference.
+* `system`, the snapshot's system tables (weir.system_tables): one is built only when a
+  statement reads it.
+* `information_schema`, Weir's own copy of DataFusion's views, so that `data_type` uses the
+  Arrow spellings plugins compare with: `Timestamp(Nanosecond, None)`, not DataFusion 55's
+  `Timestamp(ns)`. DataFusion's own views are turned off in the query's session (they would
+  shadow this schema, and would make every table to list it); each view is read from a
+  second session holding empty stand-ins of the same tables and system tables, so listing
+  tables and columns builds nothing. SHOW TABLES, SHOW COLUMNS and SHOW <setting> read these
+  views as they would DataFusion's (DataFusion asks for all seven on any SHOW statement).
 * `$name` placeholders come from `params`; a missing one fails with DataFusion's own
   `No value found for placeholder with name $name`.
-* DDL, DML and SET are refused; errors become `SqlQueryError` (a `QueryError`) with the
-  reference's status codes.
+* DDL, DML and SET are refused; errors become `SqlQueryError` kinds (`QueryError`s).
 """
 
 from __future__ import annotations
@@ -28,15 +34,25 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext, SQLOptions, col, lit
-from datafusion.catalog import Schema
+from datafusion import (
+    DataFrame,
+    RuntimeEnvBuilder,
+    SessionConfig,
+    SessionContext,
+    SQLOptions,
+    col,
+    lit,
+)
+from datafusion.catalog import Schema, SchemaProvider, Table
+from datafusion.expr import DescribeTable
 
 from weir.errors import QueryError, QueryFailed, QueryTimeout, QueryUnsupported
 from weir.query.source import DatabaseSnapshot, TableSnapshot
@@ -55,21 +71,16 @@ _SQL_OPTIONS = SQLOptions().with_allow_ddl(False).with_allow_dml(False) \
 #: and reports a missing one in the reference's words
 _NO_PARAMS = {"__weir_no_params__": pa.scalar(0, pa.int64())}
 
-_SYSTEM_REF = re.compile(r'"?\bsystem"?\s*\.\s*"?([A-Za-z_][A-Za-z0-9_]*)', re.IGNORECASE)
-_INFO_REF = re.compile(r"\binformation_schema\b", re.IGNORECASE)
-_LEADING_COMMENTS = re.compile(r"^(?:\s+|--[^\n]*\n?|/\*.*?\*/)*", re.DOTALL)
-_SHOW = re.compile(r"show\b", re.IGNORECASE)
-_SHOW_COLUMNS = re.compile(r"show\s+(?:full\s+)?columns\s+(?:from|in)\b", re.IGNORECASE)
-_SHOW_TABLES_OR_COLUMNS = re.compile(r"show\s+(?:tables\b|(?:full\s+)?columns\b)",
-                                     re.IGNORECASE)
-_DESCRIBE = re.compile(r"desc(?:ribe)?\b", re.IGNORECASE)
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _UNIT_NAMES = {"s": "Second", "ms": "Millisecond", "µs": "Microsecond", "us": "Microsecond",
                "ns": "Nanosecond"}
 _NEW_TYPE = re.compile(r'\b(Timestamp|Time32|Time64|Duration)\((s|ms|µs|us|ns)(?:, "([^"]*)")?\)')
 #: the order DataFusion lists its information_schema views in
 _INFO_VIEWS = ("tables", "views", "columns", "df_settings", "schemata", "routines",
                "parameters")
+#: the views that depend only on the session's settings, not on its tables
+_SETTINGS_VIEWS = frozenset({"df_settings", "routines", "parameters"})
+
+_T = TypeVar("_T")
 
 
 class SqlQueryError(QueryError):
@@ -126,6 +137,9 @@ class QueryEngine:
         self.timeout = timeout if timeout and timeout > 0 else None
         self.memory_limit = memory_limit if memory_limit and memory_limit > 0 else None
         self.target_partitions = target_partitions or os.cpu_count() or 1
+        self._scratch = _Scratch()
+        #: (settings, view) -> a settings-only information_schema view, patched
+        self._settings_views: dict[tuple[int, int | None, str], pa.Table] = {}
 
     # ---- public -------------------------------------------------------------------------
 
@@ -141,18 +155,20 @@ class QueryEngine:
         """Plan one SQL statement (planning errors raise here) and return its result as a
         stream of record batches, computed as they are read (feed it to
         `formats.encode_batches`). The time limit covers planning plus the whole read."""
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        if deadline is None:
+        limit = self.timeout
+        if limit is None:
             return self._plan(snapshot, sql, params, None)
-        return _with_time_limit(lambda: self._plan(snapshot, sql, params, deadline),
-                                self.timeout)
+        deadline = time.monotonic() + limit
+        stream: QueryStream = _with_time_limit(
+            lambda: self._plan(snapshot, sql, params, deadline), limit)
+        return stream
 
     # ---- one query ------------------------------------------------------------------------
 
-    def _context(self) -> SessionContext:
+    def _context(self, information_schema: bool) -> SessionContext:
         cfg = (SessionConfig()
                .with_default_catalog_and_schema(CATALOG, USER_SCHEMA)
-               .with_information_schema(True)
+               .with_information_schema(information_schema)
                .with_target_partitions(self.target_partitions))
         if self.memory_limit:
             return SessionContext(cfg, RuntimeEnvBuilder().with_fair_spill_pool(
@@ -167,51 +183,160 @@ class QueryEngine:
     def _plan(self, snapshot: DatabaseSnapshot, sql: str, params: dict[str, Any] | None,
               deadline: float | None) -> QueryStream:
         values = _param_values(params)
+        failures: list[BaseException] = []
         try:
-            ctx = self._context()
-            self._register(ctx, snapshot, sql, values)
-        except QueryError:
-            raise
-        except Exception as e:  # a bad snapshot or a failing system-table builder
-            raise _error(f"{type(e).__name__}: {e}", "execution") from None
-        try:
+            ctx = self._context(information_schema=False)
+            self._register(ctx, snapshot, failures)
             df = ctx.sql(sql, options=_SQL_OPTIONS, param_values=values)
             stream = df.execute_stream()  # physical planning happens here
             schema = df.schema()
+            legacy = isinstance(df.logical_plan().to_variant(), DescribeTable)
         except _Interrupted:
             raise
         except BaseException as e:  # noqa: BLE001 - pyo3 panics derive from BaseException
             _reraise_interpreter_exit(e)
+            if failures:  # a table the statement names could not be made
+                failure = failures[0]
+                # (the session holds the list: keeping the exception, whose traceback
+                # holds the session, would make a cycle the collector cannot see)
+                failures.clear()
+                raise _table_failure(failure) from None
             raise _error(str(e), "planning") from None
-        legacy = bool(_DESCRIBE.match(_statement_start(sql)))
         return QueryStream(schema, stream, deadline, legacy, self.timeout)
 
-    def _register(self, ctx: SessionContext, snap: DatabaseSnapshot, sql: str,
-                  values: dict[str, pa.Scalar]) -> None:
+    def _register(self, ctx: SessionContext, snap: DatabaseSnapshot,
+                  failures: list[BaseException]) -> None:
+        """The three lazy schemas. (They must not refer to `ctx`: DataFusion holds them,
+        and a reference cycle through it would never be collected.)"""
+        scratch, n_partitions = self._scratch, self.target_partitions
         catalog = ctx.catalog(CATALOG)
-        iox = catalog.schema(USER_SCHEMA)
-        start = _statement_start(sql)
-        info = bool(_INFO_REF.search(sql)) or bool(_SHOW.match(start))
-        text = sql.lower()
-        for t in snap.tables.values():
-            # a table the SQL cannot name (its name is nowhere in the text) is left out
-            if info or _named_in(t.name.lower(), text):
-                _register_user_table(ctx, iox, t, snap, self.target_partitions)
-        system = Schema.memory_schema()
-        catalog.register_schema(SYSTEM_SCHEMA, system)
-        wanted = {m.lower() for m in _SYSTEM_REF.findall(sql)}
-        if info:
-            wanted |= _system_tables_for_columns(snap, sql, start, values)
-        for name, build in snap.system_tables.items():
-            if name.lower() in wanted:
-                try:
-                    table = build()
-                except Exception as e:
-                    raise _error(f"error building system table {name}: "
-                                 f"{type(e).__name__}: {e}", "execution") from None
-                system.register_table(name, _memory_table(ctx, iox, table))
-        if info:
-            _install_information_schema(ctx, snap, sql, start)
+
+        def user_table(name: str) -> Table:
+            return _user_table(scratch, snap.tables[name], snap, n_partitions)
+
+        def system_table(name: str) -> Table:
+            try:
+                table = snap.system_tables[name].read()
+            except Exception as e:
+                raise _error(f"error building system table {name}: {type(e).__name__}: {e}",
+                             "execution") from None
+            return scratch.memory_table([_batches_of(table)])
+
+        info = _InformationSchema(self, snap)
+        catalog.register_schema(USER_SCHEMA, _LazySchema(snap.tables, user_table, failures))
+        catalog.register_schema(SYSTEM_SCHEMA, _LazySchema(snap.system_tables, system_table,
+                                                           failures))
+        catalog.register_schema(INFO_SCHEMA, _LazySchema(
+            _INFO_VIEWS, lambda view: scratch.memory_table([_batches_of(info.view(view))]),
+            failures))
+
+    def _settings_view(self, view: str) -> pa.Table:
+        """df_settings, routines or parameters: the same for every session of this engine,
+        so read once (routines and parameters list every function: a few milliseconds)."""
+        key = (self.target_partitions, self.memory_limit, view)
+        table = self._settings_views.get(key)
+        if table is None:
+            ctx = self._context(information_schema=True)
+            table = _patch_view(view, _off_planner(
+                lambda: ctx.sql(f"SELECT * FROM {INFO_SCHEMA}.{view}").to_arrow_table()))
+            self._settings_views[key] = table
+        return table
+
+
+class _LazySchema(SchemaProvider):
+    """A schema whose tables are made when DataFusion's planner asks for them, once each.
+
+    `make(name)` runs inside DataFusion's planner: it must not call a binding that waits on
+    DataFusion's runtime itself (see `_off_planner`). What it raises is kept in `failures`
+    (DataFusion reports it only as text), so the caller can raise it as it was.
+    """
+
+    def __init__(self, names: Mapping[str, object] | tuple[str, ...],
+                 make: Callable[[str], Table], failures: list[BaseException]) -> None:
+        self._names = list(names)
+        self._known = frozenset(self._names)
+        self._make = make
+        self._failures = failures
+        self._made: dict[str, Table] = {}
+
+    # DataFusion's bindings read `table_names` as an attribute (`getattr` then a list), not
+    # as the method the base class declares, so it is a property here
+    @property
+    def table_names(self) -> list[str]:  # type: ignore[override]
+        return list(self._names)
+
+    def table_exist(self, name: str) -> bool:
+        return name in self._known
+
+    def table(self, name: str) -> Table | None:
+        if name not in self._known:
+            return None
+        made = self._made.get(name)
+        if made is None:
+            try:
+                made = self._made[name] = self._make(name)
+            except BaseException as e:
+                self._failures.append(e)
+                raise
+        return made
+
+
+def _table_failure(e: BaseException) -> BaseException:
+    """What to raise for an exception a lazy schema kept: interruptions and query errors as
+    they are, anything else as an execution error (a bad snapshot, a failing builder)."""
+    if isinstance(e, SqlQueryError) or not isinstance(e, Exception):
+        return e
+    return _error(f"{type(e).__name__}: {e}", "execution")
+
+
+# ---- making tables while DataFusion plans ------------------------------------------------
+
+#: DataFusion calls a schema provider's `table()` from inside its async planner, where a
+#: binding call that waits on DataFusion's runtime (looking a table up, running a query)
+#: panics: "Cannot start a runtime from within a runtime". Such calls run here instead.
+_HELPERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="weir-query-tables")
+
+
+def _off_planner(work: Callable[[], _T]) -> _T:
+    return _HELPERS.submit(work).result()
+
+
+class _Scratch:
+    """A DataFusion session that only makes table providers (memory tables, views) for the
+    sessions that run queries. Shared by threads: each name it registers is unique and is
+    deregistered at once (a provider made from it keeps what it needs)."""
+
+    def __init__(self) -> None:
+        self._ctx = SessionContext()
+        self._schema = self._ctx.catalog().schema()
+
+    def memory_table(self, partitions: list[list[pa.RecordBatch]]) -> Table:
+        name = _scratch_name()
+        self._ctx.register_record_batches(name, partitions)
+        try:
+            return _off_planner(lambda: self._schema.table(name))
+        finally:
+            self._schema.deregister_table(name)
+
+    def frame(self, table: Table | ds.Dataset) -> DataFrame:
+        name = _scratch_name()
+        self._schema.register_table(name, table)
+        try:
+            return _off_planner(lambda: self._ctx.table(name))
+        finally:
+            self._schema.deregister_table(name)
+
+
+def _scratch_name() -> str:
+    return f"__weir_{uuid.uuid4().hex}"
+
+
+def _batches_of(table: pa.Table) -> list[pa.RecordBatch]:
+    """At least one (maybe empty) batch: a memory table with no partition at all is
+    rejected under a sort by DataFusion's plan checker ("does not satisfy distribution
+    requirements")."""
+    batches: list[pa.RecordBatch] = table.to_batches()
+    return batches or [pa.RecordBatch.from_pylist([], schema=table.schema)]
 
 
 class QueryStream:
@@ -369,12 +494,6 @@ def _param_values(params: dict[str, Any] | None) -> dict[str, pa.Scalar]:
 # ---- user tables -------------------------------------------------------------------------
 
 
-def _named_in(name: str, text: str) -> bool:
-    """Whether lower-cased SQL `text` may refer to table `name` (also with its quotes
-    doubled inside a quoted identifier or string)."""
-    return name in text or name.replace('"', '""') in text or name.replace("'", "''") in text
-
-
 def query_schema(schema: pa.Schema) -> pa.Schema:
     """The schema a table is queried with: columns sorted by name, `time` NOT NULL."""
     fields = sorted(schema, key=lambda f: f.name)
@@ -420,45 +539,28 @@ def _empty_parquet(schema: pa.Schema) -> pa.Buffer:
     return sink.getvalue()
 
 
-def _memory_table(ctx: SessionContext, iox: Schema, table: pa.Table) -> Any:
-    """`table` as a DataFusion memory table with at least one (maybe empty) partition: a
-    pyarrow dataset of an empty table has no fragments, which DataFusion's plan checker
-    rejects under a sort ("does not satisfy distribution requirements")."""
-    batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
-    scratch = f"__weir_{uuid.uuid4().hex}"
-    ctx.register_record_batches(scratch, [batches])
-    memory = iox.table(scratch)
-    iox.deregister_table(scratch)
-    return memory
-
-
-def _register_user_table(ctx: SessionContext, iox: Schema, t: TableSnapshot,
-                         snap: DatabaseSnapshot, n_partitions: int) -> None:
-    provider = _user_table_provider(ctx, iox, t, snap, n_partitions)
+def _user_table(scratch: _Scratch, t: TableSnapshot, snap: DatabaseSnapshot,
+                n_partitions: int) -> Table:
+    provider = _user_table_provider(scratch, t, snap, n_partitions)
     if t.min_time is not None:
         # the database's retention period: older rows are gone for every query at once,
         # before the compactor removes them from storage
-        scratch = f"__weir_{uuid.uuid4().hex}"
-        iox.register_table(scratch, provider)
-        provider = ctx.table(scratch).filter(
-            col("time") >= lit(pa.scalar(t.min_time, _TS)))
-        iox.deregister_table(scratch)
-    iox.register_table(t.name, provider)
+        return Table(scratch.frame(provider).filter(
+            col("time") >= lit(pa.scalar(t.min_time, _TS))))
+    return provider if isinstance(provider, Table) else Table(provider)
 
 
-def _user_table_provider(ctx: SessionContext, iox: Schema, t: TableSnapshot,
-                         snap: DatabaseSnapshot, n_partitions: int) -> Any:
+def _user_table_provider(scratch: _Scratch, t: TableSnapshot, snap: DatabaseSnapshot,
+                         n_partitions: int) -> Table | ds.Dataset:
     schema = query_schema(t.schema)
     memory = None
     if t.batches or not t.files:
         batches = [_conform(b, schema) for b in t.batches if b.num_rows]
         if not batches:
             batches = [pa.RecordBatch.from_pylist([], schema=schema)]
-        scratch = f"__weir_{uuid.uuid4().hex}"
-        ctx.register_record_batches(scratch, _partitions(batches, n_partitions))
-        memory = iox.table(scratch)
-        iox.deregister_table(scratch)
+        memory = scratch.memory_table(_partitions(batches, n_partitions))
     if not t.files:
+        assert memory is not None
         return memory
     parquet = ds.ParquetFileFormat()
     files = ds.FileSystemDataset.from_paths(
@@ -477,13 +579,7 @@ def _user_table_provider(ctx: SessionContext, iox: Schema, t: TableSnapshot,
         schema, parquet, snap.filesystem)
     if memory is None:
         return files
-    a, b = f"__weir_{uuid.uuid4().hex}", f"__weir_{uuid.uuid4().hex}"
-    iox.register_table(a, files)
-    iox.register_table(b, memory)
-    both = ctx.table(a).union(ctx.table(b))
-    iox.deregister_table(a)
-    iox.deregister_table(b)
-    return both
+    return Table(scratch.frame(files).union(scratch.frame(memory)))
 
 
 # ---- information_schema ------------------------------------------------------------------
@@ -516,92 +612,75 @@ def _legacy_column(table: pa.Table, name: str) -> pa.Table:
     return table.set_column(i, table.field(i), pa.array(values, col.type))
 
 
-def _statement_start(sql: str) -> str:
-    return sql[_LEADING_COMMENTS.match(sql).end():]  # type: ignore[union-attr]
+class _InformationSchema:
+    """One query's information_schema views, each made when DataFusion asks for it.
 
-
-def _system_tables_for_columns(snap: DatabaseSnapshot, sql: str, start: str,
-                               values: dict[str, pa.Scalar]) -> set[str]:
-    """System tables an information_schema query may need built (to list their columns).
-
-    Building a system table only to list its columns can be costly, so none for SHOW TABLES
-    or queries that do not read `columns`; for SHOW COLUMNS FROM t, t if it is one; else all
-    of them when the SQL mentions `system` or has no `table_name` filter, and otherwise
-    those it names (in its text or in a parameter value).
+    The views that list tables and columns are read from a second session (DataFusion's
+    own views on) holding empty stand-ins with the same schemas: the user tables' query
+    schemas and the system tables' declared ones, so nothing is built to list it.
     """
-    names = {n.lower() for n in snap.system_tables}
-    words = {w.lower() for w in _WORD.findall(sql)}
-    show_columns = _SHOW_COLUMNS.match(start)
-    if show_columns:
-        return names & {w.lower() for w in _WORD.findall(start[show_columns.end():])}
-    if _SHOW.match(start) or "columns" not in words:
-        return set()
-    if "system" in words or "table_name" not in words:
-        return names
-    mentioned = words | {str(v.as_py()).lower() for v in values.values()
-                         if pa.types.is_string(v.type)}
-    return names & mentioned
+
+    def __init__(self, engine: QueryEngine, snap: DatabaseSnapshot) -> None:
+        self._engine = engine
+        self._snap = snap
+        self._listing: SessionContext | None = None
+
+    def view(self, name: str) -> pa.Table:
+        if name in _SETTINGS_VIEWS:
+            return self._engine._settings_view(name)
+        listing = self._listing or self._stand_ins()
+        return _patch_view(name, _off_planner(
+            lambda: listing.sql(f"SELECT * FROM {INFO_SCHEMA}.{name}").to_arrow_table()))
+
+    def _stand_ins(self) -> SessionContext:
+        ctx = self._listing = self._engine._context(information_schema=True)
+        catalog = ctx.catalog(CATALOG)
+        iox = catalog.schema(USER_SCHEMA)
+        for t in self._snap.tables.values():
+            iox.register_table(t.name, _stand_in(query_schema(t.schema)))
+        system = Schema.memory_schema()
+        catalog.register_schema(SYSTEM_SCHEMA, system)
+        for name, st in self._snap.system_tables.items():
+            system.register_table(name, _stand_in(st.schema))
+        return ctx
 
 
-def _install_information_schema(ctx: SessionContext, snap: DatabaseSnapshot, sql: str,
-                                start: str) -> None:
-    """Swap DataFusion's information_schema for a copy with the reference's type names.
+def _stand_in(schema: pa.Schema) -> Table:
+    """An empty table of `schema` that information_schema can list (never scanned)."""
+    return Table(ds.dataset(schema.empty_table()))
 
-    DataFusion resolves `information_schema.*` itself while that option is on, so its views
-    are read first, the option is turned off, and the patched copies are registered as an
-    ordinary schema (SHOW TABLES / SHOW COLUMNS then read them as they would the originals).
-    """
-    words = {w.lower() for w in _WORD.findall(sql)}
-    settings = "df_settings" in words or bool(
-        _SHOW.match(start) and not _SHOW_TABLES_OR_COLUMNS.match(start))
-    captured: dict[str, pa.Table] = {}
-    for view in _INFO_VIEWS:
-        if view in ("tables", "views", "columns", "schemata") or (
-                view == "df_settings" and settings) or view in words:
-            captured[view] = ctx.sql(f"SELECT * FROM {INFO_SCHEMA}.{view}").to_arrow_table()
-    ctx.sql("SET datafusion.catalog.information_schema = false")
 
-    rank = {USER_SCHEMA: 0, SYSTEM_SCHEMA: 1}
+_RANK = {USER_SCHEMA: 0, SYSTEM_SCHEMA: 1}
 
-    def order(table: pa.Table, *keys: str) -> pa.Table:
-        if table.num_rows == 0:
-            return table
-        schemas = table.column(keys[0]).to_pylist()
-        idx = sorted(range(table.num_rows), key=lambda i: (
-            rank.get(schemas[i], 2), schemas[i],
-            *(table.column(k)[i].as_py() for k in keys[1:])))
-        return table.take(pa.array(idx, pa.int64()))
 
-    tables = captured["tables"]
-    rows = tables.to_pylist()
-    user = [r for r in rows if r["table_schema"] != INFO_SCHEMA]
-    listed = {(r["table_schema"], r["table_name"]) for r in user}
-    for r in user:
-        r["table_type"] = "BASE TABLE"  # tables with files and buffer are UNION views
-    for name in snap.system_tables:
-        if (SYSTEM_SCHEMA, name) not in listed:
-            user.append({"table_catalog": CATALOG, "table_schema": SYSTEM_SCHEMA,
-                         "table_name": name, "table_type": "BASE TABLE"})
-    user = order(pa.Table.from_pylist(user, schema=tables.schema),
-                 "table_schema", "table_name").to_pylist() if user else []
-    info_rows = [{"table_catalog": CATALOG, "table_schema": INFO_SCHEMA, "table_name": v,
-                  "table_type": "VIEW"} for v in _INFO_VIEWS]
-    captured["tables"] = pa.Table.from_pylist(user + info_rows, schema=tables.schema)
-    columns = captured["columns"]
-    captured["columns"] = order(_legacy_column(columns, "data_type"),
-                                "table_schema", "table_name", "ordinal_position")
-    captured["views"] = order(captured["views"], "table_schema", "table_name")
-    if "parameters" in captured:
-        captured["parameters"] = _legacy_column(captured["parameters"], "data_type")
-    if "routines" in captured:
-        captured["routines"] = _legacy_column(captured["routines"], "data_type")
+def _ordered(table: pa.Table, *keys: str) -> pa.Table:
+    """Rows by schema (iox, system, then the others by name), then by `keys[1:]`."""
+    if table.num_rows == 0:
+        return table
+    schemas = table.column(keys[0]).to_pylist()
+    idx = sorted(range(table.num_rows), key=lambda i: (
+        _RANK.get(schemas[i], 2), schemas[i],
+        *(table.column(k)[i].as_py() for k in keys[1:])))
+    return table.take(pa.array(idx, pa.int64()))
 
-    info = Schema.memory_schema()
-    ctx.catalog(CATALOG).register_schema(INFO_SCHEMA, info)
-    iox = ctx.catalog(CATALOG).schema(USER_SCHEMA)
-    for view in _INFO_VIEWS:
-        if view in captured:
-            info.register_table(view, _memory_table(ctx, iox, captured[view]))
+
+def _patch_view(view: str, table: pa.Table) -> pa.Table:
+    """DataFusion's view as Weir shows it: the Arrow (< 57) type names, rows in order, and
+    in `tables` the information_schema views themselves last, in DataFusion's order."""
+    if view == "tables":
+        listed = table.filter(pc.not_equal(table.column("table_schema"), INFO_SCHEMA))
+        info_rows = pa.Table.from_pylist(
+            [{"table_catalog": CATALOG, "table_schema": INFO_SCHEMA, "table_name": v,
+              "table_type": "VIEW"} for v in _INFO_VIEWS], schema=table.schema)
+        return pa.concat_tables([_ordered(listed, "table_schema", "table_name"), info_rows])
+    if view == "columns":
+        return _ordered(_legacy_column(table, "data_type"), "table_schema", "table_name",
+                        "ordinal_position")
+    if view == "views":
+        return _ordered(table, "table_schema", "table_name")
+    if view in ("parameters", "routines"):
+        return _legacy_column(table, "data_type")
+    return table
 
 
 # ---- errors ------------------------------------------------------------------------------

@@ -465,7 +465,8 @@ def _joined(rows: pa.Array, sep: str, head: str = "", tail: str = "") -> bytes:
     """`head` + all of `rows` joined by `sep` + `tail`, as UTF-8 bytes."""
     offsets = pa.array([0, len(rows)], pa.int32())
     whole = pc.binary_join(pa.ListArray.from_arrays(offsets, rows), sep)
-    return head.encode() + whole[0].as_buffer().to_pybytes() + tail.encode()
+    body: bytes = whole[0].as_buffer().to_pybytes()
+    return head.encode() + body + tail.encode()
 
 
 # ---- pretty -------------------------------------------------------------------------------
@@ -509,8 +510,8 @@ def pretty(table: pa.Table) -> str:
         out = [sep, header, sep]
         if table.num_rows:
             padded = [pc.utf8_rpad(c, w) for c, w in zip(cols, widths, strict=True)]
-            lines = pc.binary_join_element_wise(*padded, " | ")
-            out.append(_joined(lines, " |\n| ", "| ", " |").decode())
+            joined = pc.binary_join_element_wise(*padded, " | ")
+            out.append(_joined(joined, " |\n| ", "| ", " |").decode())
         out.append(sep)
         return "\n".join(out)
     rows = [[v.split("\n") for v in row] for row in zip(*(c.to_pylist() for c in cols), strict=True)]
@@ -640,21 +641,19 @@ def _plugin_values(col: pa.Array | pa.ChunkedArray) -> list[Any]:
     if pa.types.is_timestamp(t):
         # any unit, any zone: int nanoseconds since the epoch (UTC)
         ints = arr.cast(pa.int64())
-        return ints.to_pylist() if t.unit == "ns" else \
-            pc.multiply_checked(ints, _unit_ns(t)).to_pylist()
+        return _pylist(ints if t.unit == "ns" else pc.multiply_checked(ints, _unit_ns(t)))
     if pa.types.is_duration(t):
         ints = arr.cast(pa.int64())
-        return ints.to_pylist() if t.unit == "ns" else \
-            pc.multiply_checked(ints, _unit_ns(t)).to_pylist()
+        return _pylist(ints if t.unit == "ns" else pc.multiply_checked(ints, _unit_ns(t)))
     if pa.types.is_string_view(t) or pa.types.is_large_string(t):
-        return arr.cast(pa.string()).to_pylist()
+        return _pylist(arr.cast(pa.string()))
     if pa.types.is_date(t):
-        return pc.cast(arr.cast(pa.date32()), pa.string()).to_pylist()
+        return _pylist(pc.cast(arr.cast(pa.date32()), pa.string()))
     if pa.types.is_time(t):
         return [None if v is None else _py_display(v, t)
                 for v in arr.cast(pa.int64()).to_pylist()]
     if pa.types.is_decimal(t):
-        return arr.cast(pa.float64()).to_pylist()
+        return _pylist(arr.cast(pa.float64()))
     if pa.types.is_interval(t):
         return [None if v is None else
                 {"months": v[0], "days": v[1], "nanoseconds": v[2]}
@@ -662,7 +661,12 @@ def _plugin_values(col: pa.Array | pa.ChunkedArray) -> list[Any]:
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t) \
             or pa.types.is_struct(t) or pa.types.is_map(t):
         return [_plugin_py(v, t) for v in arr.to_pylist()]
-    return arr.to_pylist()
+    return _pylist(arr)
+
+
+def _pylist(arr: pa.Array) -> list[Any]:
+    values: list[Any] = arr.to_pylist()
+    return values
 
 
 def _plugin_py(v: Any, t: pa.DataType) -> Any:

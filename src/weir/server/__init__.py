@@ -61,19 +61,19 @@ async def serve(config: ServeConfig, ready: asyncio.Event | None = None) -> None
     state = ServerState(config=config, database=database, services=services)
     if not config.without_auth:
         from weir.auth import TokenStore
-        from weir.server.routes_tokens import token_system_tables
+        from weir.system_tables import TokenTables
 
         state.tokens = TokenStore(database.catalog)
         if config.admin_token_file is not None:
             _load_admin_token_file(state.tokens, config.admin_token_file)
-        database.add_system_tables(token_system_tables(state.tokens, database))
+        database.add_system_tables(TokenTables(state.tokens))
         if not state.tokens.has_admin():
             log.warning("authentication is on and no operator token exists yet: create one "
                         "with `influxdb3 create token --admin`")
     if config.plugin_dir is not None:
         from weir.engine import ProcessingEngine
 
-        state.engine = ProcessingEngine(database, config)
+        state.engine = ProcessingEngine(services, database, config)
         await state.engine.start()
     app = WeirApp(state, build_routes(state))
     host, port = config.host_port

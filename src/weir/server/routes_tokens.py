@@ -1,27 +1,22 @@
-"""Tokens: /api/v3/configure/token*, and the `system.tokens` table of `_internal`."""
+"""Tokens: /api/v3/configure/token*. (Their `system.tokens` table is
+weir.system_tables.tokens.)"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import pyarrow as pa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from weir.auth import ADMIN_NAME, TokenStore, parse_permission, token_json
-from weir.catalog import INTERNAL_DB
 from weir.config import DurationError, parse_duration
 from weir.errors import AlreadyExists, CatalogError
 from weir.server.errors import HttpError
 from weir.server.http_io import invalid_type, opt_str, parse_json, read_body, str_list
 from weir.server.state import state_of
-
-if TYPE_CHECKING:
-    from weir.database import Database
 
 
 def _store(request: Request) -> TokenStore:
@@ -146,26 +141,6 @@ async def token_dispatch(request: Request) -> Response:
     except CatalogError as e:
         raise HttpError(409, str(e)) from None
     return _created(tok, text)
-
-
-def token_system_tables(store: TokenStore, database: Database
-                        ) -> Callable[[str], dict[str, Callable[[], pa.Table]]]:
-    def tokens_table() -> pa.Table:
-        toks = store.tokens()
-        ms = pa.timestamp("ms")
-        return pa.table({
-            "token_id": pa.array([t.id for t in toks], pa.uint64()),
-            "name": pa.array([t.name for t in toks], pa.string()),
-            "hash": pa.array([t.digest[:9] for t in toks], pa.string()),
-            "created_at": pa.array([t.created_at_ms for t in toks], pa.int64()).cast(ms),
-            "expiry": pa.array([t.expiry_ms for t in toks], pa.int64()).cast(ms),
-            "permissions": pa.array([t.permissions_text() for t in toks], pa.string()),
-        })
-
-    def provider(db: str) -> dict[str, Callable[[], pa.Table]]:
-        return {"tokens": tokens_table} if db == INTERNAL_DB else {}
-
-    return provider
 
 
 routes = [

@@ -32,8 +32,9 @@ class SystemTable:
     build: Callable[[], pa.Table]
 
     def read(self) -> pa.Table:
-        """The rows, with exactly `schema`: a built table that differs from it only in
-        field metadata or nullability is cast; one with other columns is an error."""
+        """The rows, with exactly `schema` (the contract information_schema shows): a
+        built table with the same columns in other types or metadata is cast to it; one
+        with other columns is an error."""
         table = self.build()
         if table.schema.equals(self.schema, check_metadata=True):
             return table
@@ -41,9 +42,6 @@ class SystemTable:
             raise ValueError(f"built with columns {table.schema.names}, declared with "
                              f"{self.schema.names}")
         return table.cast(self.schema)
-
-    def __call__(self) -> pa.Table:  # TRANSITIONAL: the old query engine calls builders
-        return self.read()
 
 
 class SystemTableProvider(Protocol):

@@ -24,6 +24,7 @@ from weir.query import (
     table_to_pylist,
 )
 from weir.server.errors import query_status as _status  # the kinds as HTTP statuses
+from weir.system_tables import SystemTable
 
 TAG = pa.dictionary(pa.int32(), pa.string())
 NS = pa.timestamp("ns")
@@ -101,7 +102,7 @@ def snap(tmp_path: Path) -> DatabaseSnapshot:
         "_system.model_checkpoints": TableSnapshot(
             "_system.model_checkpoints", mem_schema, [mem], []),
     }
-    system = {
+    counted = {
         "queries": Calls(pa.table({"id": ["q1"], "query_text": ["SELECT 1"],
                                    "issue_time": _ts([T0])})),
         "parquet_files": Calls(pa.table({"table_name": ["cpu"], "path": ["x"],
@@ -110,6 +111,7 @@ def snap(tmp_path: Path) -> DatabaseSnapshot:
             "event_time": _ts([T0]), "trigger_name": ["t"], "log_level": ["INFO"],
             "log_text": ["hello"]})),
     }
+    system = {name: SystemTable(c.table.schema, c) for name, c in counted.items()}
     return DatabaseSnapshot("db", tables, pafs.LocalFileSystem(), system)
 
 
@@ -248,7 +250,7 @@ def test_show_tables_lists_user_system_and_information_schema(engine, snap):
         "tables", "views", "columns", "df_settings", "schemata"]
     assert {r["table_catalog"] for r in got} == {"public"}
     # listing system tables does not build them
-    assert all(b.n == 0 for b in snap.system_tables.values())
+    assert all(b.build.n == 0 for b in snap.system_tables.values())
 
 
 def test_show_columns_and_information_schema_use_arrow_type_names(engine, snap):
@@ -275,7 +277,7 @@ def test_show_columns_and_information_schema_use_arrow_type_names(engine, snap):
                              "WHERE table_name = 'cpu' "
                              "AND data_type != 'Dictionary(Int32, Utf8)'")
     assert len(got) == 5
-    assert all(b.n == 0 for b in snap.system_tables.values())
+    assert all(b.build.n == 0 for b in snap.system_tables.values())
 
 
 def test_information_schema_covers_system_tables_when_asked(engine, snap):
@@ -309,14 +311,14 @@ def test_legacy_type_names():
 def test_system_tables_are_built_only_when_named(engine, snap):
     sys_tables = snap.system_tables
     rows(engine, snap, "SELECT * FROM cpu")
-    assert all(b.n == 0 for b in sys_tables.values())
+    assert all(b.build.n == 0 for b in sys_tables.values())
     got = rows(engine, snap, "SELECT id, issue_time FROM system.queries")
     assert got == [{"id": "q1", "issue_time": T0}]
-    assert sys_tables["queries"].n == 1 and sys_tables["parquet_files"].n == 0
+    assert sys_tables["queries"].build.n == 1 and sys_tables["parquet_files"].build.n == 0
     got = rows(engine, snap, 'SELECT log_text FROM "system"."processing_engine_logs" '
                              "WHERE trigger_name = 't'")
     assert got == [{"log_text": "hello"}]
-    assert sys_tables["parquet_files"].n == 0
+    assert sys_tables["parquet_files"].build.n == 0
     err = error(engine, snap, "SELECT * FROM system.nope")
     assert _status(err) == 400 and "system.nope" in str(err)
 
@@ -325,7 +327,7 @@ def test_failing_system_table_builder_is_a_query_error(engine, snap):
     def boom() -> pa.Table:
         raise RuntimeError("catalog unavailable")
 
-    snap.system_tables["queries"] = boom
+    snap.system_tables["queries"] = SystemTable(snap.system_tables["queries"].schema, boom)
     err = error(engine, snap, "SELECT * FROM system.queries")
     assert _status(err) == 500 and "catalog unavailable" in str(err)
 
@@ -472,7 +474,8 @@ def subtree(tmp_path: Path) -> DatabaseSnapshot:
              ParquetFileRef("new.parquet", 100 * S, 101 * S, 2, 0)]
     buffer = [_batch(["c"], [200 * S], [5.0], [9])]
     fs = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
-    system = {"parquet_files": lambda: pa.table({"path": ["old.parquet", "new.parquet"]})}
+    paths = pa.table({"path": ["old.parquet", "new.parquet"]})
+    system = {"parquet_files": SystemTable(paths.schema, lambda: paths)}
     return DatabaseSnapshot("db", {"cpu": TableSnapshot("cpu", SUB_SCHEMA, buffer, files)},
                             fs, system)
 
@@ -562,6 +565,7 @@ def test_empty_system_table_under_order_by(engine, snap):
     import dataclasses
 
     empty = pa.table({"k": pa.array([], pa.string()), "v": pa.array([], pa.string())})
-    s = dataclasses.replace(snap, system_tables={**snap.system_tables, "nothing": lambda: empty})
+    s = dataclasses.replace(snap, system_tables={**snap.system_tables,
+                                                   "nothing": SystemTable(empty.schema, lambda: empty)})
     out = engine.execute(s, "SELECT * FROM system.nothing ORDER BY k, v")
     assert out.num_rows == 0 and out.schema.names == ["k", "v"]
