@@ -218,7 +218,7 @@ def test_memory_bomb_is_contained(server_factory, tmp_path):
 
 
 def test_install_package_offline_into_the_plugin_venv(es, tmp_path):
-    from test_engine_environment import tiny_package
+    from e2e.test_engine_environment import tiny_package
 
     src = tiny_package(tmp_path)  # an in-tree build backend: no index needed
     (es.plugin_dir / "uses.py").write_text(
