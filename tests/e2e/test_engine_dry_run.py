@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from support.inprocess import fast_options, make_config, now_lines, open_database
+from support.inprocess import fast_options, make_config, now_lines, open_database, services_for
+from weir.database import Database
 from weir.engine import ProcessingEngine
 from weir.errors import PluginError
 
@@ -28,16 +29,20 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[ProcessingEngine]:
-    config = make_config(tmp_path)
-    async with open_database(config) as db:
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    async with open_database(make_config(tmp_path)) as db:
         await db.write_lp("foo", now_lines("cpu,host=s1,region=us-west usage=0.5"))
-        eng = ProcessingEngine(db, config, fast_options())
-        await eng.start()
-        try:
-            yield eng
-        finally:
-            await eng.stop()
+        yield db
+
+
+@pytest.fixture
+async def engine(db: Database) -> AsyncIterator[ProcessingEngine]:
+    eng = ProcessingEngine(services_for(db), db, db.config, fast_options())
+    await eng.start()
+    try:
+        yield eng
+    finally:
+        await eng.stop()
 
 
 def plugin(engine: ProcessingEngine, name: str, code: str) -> str:
@@ -69,7 +74,7 @@ def process_writes(influxdb3_local, table_batches, args=None):
 """
 
 
-async def test_wal_test_run(engine: ProcessingEngine) -> None:
+async def test_wal_test_run(engine: ProcessingEngine, db: Database) -> None:
     f = plugin(engine, "test.py", WAL_TEST_PLUGIN)
     out = await engine.dry_runner.wal(
         f, "_testdb", "cpu,host=A,region=west usage=1i,system=23.2 100\nmem,host=B user=43.1 120",
@@ -88,9 +93,9 @@ async def test_wal_test_run(engine: ProcessingEngine) -> None:
                     'field3="number three"'],
         "mytestdb": ["other_table other_field=1i,other_field2=3.14 1302"]}
     # nothing was written: neither database exists, and foo has only its own table
-    assert not engine.database.catalog.db_exists("_testdb")
-    assert not engine.database.catalog.db_exists("mytestdb")
-    assert list(engine.database.catalog.db("foo").tables) == ["cpu"]
+    assert not db.catalog.db_exists("_testdb")
+    assert not db.catalog.db_exists("mytestdb")
+    assert list(db.catalog.db("foo").tables) == ["cpu"]
     assert engine.logs.entries() == []  # test runs stay out of the trigger logs
 
 
@@ -159,8 +164,8 @@ async def test_cache_persists_across_test_runs_by_name(engine: ProcessingEngine)
                                                  "INFO: 1 1 int"]
 
 
-async def test_schedule_test_run(engine: ProcessingEngine) -> None:
-    await engine.database.write_lp("foo", now_lines("cpu,host=s2,region=us-east usage=0.89"))
+async def test_schedule_test_run(engine: ProcessingEngine, db: Database) -> None:
+    await db.write_lp("foo", now_lines("cpu,host=s2,region=us-east usage=0.89"))
     f = plugin(engine, "sched.py", """
         from datetime import datetime
         def process_scheduled_call(influxdb3_local, call_time, args=None):
@@ -182,7 +187,7 @@ async def test_schedule_test_run(engine: ProcessingEngine) -> None:
     assert "6 or 7 fields" in out["errors"][0]
 
 
-async def test_example_plugins_run(engine: ProcessingEngine) -> None:
+async def test_example_plugins_run(engine: ProcessingEngine, db: Database) -> None:
     shutil.copytree(EXAMPLES, engine.files.plugin_dir / "examples")
     out = await engine.dry_runner.wal("examples/wal_plugin/wal_plugin.py", "foo",
                                       "test_input,tag=x field=1i 1")
@@ -199,7 +204,7 @@ async def test_example_plugins_run(engine: ProcessingEngine) -> None:
     assert line.endswith(f" {int(fired.timestamp()) * 10**9}")  # the scheduled time
 
     # the deadman sees no `quiet` row in the last 30 seconds: only one written an hour ago
-    await engine.database.write_lp("foo", f"quiet,host=old v=1 {time.time_ns() - 3600 * 10**9}")
+    await db.write_lp("foo", f"quiet,host=old v=1 {time.time_ns() - 3600 * 10**9}")
     out = await engine.dry_runner.schedule(
         "examples/schedule/deadman_check/deadman_check.py", "foo", None,
         {"table": "quiet", "window": "30 seconds"})

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from support.inprocess import fast_options, make_config, open_database, write
+from support.inprocess import fast_options, make_config, open_database, services_for, write
+from weir.config import ServeConfig
+from weir.database import Database
 from weir.engine import ProcessingEngine
 from weir.engine.environment import PluginEnvironment
 from weir.errors import ProcessingEngineError
@@ -77,8 +79,9 @@ async def test_venv_install_and_workers_use_it(tmp_path: Path,
         await _venv_install_and_workers_use_it(db, config, tmp_path)
 
 
-async def _venv_install_and_workers_use_it(db, config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    engine = ProcessingEngine(db, config, fast_options(create_venv=True))
+async def _venv_install_and_workers_use_it(db: Database, config: ServeConfig,
+                                            tmp_path: Path) -> None:
+    engine = ProcessingEngine(services_for(db), db, config, fast_options(create_venv=True))
     await engine.start()
     try:
         venv = engine.files.plugin_dir / ".venv"

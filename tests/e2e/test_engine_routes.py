@@ -19,6 +19,7 @@ from support.inprocess import (
     make_config,
     open_database,
     query_rows,
+    services_for,
     wait_for,
     write,
 )
@@ -42,14 +43,16 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     config = make_config(tmp_path, package_manager="disabled")
     async with open_database(config) as db:
         await write(db, "foo", "setup v=1i")  # creates foo
-        engine = ProcessingEngine(db, config, fast_options())
+        services = services_for(db)
+        engine = ProcessingEngine(services, db, config, fast_options())
         await engine.start()
-        state = ServerState(config=config, database=db, engine=engine)
+        state = ServerState(config=config, database=db, services=services, engine=engine)
         app = WeirApp(state, engine_routes(engine))
         try:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                          base_url="http://weir") as c:
                 c.engine = engine  # type: ignore[attr-defined]
+                c.db = db  # type: ignore[attr-defined]
                 yield c
         finally:
             await engine.stop()
@@ -124,7 +127,7 @@ async def test_trigger_configuration(client: httpx.AsyncClient) -> None:
     r = await client.delete(TRIGGER_URL, params={"db": "foo", "trigger_name": "t1",
                                                  "force": "true"})
     assert r.status_code == 200
-    assert client.engine.database.catalog.triggers("foo") == []  # type: ignore[attr-defined]
+    assert client.db.catalog.triggers("foo") == []  # type: ignore[attr-defined]
 
 
 async def test_request_trigger_route(client: httpx.AsyncClient) -> None:
@@ -138,7 +141,7 @@ async def test_request_trigger_route(client: httpx.AsyncClient) -> None:
     assert r.json() == {"q": {"a": "2", "b": "x"}, "auth": False, "x": "hdr",
                         "body": "payload"}
     # the plugin's write is committed before the reply
-    assert await query_rows(client.engine.database, "foo",  # type: ignore[attr-defined]
+    assert await query_rows(client.db, "foo",  # type: ignore[attr-defined]
                             "SELECT tag1, field1 FROM request_data") == [
         {"tag1": "v", "field1": 1}]
     r = await client.get("/api/v3/engine/custom/path")
@@ -219,7 +222,7 @@ async def test_logs_are_queryable(client: httpx.AsyncClient) -> None:
     write_plugin(client, "req.py", REQUEST_PLUGIN)
     await client.post(TRIGGER_URL, json=trigger_body())
     await client.get("/api/v3/engine/custom/path")
-    db = client.engine.database  # type: ignore[attr-defined]
+    db = client.db  # type: ignore[attr-defined]
     rows = await wait_for(lambda: query_rows(
         db, "_internal", "SELECT trigger_name, log_level, log_text "
                          "FROM system.processing_engine_logs ORDER BY event_time"))
@@ -237,12 +240,13 @@ async def test_plugins_call_the_server_while_running(tmp_path: Path) -> None:
 
 
 async def _call_each_other(db: Database, config: ServeConfig) -> None:
-    engine = ProcessingEngine(db, config, fast_options())
+    services = services_for(db)
+    engine = ProcessingEngine(services, db, config, fast_options())
     await engine.start()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = WeirApp(ServerState(config=config, database=db, engine=engine),
+    app = WeirApp(ServerState(config=config, database=db, services=services, engine=engine),
                   engine_routes(engine))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error",
                                            lifespan="off"))

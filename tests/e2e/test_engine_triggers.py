@@ -25,9 +25,11 @@ from support.inprocess import (
     open_database,
     query_rows,
     record_writes,
+    services_for,
     wait_for,
     write,
 )
+from weir.database import Database
 from weir.engine import ProcessingEngine
 from weir.engine.specs import InvalidTriggerSpec
 from weir.errors import (
@@ -49,22 +51,26 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[ProcessingEngine]:
-    config = make_config(tmp_path)
-    async with open_database(config) as db:
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    async with open_database(make_config(tmp_path)) as db:
         await write(db, "foo", "setup v=1i")  # creates foo, before the engine listens
         record_writes(db)
-        eng = ProcessingEngine(db, config, fast_options())
-        await eng.start()
-        try:
-            yield eng
-        finally:
-            await eng.stop()
+        yield db
 
 
-def written(engine: ProcessingEngine) -> WriteLog:
+@pytest.fixture
+async def engine(db: Database) -> AsyncIterator[ProcessingEngine]:
+    eng = ProcessingEngine(services_for(db), db, db.config, fast_options())
+    await eng.start()
+    try:
+        yield eng
+    finally:
+        await eng.stop()
+
+
+def written(db: Database) -> WriteLog:
     """The plugins' write-backs to the real database (see support.inprocess.record_writes)."""
-    return engine.database.write_lp.log  # type: ignore[attr-defined,no-any-return]
+    return db.write_lp.log  # type: ignore[attr-defined,no-any-return]
 
 
 def plugin(engine: ProcessingEngine, name: str, code: str) -> str:
@@ -85,26 +91,25 @@ async def create(engine: ProcessingEngine, name: str, filename: str, spec: str,
                                 plugin_filename=filename, trigger_specification=spec, **kw)
 
 
-async def test_wal_plugin_example_writes_reports(engine: ProcessingEngine) -> None:
+async def test_wal_plugin_example_writes_reports(engine: ProcessingEngine, db: Database) -> None:
     dest = engine.files.plugin_dir / "examples" / "wal_plugin"
     shutil.copytree(EXAMPLES / "wal_plugin", dest)
     await create(engine, "reports", "examples/wal_plugin/wal_plugin.py", "all_tables",
                  trigger_arguments={"double_count_table": "cpu"})
-    db = engine.database
     await write(db, "foo", "cpu,host=a usage=1\ncpu,host=b usage=2\nmem,host=a u=3")
     await write(db, "other", "cpu,host=a usage=1")
-    lines = await wait_for(lambda: written(engine).lines_for("foo"))
+    lines = await wait_for(lambda: written(db).lines_for("foo"))
     assert sorted(lines) == ["write_reports,table_name=cpu row_count=4i",
                              "write_reports,table_name=mem row_count=1i"]
-    assert written(engine).calls[0][2] == {"precision": "ns", "accept_partial": False,
-                                           "no_sync": False}
+    assert written(db).calls[0][2] == {"precision": "ns", "accept_partial": False,
+                                       "no_sync": False}
     # its own output (its write-back, and ours here) arrives in later flushes and is
     # skipped; the report of a sentinel written after them shows they were handled
     await write(db, "foo", "write_reports,table_name=cpu row_count=4i")
     await write(db, "foo", "sentinel v=1i")
     await wait_for(lambda: "write_reports,table_name=sentinel row_count=1i"
-                   in written(engine).lines_for("foo"))
-    assert sorted(written(engine).lines_for("foo")) == [
+                   in written(db).lines_for("foo"))
+    assert sorted(written(db).lines_for("foo")) == [
         "write_reports,table_name=cpu row_count=4i", "write_reports,table_name=mem row_count=1i",
         "write_reports,table_name=sentinel row_count=1i"]
     assert await query_rows(db, "foo", "SELECT table_name, row_count FROM write_reports "
@@ -117,14 +122,13 @@ async def test_wal_plugin_example_writes_reports(engine: ProcessingEngine) -> No
 
 
 async def test_table_trigger_gets_only_its_table_and_empty_flushes(
-        engine: ProcessingEngine) -> None:
+        engine: ProcessingEngine, db: Database) -> None:
     f = plugin(engine, "seen.py", """
         def process_writes(influxdb3_local, table_batches, args=None):
             influxdb3_local.info([(b["table_name"], [r["v"] for r in b["rows"]])
                                   for b in table_batches])
         """)
     await create(engine, "cpu_only", f, "table:cpu")
-    db = engine.database
     for i in range(5):
         await write(db, "foo", f"cpu v={i}i\nmem v=9i")
     await write(db, "foo", "mem v=1i")
@@ -136,7 +140,7 @@ async def test_table_trigger_gets_only_its_table_and_empty_flushes(
     assert logs(engine, "cpu_only", "INFO")[1::3] == expected  # in order, once each
 
 
-async def test_error_behaviors(engine: ProcessingEngine) -> None:
+async def test_error_behaviors(engine: ProcessingEngine, db: Database) -> None:
     f = plugin(engine, "flaky.py", """
         def process_writes(influxdb3_local, table_batches, args=None):
             if not table_batches:
@@ -156,7 +160,6 @@ async def test_error_behaviors(engine: ProcessingEngine) -> None:
                  trigger_arguments={"fail_times": "99"})
     await create(engine, "disabler", f, "table:cpu", error_behavior="disable",
                  trigger_arguments={"fail_times": "1"})
-    db = engine.database
     await write(db, "foo", "cpu v=1i")
     await write(db, "foo", "cpu v=2i")
 
@@ -176,12 +179,12 @@ async def test_error_behaviors(engine: ProcessingEngine) -> None:
         "giving up on this event after 3 attempts") == 2)
 
     await wait_for(lambda: not engine.running("foo", "disabler"))
-    assert engine.database.catalog.get_trigger("foo", "disabler").disabled
+    assert db.catalog.get_trigger("foo", "disabler").disabled
     assert any("disabled because of an error (error_behavior=disable): ValueError: failure 1"
                in t for t in logs(engine, "disabler", "ERROR"))
     # only successful calls' buffered writes were committed: the logger's second call,
     # the retrier's third attempt and its next event; the disabler handled nothing more
-    await wait_for(lambda: sorted(written(engine).lines_for("foo")) == [
+    await wait_for(lambda: sorted(written(db).lines_for("foo")) == [
         "attempt n=2i", "attempt n=3i", "attempt n=4i"])
     assert await query_rows(db, "foo", "SELECT n FROM attempt ORDER BY n") == [
         {"n": 2}, {"n": 3}, {"n": 4}]
@@ -215,7 +218,7 @@ async def test_schedules_never_overlap_unless_async(engine: ProcessingEngine) ->
         " None")
 
 
-async def test_request_trigger(engine: ProcessingEngine) -> None:
+async def test_request_trigger(engine: ProcessingEngine, db: Database) -> None:
     f = plugin(engine, "req.py", """
         import json, os
         def process_request(influxdb3_local, query_parameters, request_headers, request_body,
@@ -236,8 +239,8 @@ async def test_request_trigger(engine: ProcessingEngine) -> None:
                                       "args": {"a": "b"}, "env": [True, True, True],
                                       "tz": "UTC"}
     # committed before the reply
-    assert written(engine).lines_for("foo") == ["request_data,t=v f=1i"]
-    assert await query_rows(engine.database, "foo", "SELECT t, f FROM request_data") == [
+    assert written(db).lines_for("foo") == ["request_data,t=v f=1i"]
+    assert await query_rows(db, "foo", "SELECT t, f FROM request_data") == [
         {"t": "v", "f": 1}]
     reply = await engine.handle_request("custom/path", {"fail": "1"}, {}, b"")
     assert (reply.status, reply.body) == (
@@ -302,7 +305,7 @@ async def test_lifecycle_and_validation(engine: ProcessingEngine, tmp_path: Path
         await create(engine, "t3", f, "all_tables")
 
 
-async def test_system_tables_and_restart(engine: ProcessingEngine) -> None:
+async def test_system_tables_and_restart(engine: ProcessingEngine, db: Database) -> None:
     f = plugin(engine, "sched.py", """
         def process_scheduled_call(influxdb3_local, call_time, args=None):
             influxdb3_local.info("tick")
@@ -315,7 +318,6 @@ async def test_system_tables_and_restart(engine: ProcessingEngine) -> None:
         "def process_scheduled_call(local, t, args=None):\n    local.info('pkg tick')\n")
     await create(engine, "t1", f, "every:50ms", trigger_arguments={"k1": "v1", "k2": "v2"})
     await create(engine, "t2", "pkg", "cron:* * * * * *", error_behavior="retry", disabled=True)
-    db = engine.database
     rows = await query_rows(db, "foo", "SELECT * FROM system.processing_engine_triggers "
                                        "ORDER BY trigger_name")
     assert rows == [
@@ -346,7 +348,7 @@ async def test_system_tables_and_restart(engine: ProcessingEngine) -> None:
     await engine.stop()
 
     # a new engine over the same catalog starts the enabled triggers
-    again = ProcessingEngine(db, engine.config, fast_options())
+    again = ProcessingEngine(services_for(db), db, engine.config, fast_options())
     await again.start()
     try:
         assert again.running("foo", "t1") and again.running("foo", "t2")
@@ -355,7 +357,8 @@ async def test_system_tables_and_restart(engine: ProcessingEngine) -> None:
         await again.stop()
 
 
-async def test_parquet_trigger_and_write_back_errors(engine: ProcessingEngine) -> None:
+async def test_parquet_trigger_and_write_back_errors(
+        engine: ProcessingEngine, db: Database) -> None:
     f = plugin(engine, "pq.py", """
         def process_parquet_persist(influxdb3_local, persisted_files, args=None):
             influxdb3_local.info(sorted((p["table_name"], p["row_count"])
@@ -365,7 +368,6 @@ async def test_parquet_trigger_and_write_back_errors(engine: ProcessingEngine) -
         """)
     await create(engine, "pq_all", f, "parquet:all_tables")
     await create(engine, "pq_cpu", f, "parquet:cpu")
-    db = engine.database
     # one gen1 window (10m by default), so that each table is one file
     window = 600 * 10**9
     t0 = time.time_ns() // window * window
@@ -379,12 +381,12 @@ async def test_parquet_trigger_and_write_back_errors(engine: ProcessingEngine) -
     await wait_for(lambda: "[('cpu', 3), ('mem', 4), ('setup', 1)]" in logs(engine, "pq_all"))
     await wait_for(lambda: "[('cpu', 3)]" in logs(engine, "pq_cpu"))
     await wait_for(lambda: logs(engine, "pq_cpu", "ERROR"))
-    assert engine.database.catalog.db_exists("newdb")  # a write to a missing db creates it
+    assert db.catalog.db_exists("newdb")  # a write to a missing db creates it
     assert logs(engine, "pq_cpu", "ERROR")[0].startswith(
         "error running parquet plugin: error writing back lines to bad db: ")
 
 
-async def test_gh_plugins(engine: ProcessingEngine, tmp_path: Path) -> None:
+async def test_gh_plugins(engine: ProcessingEngine, db: Database, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / "examples" / "wal_plugin").mkdir(parents=True)
     shutil.copy(EXAMPLES / "wal_plugin" / "wal_plugin.py", repo / "examples" / "wal_plugin")
@@ -397,27 +399,27 @@ async def test_gh_plugins(engine: ProcessingEngine, tmp_path: Path) -> None:
         with pytest.raises(PluginError, match="error fetching plugin from repository: 404 "
                                               "Not Found http://127.0.0.1:.*/not_a_file.py"):
             await create(engine, "gh2", "gh:not_a_file.py", "all_tables")
-        await write(engine.database, "foo", "test_input,tag=x field=1i")
-        await wait_for(lambda: written(engine).lines_for("foo") == [
+        await write(db, "foo", "test_input,tag=x field=1i")
+        await wait_for(lambda: written(db).lines_for("foo") == [
             "write_reports,table_name=test_input row_count=1i"])
-        assert await query_rows(engine.database, "_internal",
-                                "SELECT * FROM system.plugin_files") == []
+        assert await query_rows(db, "_internal", "SELECT * FROM system.plugin_files") == []
     finally:
         server.shutdown()
 
 
-async def test_deleted_database_stops_its_triggers(engine: ProcessingEngine) -> None:
+async def test_deleted_database_stops_its_triggers(engine: ProcessingEngine, db: Database) -> None:
     f = plugin(engine, "sched.py", """
         def process_scheduled_call(influxdb3_local, call_time, args=None):
             pass
         """)
     await create(engine, "t1", f, "every:1h")
     # the engine hears of the delete from storage, as it would from any front end
-    await engine.database.delete_database("foo")
+    await db.delete_database("foo")
     assert not engine.running("foo", "t1")
 
 
-async def test_a_crashing_plugin_costs_only_its_call(engine: ProcessingEngine) -> None:
+async def test_a_crashing_plugin_costs_only_its_call(
+        engine: ProcessingEngine, db: Database) -> None:
     f = plugin(engine, "crashy.py", """
         import ctypes
         def process_writes(influxdb3_local, table_batches, args=None):
@@ -437,8 +439,8 @@ async def test_a_crashing_plugin_costs_only_its_call(engine: ProcessingEngine) -
     await create(engine, "crashy", f, "table:cpu")
     await create(engine, "steady", g, "table:cpu")
     for v in (1, 2):
-        await write(engine.database, "foo", f"cpu v={v}i")
-    await wait_for(lambda: written(engine).lines_for("foo") == ["ok v=1i"])
+        await write(db, "foo", f"cpu v={v}i")
+    await wait_for(lambda: written(db).lines_for("foo") == ["ok v=1i"])
     errors = logs(engine, "crashy", "ERROR")
     assert errors[0].startswith("error executing wal plugin: the plugin worker killed by "
                                 "signal 11 (SIGSEGV)")

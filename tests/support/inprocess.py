@@ -22,6 +22,7 @@ from weir import lineprotocol
 from weir.config import ServeConfig
 from weir.database import Database
 from weir.engine.options import EngineOptions
+from weir.service import Services
 
 
 def make_config(tmp_path: Path, **kw: Any) -> ServeConfig:
@@ -37,6 +38,12 @@ def make_config(tmp_path: Path, **kw: Any) -> ServeConfig:
             raise AttributeError(f"ServeConfig has no field {k!r}")
         setattr(cfg, k, v)
     return cfg
+
+
+def services_for(db: Database) -> Services:
+    """The services over `db`, as the server builds them (the engine writes and queries
+    through them)."""
+    return Services.over(db, hard_delete_default_s=db.config.hard_delete_default_duration)
 
 
 def fast_options(**kw: Any) -> EngineOptions:

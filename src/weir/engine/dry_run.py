@@ -21,12 +21,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from weir.catalog import Catalog
 from weir.engine.loader import PluginFiles, PluginRef
 from weir.engine.specs import CronError, CronSchedule, InvalidTriggerSpec, parse_trigger_spec
 from weir.engine.specs import format_humantime as _humantime
 from weir.engine.triggers import WalEvent
 from weir.engine.worker.local_api import database_name_problem
 from weir.engine.workers import WorkerDied, WorkerSlot, WorkerStartError
+from weir.lineprotocol import FieldType, TableColumns, parse
 
 DEFAULT_SCHEDULE = "* * * * * *"
 
@@ -41,12 +43,12 @@ def _line_error(line: str, number: int, message: str) -> str:
             f"error_message: {_rust_str(message)} }}")
 
 
-def _field_type_name(ftype: Any) -> str:
-    return str(getattr(ftype, "name", ftype)).lower()
+def _field_type_name(ftype: FieldType) -> str:
+    """The catalog's name of a field type (`float`, `integer`, `uinteger`, ...)."""
+    return ftype.name.lower()
 
 
-def validate_writes(catalog: Any, writes: dict[str, list[str]],
-                    parse: Callable[..., Any]) -> list[str]:
+def validate_writes(catalog: Catalog, writes: dict[str, list[str]]) -> list[str]:
     """Check would-be writes line by line against the catalog (never changing it) and
     against each other; one string per problem."""
     now = time.time_ns()
@@ -78,7 +80,7 @@ def validate_writes(catalog: Any, writes: dict[str, list[str]],
     return errors
 
 
-def _conflict(cols: dict[str, tuple[str, str]], tc: Any) -> str | None:
+def _conflict(cols: dict[str, tuple[str, str]], tc: TableColumns) -> str | None:
     for tag in tc.tags:
         known = cols.get(tag)
         if known is not None and known[0] != "tag":
@@ -109,36 +111,20 @@ def _failed(error: str, **extra: Any) -> dict[str, Any]:
             "errors": [f"error executing plugin: {error}"]}
 
 
-def _default_parse() -> Callable[..., Any] | None:
-    try:
-        from weir.lineprotocol import parse
-    except ImportError:
-        return None
-    return parse
-
-
 class DryRunner:
     """Runs test calls; `slot` is the dry-run worker (mode `dry_run`)."""
 
-    def __init__(self, database: Any, files: PluginFiles, slot: WorkerSlot,
-                 call_timeout: Callable[[], float | None],
-                 parse: Callable[..., Any] | None = None) -> None:
-        self.database = database
+    def __init__(self, catalog: Catalog, files: PluginFiles, slot: WorkerSlot,
+                 call_timeout: Callable[[], float | None]) -> None:
+        self.catalog = catalog
         self.files = files
         self.slot = slot
         self._call_timeout = call_timeout
-        self._parse = parse
-
-    def _parser(self) -> Callable[..., Any] | None:
-        return self._parse or _default_parse()
 
     async def wal(self, filename: str, database: str, input_lp: str,
                   input_arguments: dict[str, str] | None = None,
                   cache_name: str | None = None) -> dict[str, Any]:
         ref = await self.files.resolve(filename)  # PluginError: HTTP 500
-        parse = self._parser()
-        if parse is None:
-            return _failed("line protocol parsing is not available")
         parsed = parse(input_lp, precision="ns", default_time_ns=time.time_ns(),
                        stop_on_first_error=True)
         if parsed.errors:
@@ -154,7 +140,7 @@ class DryRunner:
                        input_arguments: dict[str, str] | None = None,
                        cache_name: str | None = None) -> dict[str, Any]:
         ref = await self.files.resolve(filename)
-        if not self.database.catalog.db_exists(database):
+        if not self.catalog.db_exists(database):
             return {"trigger_time": None, "log_lines": [], "database_writes": {},
                     "errors": ["couldn't find db"]}
         expr = (schedule or DEFAULT_SCHEDULE).strip()
@@ -188,8 +174,7 @@ class DryRunner:
         writes = _merge_writes(result)
         logs = [f"INFO: {start_line}", *(result.get("log_lines") or []),
                 f"INFO: finished execution in {_humantime(time.perf_counter_ns() - started)}"]
-        parse = self._parser()
-        errors = validate_writes(self.database.catalog, writes, parse) if parse else []
+        errors = validate_writes(self.catalog, writes)
         return {"log_lines": logs, "database_writes": writes, "errors": errors}
 
 

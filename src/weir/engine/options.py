@@ -1,10 +1,13 @@
-"""Tunables of the processing engine that `ServeConfig` does not (yet) carry."""
+"""How the processing engine runs plugins: the worker memory limit and the call time limit
+come from `ServeConfig`; the other tunables are not serve flags (yet), so the server runs
+with their defaults and tests pass their own."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+
+from weir.config import ServeConfig
 
 
 def default_memory_limit() -> int:
@@ -41,16 +44,9 @@ class EngineOptions:
     create_venv: bool = True
 
     @classmethod
-    def from_config(cls, config: Any) -> EngineOptions:
-        """Defaults, overridden by any matching attribute the config has
-        (`plugin_memory_limit`, `plugin_call_timeout`, ...)."""
-        opts = cls()
-        limit = getattr(config, "plugin_memory_limit", None)
-        opts.memory_limit = limit if limit is not None else default_memory_limit()
-        opts.call_timeout = getattr(config, "plugin_call_timeout", None)
-        for name in ("retry_attempts", "retry_base_delay", "retry_max_delay",
-                     "log_capacity", "worker_start_timeout", "max_async_calls"):
-            value = getattr(config, f"plugin_{name}", None)
-            if value is not None:
-                setattr(opts, name, value)
-        return opts
+    def from_config(cls, config: ServeConfig) -> EngineOptions:
+        """The defaults, with `config`'s `plugin_memory_limit` (None: half the machine's
+        memory, at least 2 GiB) and `plugin_call_timeout`."""
+        limit = config.plugin_memory_limit
+        return cls(memory_limit=limit if limit is not None else default_memory_limit(),
+                   call_timeout=config.plugin_call_timeout)

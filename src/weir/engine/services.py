@@ -1,7 +1,6 @@
-"""What plugin workers may ask of the server, served through the same write and query
-interfaces the HTTP API uses: queries, immediate writes, the global cache and log
-lines. Also the shared (`use_global`) cache itself, which lives here because every
-trigger's worker must see it.
+"""What plugin workers may ask of the server, served by the same services the HTTP API
+calls: queries, immediate writes, the global cache and log lines. Also the shared
+(`use_global`) cache itself, which lives here because every trigger's worker must see it.
 """
 
 from __future__ import annotations
@@ -13,19 +12,18 @@ from typing import Any
 import pyarrow as pa
 
 from weir.engine.logs import PluginLogs
-from weir.errors import WriteError
+from weir.errors import LineProtocolError, PartialWrite, WriteError
+from weir.service import QueryService, WriteService
 
 
 def describe_write_error(e: Exception) -> str:
     """A write error with the details of its first bad line, when there is one."""
     msg = str(e)
-    lines = getattr(e, "lines", None) or []
-    if lines:
-        first = lines[0]
-        detail = getattr(first, "message", None)
-        number = getattr(first, "line_number", None)
-        if detail:
-            msg += f": line {number}: {detail}" if number else f": {detail}"
+    if isinstance(e, LineProtocolError | PartialWrite) and e.lines:
+        first = e.lines[0]
+        if first.message:
+            msg += (f": line {first.line_number}: {first.message}" if first.line_number
+                    else f": {first.message}")
     return msg
 
 
@@ -66,20 +64,21 @@ class SharedCache:
 
 
 class EngineServices:
-    """The server's side of worker requests (see `weir.engine.workers.WorkerServices`)."""
+    """The server's side of worker requests (see `weir.engine.workers.WorkerServices`).
+    Plugins act as the server itself: no token, so no authorization check."""
 
-    def __init__(self, database: Any, logs: PluginLogs) -> None:
-        self.database = database
+    def __init__(self, writes: WriteService, queries: QueryService, logs: PluginLogs) -> None:
+        self.writes = writes
+        self.queries = queries
         self.logs = logs
         self.shared_cache = SharedCache()
 
     async def query(self, database: str, sql: str, params: dict[str, Any] | None) -> pa.Table:
-        return await self.database.query(database, sql, params or None)
+        return await self.queries.sql(database, sql, params or None, principal=None)
 
     async def write(self, database: str, lp: str, no_sync: bool) -> None:
         try:
-            await self.database.write_lp(database, lp, precision="ns", accept_partial=False,
-                                         no_sync=no_sync)
+            await self.writes.write_from_plugin(database, lp, no_sync=no_sync)
         except WriteError as e:
             raise WriteError(describe_write_error(e)) from None
 

@@ -34,6 +34,7 @@ from weir.engine.services import describe_write_error
 from weir.engine.specs import TriggerSpec, format_humantime
 from weir.engine.worker.protocol import table_to_ipc
 from weir.engine.workers import WorkerDied, WorkerSlot, WorkerStartError
+from weir.service import WriteService
 
 _BACKLOG_WARNINGS = (1_000, 10_000, 100_000)
 
@@ -41,9 +42,14 @@ _BACKLOG_WARNINGS = (1_000, 10_000, 100_000)
 class RunnerHost(Protocol):
     """What a runner needs from the engine."""
 
-    database: Any
-    logs: PluginLogs
-    options: EngineOptions
+    @property
+    def writes(self) -> WriteService: ...
+
+    @property
+    def logs(self) -> PluginLogs: ...
+
+    @property
+    def options(self) -> EngineOptions: ...
 
     def worker_slot(self, defn: TriggerDefinition, ref: PluginRef) -> WorkerSlot: ...
 
@@ -187,8 +193,7 @@ class TriggerRunner:
             if not lines:
                 continue
             try:
-                await self.host.database.write_lp(db, "\n".join(lines), precision="ns",
-                                                  accept_partial=False, no_sync=False)
+                await self.host.writes.write_from_plugin(db, "\n".join(lines), no_sync=False)
             except Exception as e:
                 self.log("ERROR", f"error running {self.context}: error writing back lines to "
                                   f"{db}: {describe_write_error(e)}")
@@ -304,8 +309,6 @@ class ScheduleTriggerRunner(TriggerRunner):
             while (delay := next_t - time.time()) > 0:
                 if await self._sleep(delay):
                     return
-            if self._stopping:
-                return
             fire = next_t
             header = {"kind": "schedule", "call_time": int(fire)}
             start = ("starting execution with scheduled time "
