@@ -29,8 +29,12 @@ from weir.engine.loader import PluginFiles, PluginRef, check_entry_point
 from weir.engine.logs import PluginLogs
 from weir.engine.options import EngineOptions
 from weir.engine.services import EngineServices
-from weir.engine.specs import InvalidTriggerSpec, TriggerSpec, parse_trigger_spec
-from weir.engine.system_tables import engine_system_tables
+from weir.engine.specs import (
+    InvalidTriggerSpec,
+    TriggerSpec,
+    parse_trigger_spec,
+    system_table_spec,
+)
 from weir.engine.triggers import (
     RUNNERS,
     HttpReply,
@@ -44,6 +48,7 @@ from weir.engine.workers import WorkerSlot, WorkerSpec
 from weir.errors import AlreadyExists, CatalogError, DatabaseNotFound, InvalidRequest, NotFound
 from weir.ports import FlushedWal, StorageEvents
 from weir.service import Services
+from weir.system_tables import EngineTables
 
 log = logging.getLogger("weir.engine")
 
@@ -129,7 +134,8 @@ class ProcessingEngine:
                                     lambda level, text: self.logs.add("dry_run", level, text))
         self.dry_runner = DryRunner(self.catalog, self.files, self._dry_slot,
                                     lambda: self.options.call_timeout)
-        self.system_tables = engine_system_tables(self.catalog, self.logs, self.files)
+        self.system_tables = EngineTables(self.catalog, self.logs, self.files,
+                                          render_spec=system_table_spec)
 
     @property
     def catalog(self) -> Catalog:

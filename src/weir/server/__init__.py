@@ -61,12 +61,12 @@ async def serve(config: ServeConfig, ready: asyncio.Event | None = None) -> None
     state = ServerState(config=config, database=database, services=services)
     if not config.without_auth:
         from weir.auth import TokenStore
-        from weir.server.routes_tokens import token_system_tables
+        from weir.system_tables import TokenTables
 
         state.tokens = TokenStore(database.catalog)
         if config.admin_token_file is not None:
             _load_admin_token_file(state.tokens, config.admin_token_file)
-        database.add_system_tables(token_system_tables(state.tokens, database))
+        database.add_system_tables(TokenTables(state.tokens))
         if not state.tokens.has_admin():
             log.warning("authentication is on and no operator token exists yet: create one "
                         "with `influxdb3 create token --admin`")
