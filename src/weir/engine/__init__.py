@@ -1,9 +1,11 @@
 """The processing engine: triggers run Python plugins in isolated worker processes.
 
-Public face: `ProcessingEngine` (and `EngineOptions`). The server builds one with
-the database and its config, awaits `start()`, mounts
-`weir.server.engine_routes.engine_routes(engine)`, and awaits `stop()` at shutdown;
-`start()` registers the engine's WAL and persist listeners and system tables itself.
+Public face: `ProcessingEngine` (and `EngineOptions`). The server builds one with the
+services (plugins write and query through them), the storage whose events it listens to
+(`EngineStorage`: `weir.ports.StorageEvents` and the catalog) and its config, awaits
+`start()`, mounts `weir.server.engine_routes.engine_routes(engine)`, and awaits `stop()`
+at shutdown; `start()` registers the engine's WAL, persist and database-deleted
+listeners and system tables itself.
 
 Modules: `plugin_api` (the contract plugins see), `line_builder`, `specs` (trigger
 specifications, cron, every), `loader` (plugin files), `workers` (worker processes),

@@ -278,7 +278,7 @@ class CronSchedule:
         it = croniter(self.croniter_expression, after.astimezone(UTC), day_or=False,
                       second_at_beginning=True)
         try:
-            nxt = it.get_next(datetime)
+            nxt: datetime = it.get_next(datetime)
         except Exception:  # croniter raises when no date matches (e.g. Feb 30)
             return None
         return nxt.astimezone(UTC)
