@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 CTX: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+#: a command function that decorators adding options hand back as they got it
+CommandFunc = TypeVar("CommandFunc", bound=Callable[..., Any])
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from weir.cli.base import WeirCommand, fail
+from weir.cli.base import CommandFunc, WeirCommand, fail
 from weir.config import (
     DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT,
     DEFAULT_NUM_DATABASE_LIMIT,
@@ -25,7 +25,9 @@ from weir.config import (
 # ---- value types: a bad value is one line naming the flag, exit 2 -------------------------
 
 
-class DurationType(click.ParamType):
+# The bases below stay unsubscripted: ParamType is generic only from click 8.4, and
+# pyproject accepts click >= 8.1, where `click.ParamType[float]` fails at import.
+class DurationType(click.ParamType):  # type: ignore[type-arg]  # see above
     """A humantime duration (`1s`, `10ms`, `1h 30m`) -> seconds."""
 
     name = "duration"
@@ -40,7 +42,7 @@ class DurationType(click.ParamType):
             self.fail(str(e), param, ctx)
 
 
-class SizeType(click.ParamType):
+class SizeType(click.ParamType):  # type: ignore[type-arg]  # see above
     """Bytes: `10485760`, `512m`, `2g`; with `allow_percent`, also `20%` of this machine's
     memory (the reference's form for memory limits)."""
 
@@ -179,22 +181,25 @@ def _param_name(flag: str) -> str:
     return "ignored_" + flag.lstrip("-").replace("-", "_")
 
 
-def _ignored_options(f: Any) -> Any:
+def _hidden_option(f: CommandFunc, flag: str, env: str | None, takes_value: bool,
+                   help_text: str) -> CommandFunc:
+    name = _param_name(flag)
+    if not takes_value:
+        return click.option(flag, name, is_flag=True, default=None, envvar=env, hidden=True,
+                            help=help_text)(f)
+    if flag == "--admin-token-recovery-http-bind":
+        return click.option(flag, name, default=None, envvar=env, hidden=True, help=help_text,
+                            is_flag=False, flag_value="127.0.0.1:8182")(f)
+    return click.option(flag, name, default=None, envvar=env, hidden=True,
+                        help=help_text)(f)
+
+
+def _ignored_options(f: CommandFunc) -> CommandFunc:
     for flag, (env, takes_value, _) in reversed(REFUSED.items()):
-        kw = {"envvar": env, "hidden": True, "help": "Not supported by Weir (refused)."}
-        if takes_value:
-            f = click.option(flag, _param_name(flag), default=None, **kw)(f)
-        else:
-            f = click.option(flag, _param_name(flag), is_flag=True, default=None, **kw)(f)
+        f = _hidden_option(f, flag, env, takes_value, "Not supported by Weir (refused).")
     for flag, env, takes_value in reversed(IGNORED):
-        kw = {"envvar": env, "hidden": True,
-              "help": "Accepted for compatibility; Weir ignores it (with a warning)."}
-        if takes_value:
-            if flag == "--admin-token-recovery-http-bind":
-                kw.update(is_flag=False, flag_value="127.0.0.1:8182")
-            f = click.option(flag, _param_name(flag), default=None, **kw)(f)
-        else:
-            f = click.option(flag, _param_name(flag), is_flag=True, default=None, **kw)(f)
+        f = _hidden_option(f, flag, env, takes_value,
+                           "Accepted for compatibility; Weir ignores it (with a warning).")
     return f
 
 
@@ -343,6 +348,8 @@ def serve(**kw: Any) -> None:
     --google-*, --object-store-*) that Weir does not use yet. --tls-cert and --tls-key
     are refused: Weir serves plain HTTP. --help-all lists them all."""
     config = build_config(kw)
+    # imported here, not at the top: weir.server loads pyarrow and DataFusion (over a
+    # second), which every other command, and `influxdb3 --help`, must not wait for
     from weir.server import run
 
     try:
