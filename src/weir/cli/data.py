@@ -25,6 +25,9 @@ from weir.cli.client import (
 )
 from weir.cli.serve import SIZE
 
+# weir.engine.specs is imported inside the functions that use it, not here: it loads
+# croniter and dateutil (~80 ms), which `influxdb3 --help` and most commands never need.
+
 DEFAULT_MAX_REQUEST_SIZE = 10 * 1024 * 1024
 READ_SIZE = 4 * 1024 * 1024
 
@@ -314,7 +317,7 @@ def query(client: Client, database: str, language: str, fmt: str, output: str | 
             fail(f"error: cannot write {output}: {e.strerror or e}")
         return
     if fmt == "parquet":
-        out = click.get_binary_stream("stdout")
+        out = click.open_file("-", "wb")
         out.write(r.content)
         out.flush()
         return

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 
-from weir.cli.base import command, fail, group
+from weir.cli.base import CommandFunc, command, fail, group
 from weir.cli.client import (
     Client,
     client_options,
@@ -20,6 +21,9 @@ from weir.cli.client import (
     print_json,
 )
 from weir.cli.resources import create, delete, disable, enable, update
+
+# weir.engine.specs is imported inside the functions that use it, not here: it loads
+# croniter and dateutil (~80 ms), which `influxdb3 --help` and most commands never need.
 
 SPEC_HELP = ("When the trigger fires: table:<TABLE> or all_tables (writes), "
              "every:<DURATION> or cron:<6-field cron, seconds first> (schedules), "
@@ -265,7 +269,7 @@ def _install_packages(client: Client, packages: list[str]) -> None:
     p.done(f"installed {' '.join(packages)}")
 
 
-def _engine_flags(f: Any) -> Any:
+def _engine_flags(f: CommandFunc) -> CommandFunc:
     """The reference's `install package` also takes the serve flags of the plugin
     environment; they configure the server, so here they are accepted and ignored."""
     for flag, env in (("--plugin-dir", "INFLUXDB3_PLUGIN_DIR"),
@@ -375,7 +379,7 @@ def test_schedule_plugin(client: Client, database: str, schedule: str | None,
     _print_result(r)
 
 
-def _print_result(r: Any) -> None:
+def _print_result(r: httpx.Response) -> None:
     try:
         print_json(r.json())
     except ValueError:
