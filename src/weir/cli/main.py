@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 import weir
+from weir.cli import data, engine, resources, show
 from weir.cli.base import WeirGroup
 from weir.cli.client import RequestError
 from weir.cli.serve import serve
@@ -143,8 +144,6 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from weir.cli import data, engine, resources, show
-
     cli.add_command(serve)
     for cmd in (resources.create, resources.delete, resources.enable, resources.disable,
                 resources.update, show.show, engine.install, engine.test, data.write,

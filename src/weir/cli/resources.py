@@ -8,15 +8,21 @@ import json
 import os
 import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 
 from weir.cli.base import command, fail, group, quoted
 from weir.cli.client import Client, client_options, comma_list, database_option, print_json
 from weir.cli.serve import DURATION
 from weir.config import DurationError, parse_duration
+
+# weir.engine.specs (croniter, ~80 ms) and weir.catalog (pyarrow, ~0.5 s) are imported inside
+# the functions that use them, not here, so that `influxdb3 --help` and the commands that
+# never need them start without loading them.
 
 
 def humantime(seconds: float) -> str:
@@ -54,7 +60,7 @@ def hard_delete_value(text: str | None) -> str | None:
     low = text.strip().lower()
     if low in ("never", "now", "default"):
         return low
-    from weir.catalog import parse_rfc3339_ns  # here: pyarrow is slow to import for a CLI
+    from weir.catalog import parse_rfc3339_ns
 
     try:
         parse_rfc3339_ns(text)
@@ -221,7 +227,7 @@ def delete_table(client: Client, database: str, hard_delete: str | None, yes: bo
 # ---- caches -------------------------------------------------------------------------------
 
 
-def _cache_created(r: Any) -> None:
+def _cache_created(r: httpx.Response) -> None:
     if r.status_code == 204 or not r.content:
         click.echo("a cache already exists for the provided parameters")
         return
@@ -382,8 +388,6 @@ def create_token(client: Client, admin: bool, regenerate: bool, name: str | None
         token = new_token()
         expiry_ms = None
         if name and expiry:
-            import time
-
             expiry_ms = int(time.time() * 1000) + int(expiry) * 1000
         _write_token_file(Path(output_file), token, name or "_admin", expiry_ms)
         print_token(token, fmt)
