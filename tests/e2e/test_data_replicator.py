@@ -19,6 +19,7 @@ import string
 import subprocess
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -367,8 +368,6 @@ def test_bad_data_write_arguments_fail_the_run(change, needle, monkeypatch, tmp_
 
 @pytest.mark.parametrize(("change", "needle"), BAD_SCHEDULE)
 def test_bad_scheduled_arguments_fail_the_run(change, needle, monkeypatch, tmp_path):
-    from datetime import datetime
-
     dr = load_plugin()
     monkeypatch.setenv("PLUGIN_DIR", str(tmp_path))
     local = FakeLocal()

@@ -5,6 +5,7 @@ installing packages offline, memory bombs, and system tables."""
 from __future__ import annotations
 
 import http.server
+import importlib.util
 import os
 import sys
 import threading
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from e2e.test_engine_environment import tiny_package
 
 TRIGGER = "/api/v3/configure/processing_engine_trigger"
 
@@ -218,8 +221,6 @@ def test_memory_bomb_is_contained(server_factory, tmp_path):
 
 
 def test_install_package_offline_into_the_plugin_venv(es, tmp_path):
-    from e2e.test_engine_environment import tiny_package
-
     src = tiny_package(tmp_path)  # an in-tree build backend: no index needed
     (es.plugin_dir / "uses.py").write_text(
         "import weir_tinypkg\n"
@@ -231,8 +232,6 @@ def test_install_package_offline_into_the_plugin_venv(es, tmp_path):
     assert create_trigger(es, "d", "uses", "uses.py", "request:uses").status_code == 200
     assert httpx.get(f"{es.url}/api/v3/engine/uses", timeout=60).json() == {"value": 42}
     # the server's own environment is untouched
-    import importlib.util
-
     assert importlib.util.find_spec("weir_tinypkg") is None
     venv = es.plugin_dir / ".venv"
     assert list(venv.glob("lib/python3*/site-packages/weir_tinypkg"))

@@ -4,6 +4,7 @@ and isolation (exceptions, exits, segfaults, hangs, memory)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import textwrap
@@ -17,7 +18,14 @@ import pytest
 from support.inprocess import batch
 from weir.engine.services import SharedCache
 from weir.engine.worker.protocol import table_to_ipc
-from weir.engine.workers import WorkerDied, WorkerProcess, WorkerSlot, WorkerSpec
+from weir.engine.worker.responses import ResponseConversionError, to_http_answer
+from weir.engine.workers import (
+    WorkerDied,
+    WorkerProcess,
+    WorkerSlot,
+    WorkerSpec,
+    WorkerStartError,
+)
 from weir.errors import QueryError, WriteError
 
 pytestmark = pytest.mark.anyio
@@ -245,7 +253,6 @@ async def test_fresh_globals_hot_reload_and_live_cache(tmp_path: Path) -> None:
     w = WorkerProcess(spec_for(tmp_path, file_ref(path)), svc)
     await w.start()
     req = {"kind": "request", "query": {"a": "1"}, "headers": {"x": "y"}}
-    import json
     bodies = []
     for _ in range(3):
         result, body = await w.call(req, b"{}", timeout=10)
@@ -318,15 +325,11 @@ async def test_package_plugin_relative_imports_and_reload(tmp_path: Path) -> Non
 ])
 def test_request_return_conversion(value: Any, status: int, headers: dict[str, str],
                                    body: bytes) -> None:
-    from weir.engine.worker.responses import to_http_answer
-
     a = to_http_answer(value)
     assert (a.status, a.headers, a.body) == (status, headers, body)
 
 
 def test_request_return_objects_and_generators() -> None:
-    from weir.engine.worker.responses import ResponseConversionError, to_http_answer
-
     class Mock:
         status_code = 202
         headers = {"Content-Type": "text/custom"}
@@ -444,8 +447,6 @@ async def test_processes_a_plugin_started_die_with_its_worker(tmp_path: Path) ->
 
 
 async def test_start_failures_explain_themselves_and_fall_back(tmp_path: Path) -> None:
-    from weir.engine.workers import WorkerStartError
-
     ref = file_ref(write_plugin(tmp_path, "def process_writes(a, b, c):\n    pass\n"))
     w = WorkerProcess(spec_for(tmp_path, ref, memory_limit=20 * 1024**2), Services())
     with pytest.raises(WorkerStartError, match="exited with code 1:\n") as failed:
