@@ -138,8 +138,9 @@ class QueryEngine:
         self.memory_limit = memory_limit if memory_limit and memory_limit > 0 else None
         self.target_partitions = target_partitions or os.cpu_count() or 1
         self._scratch = _Scratch()
-        #: (settings, view) -> a settings-only information_schema view, patched
-        self._settings_views: dict[tuple[int, int | None, str], pa.Table] = {}
+        #: (settings, view) -> a settings-only information_schema view, patched, as a
+        #: memory table every session may share
+        self._settings_views: dict[tuple[int, int | None, str], Table] = {}
 
     # ---- public -------------------------------------------------------------------------
 
@@ -220,26 +221,23 @@ class QueryEngine:
             except Exception as e:
                 raise _error(f"error building system table {name}: {type(e).__name__}: {e}",
                              "execution") from None
-            return scratch.memory_table([_batches_of(table)])
+            return _off_planner(lambda: scratch.memory_table([_batches_of(table)]))
 
         info = _InformationSchema(self, snap)
         catalog.register_schema(USER_SCHEMA, _LazySchema(snap.tables, user_table, failures))
         catalog.register_schema(SYSTEM_SCHEMA, _LazySchema(snap.system_tables, system_table,
                                                            failures))
-        catalog.register_schema(INFO_SCHEMA, _LazySchema(
-            _INFO_VIEWS, lambda view: scratch.memory_table([_batches_of(info.view(view))]),
-            failures))
+        catalog.register_schema(INFO_SCHEMA, _LazySchema(_INFO_VIEWS, info.view, failures))
 
-    def _settings_view(self, view: str) -> pa.Table:
+    def _settings_view(self, view: str) -> Table:
         """df_settings, routines or parameters: the same for every session of this engine,
         so read once (routines and parameters list every function: a few milliseconds)."""
         key = (self.target_partitions, self.memory_limit, view)
         table = self._settings_views.get(key)
         if table is None:
-            ctx = self._context(information_schema=True)
-            table = _patch_view(view, _off_planner(
-                lambda: ctx.sql(f"SELECT * FROM {INFO_SCHEMA}.{view}").to_arrow_table()))
-            self._settings_views[key] = table
+            ctx, scratch = self._context(information_schema=True), self._scratch
+            table = self._settings_views[key] = _off_planner(lambda: scratch.memory_table(
+                [_batches_of(_patch_view(view, _read_view(ctx, view)))]))
         return table
 
 
@@ -293,7 +291,8 @@ def _table_failure(e: BaseException) -> BaseException:
 
 #: DataFusion calls a schema provider's `table()` from inside its async planner, where a
 #: binding call that waits on DataFusion's runtime (looking a table up, running a query)
-#: panics: "Cannot start a runtime from within a runtime". Such calls run here instead.
+#: panics: "Cannot start a runtime from within a runtime". Such calls run here instead,
+#: one hop per table made.
 _HELPERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="weir-query-tables")
 
 
@@ -304,7 +303,8 @@ def _off_planner(work: Callable[[], _T]) -> _T:
 class _Scratch:
     """A DataFusion session that only makes table providers (memory tables, views) for the
     sessions that run queries. Shared by threads: each name it registers is unique and is
-    deregistered at once (a provider made from it keeps what it needs)."""
+    deregistered at once (a provider made from it keeps what it needs). Its methods wait
+    on DataFusion's runtime: call them through `_off_planner`."""
 
     def __init__(self) -> None:
         self._ctx = SessionContext()
@@ -314,7 +314,7 @@ class _Scratch:
         name = _scratch_name()
         self._ctx.register_record_batches(name, partitions)
         try:
-            return _off_planner(lambda: self._schema.table(name))
+            return self._schema.table(name)
         finally:
             self._schema.deregister_table(name)
 
@@ -322,7 +322,7 @@ class _Scratch:
         name = _scratch_name()
         self._schema.register_table(name, table)
         try:
-            return _off_planner(lambda: self._ctx.table(name))
+            return self._ctx.table(name)
         finally:
             self._schema.deregister_table(name)
 
@@ -541,27 +541,34 @@ def _empty_parquet(schema: pa.Schema) -> pa.Buffer:
 
 def _user_table(scratch: _Scratch, t: TableSnapshot, snap: DatabaseSnapshot,
                 n_partitions: int) -> Table:
-    provider = _user_table_provider(scratch, t, snap, n_partitions)
-    if t.min_time is not None:
-        # the database's retention period: older rows are gone for every query at once,
-        # before the compactor removes them from storage
-        return Table(scratch.frame(provider).filter(
-            col("time") >= lit(pa.scalar(t.min_time, _TS))))
-    return provider if isinstance(provider, Table) else Table(provider)
-
-
-def _user_table_provider(scratch: _Scratch, t: TableSnapshot, snap: DatabaseSnapshot,
-                         n_partitions: int) -> Table | ds.Dataset:
     schema = query_schema(t.schema)
-    memory = None
+    memory: list[list[pa.RecordBatch]] | None = None
     if t.batches or not t.files:
         batches = [_conform(b, schema) for b in t.batches if b.num_rows]
         if not batches:
             batches = [pa.RecordBatch.from_pylist([], schema=schema)]
-        memory = scratch.memory_table(_partitions(batches, n_partitions))
-    if not t.files:
-        assert memory is not None
-        return memory
+        memory = _partitions(batches, n_partitions)
+    files = _file_dataset(t, schema, snap) if t.files else None
+
+    def provider() -> Table:
+        parts = [scratch.memory_table(memory)] if memory is not None else []
+        if files is not None:
+            parts.insert(0, Table(files))
+        table = parts[0] if len(parts) == 1 else \
+            Table(scratch.frame(parts[0]).union(scratch.frame(parts[1])))
+        if t.min_time is None:
+            return table
+        # the database's retention period: older rows are gone for every query at once,
+        # before the compactor removes them from storage
+        return Table(scratch.frame(table).filter(
+            col("time") >= lit(pa.scalar(t.min_time, _TS))))
+
+    return _off_planner(provider)
+
+
+def _file_dataset(t: TableSnapshot, schema: pa.Schema, snap: DatabaseSnapshot
+                  ) -> ds.Dataset:
+    """The table's Parquet files, each tagged with its time range."""
     parquet = ds.ParquetFileFormat()
     files = ds.FileSystemDataset.from_paths(
         [f.path for f in t.files],
@@ -574,12 +581,9 @@ def _user_table_provider(scratch: _Scratch, t: TableSnapshot, snap: DatabaseSnap
     # A scan whose filter prunes every file would have zero partitions, which DataFusion's
     # plan checker rejects under a sort ("does not satisfy distribution requirements"), so
     # every file list also holds one empty Parquet file kept in memory, never pruned.
-    files = ds.FileSystemDataset(
+    return ds.FileSystemDataset(
         [*files.get_fragments(), parquet.make_fragment(pa.BufferReader(_empty_parquet(schema)))],
         schema, parquet, snap.filesystem)
-    if memory is None:
-        return files
-    return Table(scratch.frame(files).union(scratch.frame(memory)))
 
 
 # ---- information_schema ------------------------------------------------------------------
@@ -625,12 +629,12 @@ class _InformationSchema:
         self._snap = snap
         self._listing: SessionContext | None = None
 
-    def view(self, name: str) -> pa.Table:
+    def view(self, name: str) -> Table:
         if name in _SETTINGS_VIEWS:
             return self._engine._settings_view(name)
-        listing = self._listing or self._stand_ins()
-        return _patch_view(name, _off_planner(
-            lambda: listing.sql(f"SELECT * FROM {INFO_SCHEMA}.{name}").to_arrow_table()))
+        listing, scratch = self._listing or self._stand_ins(), self._engine._scratch
+        return _off_planner(lambda: scratch.memory_table(
+            [_batches_of(_patch_view(name, _read_view(listing, name)))]))
 
     def _stand_ins(self) -> SessionContext:
         ctx = self._listing = self._engine._context(information_schema=True)
@@ -645,9 +649,13 @@ class _InformationSchema:
         return ctx
 
 
+def _read_view(ctx: SessionContext, view: str) -> pa.Table:
+    return ctx.sql(f"SELECT * FROM {INFO_SCHEMA}.{view}").to_arrow_table()
+
+
 def _stand_in(schema: pa.Schema) -> Table:
     """An empty table of `schema` that information_schema can list (never scanned)."""
-    return Table(ds.dataset(schema.empty_table()))
+    return Table(ds.InMemoryDataset(schema.empty_table()))
 
 
 _RANK = {USER_SCHEMA: 0, SYSTEM_SCHEMA: 1}
