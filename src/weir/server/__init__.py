@@ -3,32 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
+from weir.auth import TokenStore
 from weir.catalog import Limits
 from weir.config import ServeConfig
 from weir.database import Database
+from weir.server import routes_configure, routes_data, routes_tokens, routes_v1
 from weir.server.app import WeirApp
-from weir.server.state import ServerState
+from weir.server.auth import open_paths
+from weir.server.openapi import document_bytes
+from weir.server.state import ServerState, state_of
 from weir.service import Services
+from weir.system_tables import TokenTables
+
+if TYPE_CHECKING:
+    from weir.server.flight import FlightService
 
 log = logging.getLogger("weir.server")
 
 
-def build_routes(state: ServerState) -> list:
-    from starlette.routing import Route
-
-    from weir.server import routes_configure, routes_data, routes_tokens, routes_v1
-
-    routes = [*routes_data.routes, *routes_v1.routes, *routes_configure.routes,
+def build_routes(state: ServerState) -> list[BaseRoute]:
+    routes: list[BaseRoute] = [*routes_data.routes, *routes_v1.routes, *routes_configure.routes,
               *routes_tokens.routes, Route("/openapi.json", _openapi, methods=["GET"])]
     if state.engine is not None:
+        # (the engine's modules load only when --plugin-dir turns the engine on)
         from weir.server.engine_routes import engine_routes
 
         routes.extend(engine_routes(state.engine))
@@ -42,10 +51,6 @@ def build_routes(state: ServerState) -> list:
 
 async def _openapi(request: Request) -> Response:
     """`GET /openapi.json`: the document of the routes this server has (weir.server.openapi)."""
-    from weir.server.auth import open_paths
-    from weir.server.openapi import document_bytes
-    from weir.server.state import state_of
-
     st = state_of(request)
     body = document_bytes(auth=st.tokens is not None, engine=st.engine is not None,
                           open_paths=frozenset(open_paths(st.config.disable_authz)))
@@ -60,9 +65,6 @@ async def serve(config: ServeConfig, ready: asyncio.Event | None = None) -> None
                              hard_delete_default_s=config.hard_delete_default_duration)
     state = ServerState(config=config, database=database, services=services)
     if not config.without_auth:
-        from weir.auth import TokenStore
-        from weir.system_tables import TokenTables
-
         state.tokens = TokenStore(database.catalog)
         if config.admin_token_file is not None:
             _load_admin_token_file(state.tokens, config.admin_token_file)
@@ -71,7 +73,7 @@ async def serve(config: ServeConfig, ready: asyncio.Event | None = None) -> None
             log.warning("authentication is on and no operator token exists yet: create one "
                         "with `influxdb3 create token --admin`")
     if config.plugin_dir is not None:
-        from weir.engine import ProcessingEngine
+        from weir.engine import ProcessingEngine  # (loads the engine only when it is on)
 
         state.engine = ProcessingEngine(services, database, config)
         await state.engine.start()
@@ -105,7 +107,7 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _start_flight(state: ServerState):  # type: ignore[no-untyped-def]
+def _start_flight(state: ServerState) -> FlightService | None:
     """Arrow Flight (gRPC) queries, served on the HTTP port (weir.server.flight)."""
     try:
         from weir.server.flight import FlightService
@@ -116,15 +118,11 @@ def _start_flight(state: ServerState):  # type: ignore[no-untyped-def]
         return None
 
 
-def _load_admin_token_file(store: object, path: object) -> None:
+def _load_admin_token_file(store: TokenStore, path: Path) -> None:
     """`--admin-token-file`: the JSON file `create token --admin --offline` writes."""
-    import json
-    from pathlib import Path
-
     try:
-        doc = json.loads(Path(str(path)).read_text())
-        store.import_token(doc.get("name") or "_admin", doc["token"],  # type: ignore[attr-defined]
-                           doc.get("expiry_millis"))
+        doc = json.loads(path.read_text())
+        store.import_token(doc.get("name") or "_admin", doc["token"], doc.get("expiry_millis"))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SystemExit(f"error: cannot load --admin-token-file {path}: {e}") from None
     log.info("loaded the admin token from %s", path)

@@ -64,7 +64,8 @@ def request_token(scope: Scope) -> str | None:
     if scope["path"] in ("/query", "/write"):
         qs = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if qs.get("p"):
-            return qs["p"][-1]
+            password: str = qs["p"][-1]
+            return password
     header = None
     for k, v in scope.get("headers", []):
         if k == b"authorization":

@@ -68,7 +68,7 @@ def _str_map(body: dict[str, Any], name: str) -> dict[str, str] | None:
 
 def engine_routes(engine: ProcessingEngine) -> list[Route]:
     """The processing engine's routes, bound to `engine`."""
-    max_size = int(getattr(engine.config, "max_http_request_size", 10 * 1024 * 1024))
+    max_size = engine.config.max_http_request_size
 
     async def body_or_query(request: Request) -> dict[str, Any]:
         """The reference reads the query string when there is one, else the JSON body."""
@@ -198,16 +198,16 @@ def engine_routes(engine: ProcessingEngine) -> list[Route]:
                 headers[name] = v.decode("latin-1")
         reply = await engine.handle_request(request.path_params["path"],
                                             dict(request.query_params), headers, body)
-        out_headers = {}
-        for k, v in reply.headers.items():
-            if k.lower() in _HOP_HEADERS:
+        out_headers: dict[str, str] = {}
+        for key, value in reply.headers.items():
+            if key.lower() in _HOP_HEADERS:
                 continue
             try:
-                k.encode("latin-1")
-                v.encode("latin-1")
+                key.encode("latin-1")
+                value.encode("latin-1")
             except UnicodeEncodeError:
                 continue
-            out_headers[k] = v
+            out_headers[key] = value
         return Response(content=reply.body, status_code=reply.status, headers=out_headers)
 
     return [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -17,7 +18,8 @@ log = logging.getLogger("weir.server")
 class HttpError(Exception):
     """An error already shaped for HTTP (status + body)."""
 
-    def __init__(self, status: int, body: str | dict | list, json_body: bool | None = None) -> None:
+    def __init__(self, status: int, body: str | Mapping[str, object] | Sequence[object],
+                 json_body: bool | None = None) -> None:
         super().__init__(body if isinstance(body, str) else json.dumps(body))
         self.status = status
         self.body = body

@@ -52,7 +52,7 @@ def _expiry(body: dict[str, Any]) -> float | None:
     if secs is not None:
         if isinstance(secs, bool) or not isinstance(secs, int) or secs < 0:
             raise invalid_type("expiry_secs", "an unsigned integer")
-        out: float | None = float(secs)
+        out = float(secs)
     else:
         if not text:
             return None

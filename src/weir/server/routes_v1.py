@@ -45,8 +45,9 @@ def _multipart(body: bytes, ctype: str) -> dict[str, str]:
         if not name:  # RFC 7578: every part names its field
             raise json_error(400, "error decoding multipart file upload: a part has no "
                                   "Content-Disposition name")
-        payload = part.get_payload(decode=True) or b""
-        out[str(name)] = payload.decode("utf-8", "replace")
+        payload = part.get_payload(decode=True)
+        text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+        out[str(name)] = text
     return out
 
 
@@ -150,7 +151,7 @@ def _py_values(col: pa.ChunkedArray, epoch: str | None) -> list[Any]:
         div = EPOCH_UNITS[epoch]
         return [None if v is None else (v * mult) // div for v in ints]
     if pa.types.is_floating(t):
-        out = []
+        out: list[int | float | None] = []
         for v in col.to_pylist():
             if v is None or math.isnan(v) or math.isinf(v):
                 out.append(None)
@@ -160,9 +161,11 @@ def _py_values(col: pa.ChunkedArray, epoch: str | None) -> list[Any]:
                 out.append(v)
         return out
     if pa.types.is_string(t) or pa.types.is_large_string(t) or t == pa.string_view():
-        return col.cast(pa.string()).to_pylist()
+        texts: list[str | None] = col.cast(pa.string()).to_pylist()
+        return texts
     if pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_null(t):
-        return col.to_pylist()
+        values: list[int | bool | None] = col.to_pylist()
+        return values
     return [None if v is None else str(v) for v in col.to_pylist()]
 
 

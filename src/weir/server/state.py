@@ -32,4 +32,5 @@ class ServerState:
 
 
 def state_of(request: Request) -> ServerState:
-    return request.app.state.weir
+    state: ServerState = request.app.state.weir
+    return state

@@ -162,9 +162,10 @@ class FlightService:
                 n = min(len(self.buf), len(H2_PREFACE))
                 if self.buf[:n] == H2_PREFACE[:n]:
                     if len(self.buf) >= len(H2_PREFACE):
-                        service._splice(self.transport, self.buf)  # type: ignore[arg-type]
+                        assert self.transport is not None  # (set by connection_made)
+                        service._splice(self.transport, self.buf)
                     return
-                proto = AutoHTTPProtocol(**self._kw)  # type: ignore[arg-type]
+                proto = AutoHTTPProtocol(**self._kw)
                 assert self.transport is not None
                 self.transport.set_protocol(proto)
                 proto.connection_made(self.transport)
@@ -192,7 +193,7 @@ class FlightService:
                 log.warning("cannot reach the Flight server: %s", e)
                 link.close()
                 return
-            link.upstream = upstream  # type: ignore[assignment]
+            link.upstream = upstream
             if client.is_closing():
                 link.close()
                 return

@@ -24,12 +24,12 @@ _DB_KEYS = ("database", "namespace_name", "bucket", "bucket-name")
 # ---- the Flight service ------------------------------------------------------------------
 
 
-class _Headers(flight.ServerMiddleware):
+class _Headers(flight.ServerMiddleware):  # type: ignore[misc]  # (pyarrow is untyped)
     def __init__(self, headers: dict[str, list[str]]) -> None:
         self.headers = headers
 
 
-class _HeadersFactory(flight.ServerMiddlewareFactory):
+class _HeadersFactory(flight.ServerMiddlewareFactory):  # type: ignore[misc]  # (untyped)
     def start_call(self, info: Any, headers: dict[str, list[str]]) -> _Headers:
         return _Headers(headers)
 
@@ -98,7 +98,7 @@ def _stream_table(table: pa.Table) -> pa.Table:
     return table
 
 
-class WeirFlightServer(flight.FlightServerBase):
+class WeirFlightServer(flight.FlightServerBase):  # type: ignore[misc]  # (untyped)
     def __init__(self, location: str, state: ServerState, loop: asyncio.AbstractEventLoop
                  ) -> None:
         super().__init__(location, middleware={"headers": _HeadersFactory()})

@@ -44,7 +44,7 @@ def _add_common_headers(paths: Json) -> None:
 
 
 def _secure(paths: Json, open_paths: frozenset[str]) -> None:
-    v1 = [{"BearerAuth": []}, {"BasicAuth": []}, {"V1Password": []}]
+    v1: list[dict[str, list[str]]] = [{"BearerAuth": []}, {"BasicAuth": []}, {"V1Password": []}]
     for path, item in paths.items():
         for method, op in item.items():
             if path in open_paths or (path == "/api/v3/configure/token/admin"
