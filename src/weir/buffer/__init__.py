@@ -109,11 +109,8 @@ class Buffer:
         """The table's buffers, oldest generation first (call with `lock` held for a
         consistent view with the persisted files)."""
         with self.lock:
-            out = []
-            for g in (self.persisting, self.active):
-                if g is not None and (tb := g.tables.get((db, table))) is not None:
-                    out.append(tb)
-            return out
+            return [tb for g in (self.persisting, self.active)
+                    if g is not None and (tb := g.tables.get((db, table))) is not None]
 
     def batches(self, db: str, table: str) -> list[pa.RecordBatch]:
         """Every buffered batch of a table, oldest first, as written (not merged)."""

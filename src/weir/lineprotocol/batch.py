@@ -67,7 +67,7 @@ class ColumnValues(Sequence[FieldValue | None]):
     `.array` is the Arrow array underneath; `.to_pylist()` gives a plain list.
     """
 
-    __slots__ = ("array", "_list")
+    __slots__ = ("_list", "array")
 
     def __init__(self, array: pa.Array) -> None:
         self.array = array
@@ -85,7 +85,7 @@ class ColumnValues(Sequence[FieldValue | None]):
     def __getitem__(self, i: int) -> FieldValue | None: ...
     @overload
     def __getitem__(self, i: slice) -> list[FieldValue | None]: ...
-    def __getitem__(self, i: int | slice) -> FieldValue | None | list[FieldValue | None]:
+    def __getitem__(self, i: int | slice) -> FieldValue | list[FieldValue | None] | None:
         return self.to_pylist()[i]
 
     def __iter__(self) -> Iterator[FieldValue | None]:

@@ -160,9 +160,8 @@ class _Table:
     """A table's rows while the line path fills it: field columns as Python lists, tags
     as one series index per row (tag columns are built per series at the end)."""
 
-    __slots__ = ("name", "known", "rows", "line_numbers", "times", "row_series",
-                 "series_tags", "series_index", "tag_names", "fields", "good_series",
-                 "layouts")
+    __slots__ = ("fields", "good_series", "known", "layouts", "line_numbers", "name",
+                 "row_series", "rows", "series_index", "series_tags", "tag_names", "times")
 
     def __init__(self, name: str, known: Mapping[str, tuple[str, str]]) -> None:
         self.name = name

@@ -24,4 +24,4 @@ def open_store(kind: str, data_dir: str | None = None) -> ObjectStore:
     )
 
 
-__all__ = ["ObjectStore", "FileObjectStore", "MemoryObjectStore", "open_store"]
+__all__ = ["FileObjectStore", "MemoryObjectStore", "ObjectStore", "open_store"]

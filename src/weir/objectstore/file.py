@@ -85,10 +85,7 @@ class FileObjectStore(ObjectStore):
         return out
 
     def delete(self, path: str) -> None:
-        try:
-            self._path(path).unlink()
-        except FileNotFoundError:
-            pass
+        self._path(path).unlink(missing_ok=True)
 
     def size(self, path: str) -> int:
         return self._path(path).stat().st_size

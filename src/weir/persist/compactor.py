@@ -20,6 +20,7 @@ both removed at start-up.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -186,7 +187,7 @@ class Compactor:
         bounds = [lo + span * i // n for i in range(n)] + [hi + 1]
         out: list[PersistedFile] = []
         ordered = sorted(job, key=lambda f: f.seq)
-        for start, end in zip(bounds, bounds[1:], strict=False):
+        for start, end in itertools.pairwise(bounds):
             if start >= end:
                 continue
             parts = [self.reader.read_file(f, schema, (start, end)) for f in ordered
