@@ -126,6 +126,9 @@ class ServeConfig:
     wal_snapshot_size: int = 600
     wal_max_write_buffer_size: int = 100_000
     snapshotted_wal_files_to_keep: int = 300
+    # Weir: WAL files kept for WAL triggers that have not processed them (about an hour of
+    # writes at the default 1 s flush interval); a trigger further behind is lagging
+    trigger_max_wal_lag: int = 3600
     gen1_duration: float = 600.0
     # Weir: buffer memory (bytes) past which a snapshot is forced even before
     # `wal_snapshot_size` files have accumulated; keeps memory bounded under heavy ingest.

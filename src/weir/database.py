@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import pyarrow as pa
 
@@ -22,7 +22,7 @@ from weir.buffer import Buffer, Generation
 from weir.catalog import Catalog, Column, HardDelete, Limits
 from weir.catalog.validator import raise_refused_lines, validate_write
 from weir.config import ServeConfig
-from weir.errors import DatabaseMissingForQuery, WriteUnavailable
+from weir.errors import DatabaseMissingForQuery, WriteError, WriteUnavailable
 from weir.objectstore import ObjectStore, open_store
 from weir.persist import PersistedIndex, PersistEvent, write_snapshot
 from weir.persist.compactor import Compactor
@@ -36,7 +36,7 @@ from weir.system_tables import (
     SystemTableProvider,
     SystemTables,
 )
-from weir.wal import Wal, WalFile, WalOp
+from weir.wal import TriggerKey, Wal, WalFile, WalOp
 
 log = logging.getLogger("weir.database")
 
@@ -66,6 +66,15 @@ class Database:
         self._files_since_snapshot = 0
         self._snapshot_task: asyncio.Task[PersistEvent | None] | None = None
         self._retry_gen: Generation | None = None
+        #: the WAL triggers' checkpoints as of the generation being retried
+        self._retry_checkpoints: dict[TriggerKey, int] = {}
+        #: WAL triggers' durable checkpoints: the last WAL file each has fully processed,
+        #: as recorded in the WAL with its write-backs (and copied into each manifest)
+        self.trigger_checkpoints: dict[TriggerKey, int] = {}
+        #: WAL triggers' progress in memory (files with nothing for them included):
+        #: snapshots keep the WAL files after it for them (`_wal_kept_from`)
+        self._wal_readers: dict[TriggerKey, int] = {}
+        self._lagging: set[TriggerKey] = set()
         self._retry_handle: asyncio.TimerHandle | None = None
         self._snapshot_attempt = 0
         #: every snapshot attempt, newest last (system.snapshots)
@@ -102,6 +111,7 @@ class Database:
                         self.catalog.gen1_duration_s, self.config.gen1_duration)
         self.index = await asyncio.to_thread(PersistedIndex.load, self.store, self.node_id)
         self.compactor.index = self.index
+        self.trigger_checkpoints = dict(self.index.trigger_checkpoints)
         leftovers = await asyncio.to_thread(self.index.remove_leftovers, self.store,
                                             self.node_id)
         if leftovers:
@@ -119,6 +129,7 @@ class Database:
                        or not self.catalog.was_deleted(op.db)]
             self._ensure_schema_from_wal(wal)
             self.buffer.apply(wal)
+            self._note_checkpoints(wal)
             replayed += 1
             self._files_since_snapshot += 1
         # WAL files already covered by a snapshot but not yet deleted (crash in between).
@@ -142,8 +153,38 @@ class Database:
 
     def _delete_snapshotted_wal(self, seq: int) -> None:
         """WAL files up to `seq` are in Parquet; keep the newest
-        `--snapshotted-wal-files-to-keep` of them, delete the rest."""
-        self.wal.delete_upto(seq - max(0, self.config.snapshotted_wal_files_to_keep))
+        `--snapshotted-wal-files-to-keep` of them, and every file an enabled WAL trigger
+        has yet to process; delete the rest."""
+        upto = seq - max(0, self.config.snapshotted_wal_files_to_keep)
+        kept_from = self._wal_kept_from()
+        if kept_from is not None:
+            upto = min(upto, kept_from - 1)
+        self.wal.delete_upto(upto)
+
+    def _wal_kept_from(self) -> int | None:
+        """The oldest WAL file an enabled WAL trigger still needs (None: none). A trigger
+        more than `--trigger-max-wal-lag` files behind holds nothing: it is lagging, and
+        skips what is deleted (the engine logs how much)."""
+        kept: int | None = None
+        limit = self.config.trigger_max_wal_lag
+        for t in self.catalog.triggers():
+            key = (t.database, t.trigger_name)
+            if t.disabled or not _is_wal_trigger(t.trigger_specification):
+                continue
+            done = max(self.trigger_checkpoints.get(key, -1), self._wal_readers.get(key, -1))
+            if done < 0:
+                continue  # a new trigger: it starts at the newest WAL file
+            if self.wal.last_seq - done > limit:
+                if key not in self._lagging:
+                    self._lagging.add(key)
+                    log.warning("WAL trigger %s of database %s is %d WAL files behind (more "
+                                "than --trigger-max-wal-lag %d): the WAL is no longer kept "
+                                "for it, and it will skip what snapshots delete",
+                                t.trigger_name, t.database, self.wal.last_seq - done, limit)
+                continue
+            self._lagging.discard(key)
+            kept = done + 1 if kept is None else min(kept, done + 1)
+        return kept
 
     def _ensure_schema_from_wal(self, wal: WalFile) -> None:
         """A WAL file always follows its catalog, but be safe: learn missing columns."""
@@ -218,11 +259,10 @@ class Database:
 
     async def _on_flushed(self, wal: WalFile) -> None:
         self.buffer.apply(wal)
+        self._note_checkpoints(wal)
         self._files_since_snapshot += 1
         if self._wal_listeners:
-            flushed = FlushedWal(seq=wal.seq)
-            for op in wal.ops:
-                flushed.writes.setdefault(op.db, []).append((op.table, op.batch))
+            flushed = _flushed(wal)
             for cb in self._wal_listeners:
                 try:
                     await cb(flushed)
@@ -251,7 +291,11 @@ class Database:
 
         A failure keeps the data in the buffer and the WAL, is logged and recorded in
         `system.snapshots`, and is retried after 1 s, 2 s, 4 s ... up to a minute."""
+        retrying = self._retry_gen is not None
         gen = self._retry_gen or self.buffer.freeze()
+        # the checkpoints recorded in the WAL files this generation holds (every file
+        # applied so far: freezing and applying both run on this loop, in order)
+        checkpoints = self._retry_checkpoints if retrying else dict(self.trigger_checkpoints)
         if gen is None:
             await asyncio.to_thread(self._cover_empty_wal)
             return None
@@ -267,7 +311,7 @@ class Database:
                 write_snapshot, gen, store=self.store, catalog=self.catalog,
                 node_id=self.node_id, gen1_ns=gen1_ns,
             )
-            await asyncio.to_thread(self._publish_snapshot, event, gen)
+            await asyncio.to_thread(self._publish_snapshot, event, gen, checkpoints)
         except Exception as e:
             delay = min(60.0, 2.0 ** (self._snapshot_attempt - 1))
             log.exception("snapshot failed (attempt %d); the data stays in the WAL and the "
@@ -275,7 +319,7 @@ class Database:
             record.status, record.error = "failed", f"{type(e).__name__}: {e}"
             record.duration_ms = (time.perf_counter() - t0) * 1000
             self.snapshot_history.append(record)
-            self._retry_gen = gen
+            self._retry_gen, self._retry_checkpoints = gen, checkpoints
             self._retry_handle = asyncio.get_running_loop().call_later(
                 delay, self._retry_snapshot)
             return None
@@ -300,12 +344,15 @@ class Database:
         with self.buffer.lock:
             if (self.buffer.persisting is None and not self.buffer.active.tables
                     and self.wal.last_seq > self.index.last_wal_seq):
-                self.index.publish(self.store, self.node_id, wal_seq=self.wal.last_seq)
+                self.index.publish(self.store, self.node_id, wal_seq=self.wal.last_seq,
+                                   checkpoints=self.trigger_checkpoints)
 
-    def _publish_snapshot(self, event: PersistEvent, gen: Generation) -> None:
+    def _publish_snapshot(self, event: PersistEvent, gen: Generation,
+                          checkpoints: dict[TriggerKey, int]) -> None:
         # One locked step: queries see the rows in the buffer or in the files, never both.
         with self.buffer.lock:
-            self.index.publish(self.store, self.node_id, add=event.files, wal_seq=event.seq)
+            self.index.publish(self.store, self.node_id, add=event.files, wal_seq=event.seq,
+                               checkpoints=checkpoints)
             self.buffer.release(gen)
 
     # ---- maintenance: compaction, retention, hard deletes ------------------------------
@@ -413,6 +460,62 @@ class Database:
         # (the query engine enforces --query-timeout itself, interrupting the query)
         return await asyncio.to_thread(run)
 
+    # ---- WAL triggers: checkpoints, catch-up reads, WAL retention ----------------------
+
+    def _note_checkpoints(self, wal: WalFile) -> None:
+        for key, seq in wal.checkpoints.items():
+            self.trigger_checkpoints[key] = max(seq, self.trigger_checkpoints.get(key, 0))
+
+    @property
+    def last_wal_seq(self) -> int:
+        return self.wal.last_seq
+
+    def trigger_checkpoint(self, key: TriggerKey) -> int | None:
+        """The last WAL file trigger `key` has durably processed; None if it never has."""
+        return self.trigger_checkpoints.get(key)
+
+    def first_wal_seq(self) -> int | None:
+        """The oldest WAL file still stored (older ones are in Parquet and gone)."""
+        return self.wal.first_seq()
+
+    async def read_flushed(self, seq: int) -> FlushedWal | None:
+        """WAL file `seq` as its WAL listeners saw it; None if it is gone."""
+        wal = await asyncio.to_thread(self.wal.read, seq)
+        return None if wal is None else _flushed(wal)
+
+    def note_trigger_progress(self, key: TriggerKey, seq: int) -> None:
+        """Trigger `key` has processed every WAL file up to `seq` (not yet durably, if its
+        last files held nothing for it): snapshots may delete them."""
+        self._wal_readers[key] = max(seq, self._wal_readers.get(key, 0))
+
+    def forget_trigger_progress(self, key: TriggerKey) -> None:
+        self._wal_readers.pop(key, None)
+
+    def trigger_lagging(self, key: TriggerKey) -> bool:
+        return key in self._lagging
+
+    async def commit_trigger_writes(self, key: TriggerKey, seq: int,
+                                    writes: Mapping[str, str]) -> dict[str, WriteError]:
+        """A WAL trigger's call for WAL files up to `seq` is done: store its buffered
+        writes (database -> line protocol, ns) and its checkpoint in ONE WAL file, so a
+        crash keeps both or neither. A database whose lines are refused is reported in
+        the result (the others and the checkpoint are still stored)."""
+        refused: dict[str, WriteError] = {}
+        ops: list[WalOp] = []
+        for db, body in writes.items():
+            try:
+                result = await validate_write(self.catalog, db, body, precision="ns",
+                                              accept_partial=False)
+            except WriteError as e:
+                refused[db] = e
+                continue
+            ops.extend(WalOp(db, table, batch) for table, batch in result.tables)
+        if ops:
+            await self._wait_for_buffer_room()
+        await self.wal.append(ops, checkpoints={key: seq})
+        self.note_trigger_progress(key, seq)
+        return refused
+
     # ---- management ------------------------------------------------------------------
 
     def add_database_deleted_listener(self, cb: DatabaseDeletedListener) -> None:
@@ -450,3 +553,14 @@ def _type_of(kind: str, t: pa.DataType) -> str:
 def _implements_storage(db: Database) -> Storage:
     """(For the type checker: Database implements every storage port.)"""
     return db
+
+
+def _flushed(wal: WalFile) -> FlushedWal:
+    flushed = FlushedWal(seq=wal.seq)
+    for op in wal.ops:
+        flushed.writes.setdefault(op.db, []).append((op.table, op.batch))
+    return flushed
+
+
+def _is_wal_trigger(spec: str) -> bool:
+    return spec.startswith("table:") or spec == "all_tables"

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 import pyarrow as pa
 
 from weir.catalog import Catalog
+from weir.errors import WriteError
 from weir.persist import PersistEvent
 from weir.system_tables import SystemTableProvider
 
@@ -91,7 +92,41 @@ class StorageEvents(Protocol):
     def add_database_deleted_listener(self, cb: DatabaseDeletedListener) -> None: ...
 
 
-class Storage(WriteSink, CatalogQuerySource, StorageEvents, Protocol):
+#: a WAL trigger: (database, trigger name)
+TriggerKey = tuple[str, str]
+
+
+class TriggerWriteSink(Protocol):
+    async def commit_trigger_writes(self, key: TriggerKey, seq: int,
+                                    writes: Mapping[str, str]) -> dict[str, WriteError]:
+        """Store a WAL trigger's buffered writes (database -> line protocol, ns) and its
+        checkpoint `seq` in one WAL file: durable together or not at all. Refused
+        databases are returned; the rest and the checkpoint are stored."""
+        ...
+
+
+class WalTriggerLog(Protocol):
+    """What WAL triggers read of the WAL to never miss a batch: their durable checkpoint,
+    the flushed files after it (kept for them, up to --trigger-max-wal-lag files)."""
+
+    @property
+    def last_wal_seq(self) -> int: ...
+
+    def trigger_checkpoint(self, key: TriggerKey) -> int | None: ...
+
+    def first_wal_seq(self) -> int | None: ...
+
+    async def read_flushed(self, seq: int) -> FlushedWal | None: ...
+
+    def note_trigger_progress(self, key: TriggerKey, seq: int) -> None: ...
+
+    def forget_trigger_progress(self, key: TriggerKey) -> None: ...
+
+    def trigger_lagging(self, key: TriggerKey) -> bool: ...
+
+
+class Storage(WriteSink, TriggerWriteSink, CatalogQuerySource, StorageEvents, WalTriggerLog,
+              Protocol):
     """Everything the services and the processing engine need from a storage back end."""
 
     async def delete_database(self, name: str, hard_delete_at_ns: int | None = None

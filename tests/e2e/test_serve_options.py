@@ -46,6 +46,7 @@ WIRED: dict[str, str] = {
     "--force-snapshot-bytes": "storage", "--buffer-mem-limit": "storage",
     "--compaction-interval": "storage", "--compaction-file-rows": "storage",
     "--retention-check-interval": "storage", "--delete-grace-period": "storage",
+    "--trigger-max-wal-lag": "tests/e2e/test_durable_triggers.py",
 }
 
 WARNING = re.compile(r"^WARNING: Weir accepts but ignores these InfluxDB 3 options.*: (.*)$",

@@ -279,6 +279,10 @@ _EXAMPLE = [
 @click.option("--snapshotted-wal-files-to-keep", envvar="INFLUXDB3_NUM_WAL_FILES_TO_KEEP",
               default=300, type=click.IntRange(min=0), show_default=True, show_envvar=True,
               help="Snapshotted WAL files kept on disk.")
+@click.option("--trigger-max-wal-lag", envvar="INFLUXDB3_TRIGGER_MAX_WAL_LAG",
+              default=3600, type=click.IntRange(min=0), show_default=True, show_envvar=True,
+              help="Weir: WAL files kept for a WAL trigger that has not processed them yet; "
+                   "a trigger further behind is marked lagging and skips what is deleted.")
 @click.option("--gen1-duration", envvar="INFLUXDB3_GEN1_DURATION", default="10m",
               type=DURATION, show_default=True, show_envvar=True,
               help="Time span of one Parquet file (1m, 5m or 10m).")
@@ -493,6 +497,7 @@ def build_config(kw: dict[str, Any]) -> ServeConfig:
         wal_snapshot_size=kw.get("wal_snapshot_size", 600),
         wal_max_write_buffer_size=kw.get("wal_max_write_buffer_size", 100_000),
         snapshotted_wal_files_to_keep=kw.get("snapshotted_wal_files_to_keep", 300),
+        trigger_max_wal_lag=kw.get("trigger_max_wal_lag", 3600),
         gen1_duration=gen1,
         force_snapshot_bytes=force_snapshot,
         compaction_interval=compaction_interval,

@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import NotRequired, TypedDict, cast
@@ -91,6 +91,14 @@ class ManifestJson(TypedDict):
     snapshot_count: NotRequired[int]
     written_ns: NotRequired[int]
     files: list[PersistedFileJson]
+    #: WAL triggers' checkpoints as of `wal_seq` (their markers in the WAL files it covers)
+    trigger_checkpoints: NotRequired[list[TriggerCheckpointJson]]
+
+
+class TriggerCheckpointJson(TypedDict):
+    db: str
+    trigger: str
+    seq: int
 
 
 def _file_json(f: PersistedFile) -> PersistedFileJson:
@@ -115,6 +123,8 @@ class PersistedIndex:
         self.last_wal_seq = 0
         self.snapshot_count = 0
         self.version = 0
+        #: WAL triggers' checkpoints as of `last_wal_seq`: (db, trigger) -> WAL seq
+        self.trigger_checkpoints: dict[tuple[str, str], int] = {}
         self.lock = threading.RLock()
 
     def for_table(self, db_id: int, table_id: int) -> list[PersistedFile]:
@@ -138,8 +148,11 @@ class PersistedIndex:
             self.snapshot_count += 1
 
     def publish(self, store: ObjectStore, node_id: str, *, add: Iterable[PersistedFile] = (),
-                remove: Iterable[PersistedFile] = (), wal_seq: int | None = None) -> None:
-        """Write the next manifest with `add` in and `remove` out, then use it.
+                remove: Iterable[PersistedFile] = (), wal_seq: int | None = None,
+                checkpoints: Mapping[tuple[str, str], int] | None = None) -> None:
+        """Write the next manifest with `add` in and `remove` out, then use it. A snapshot
+        (`wal_seq`) gives the WAL triggers' `checkpoints` as of that WAL file; without
+        them the current ones are kept.
 
         Raises KeyError (nothing written) if a file to remove is no longer listed: the
         caller's view is stale (a hard delete or another compaction got there first)."""
@@ -155,9 +168,13 @@ class PersistedIndex:
             seq = max(self.last_wal_seq, wal_seq or 0)
             snapshots = self.snapshot_count + (1 if wal_seq is not None else 0)
             version = self.version + 1
+            marks = dict(self.trigger_checkpoints if checkpoints is None else checkpoints)
             doc: ManifestJson = {"format": 2, "version": version, "wal_seq": seq,
                                  "snapshot_count": snapshots, "written_ns": time.time_ns(),
                                  "files": [_file_json(f) for f in current.values()]}
+            if marks:
+                doc["trigger_checkpoints"] = [{"db": db, "trigger": name, "seq": s}
+                                              for (db, name), s in sorted(marks.items())]
             path = _manifest_path(node_id, version)
             if not store.put_if_absent(path, json.dumps(doc, separators=(",", ":")).encode()):
                 raise ManifestConflict(f"manifest {path} already exists: is another server "
@@ -167,6 +184,7 @@ class PersistedIndex:
                 files.setdefault((f.db_id, f.table_id), []).append(f)
             self.files, self.last_wal_seq = files, seq
             self.snapshot_count, self.version = snapshots, version
+            self.trigger_checkpoints = marks
         for old in store.list(f"{node_id}/manifests/"):
             v = _manifest_version(old)
             if v is not None and v <= version - _MANIFESTS_KEPT:
@@ -185,6 +203,8 @@ class PersistedIndex:
                 idx.files.setdefault((f.db_id, f.table_id), []).append(f)
             idx.version, idx.last_wal_seq = version, doc["wal_seq"]
             idx.snapshot_count = doc.get("snapshot_count", 0)
+            idx.trigger_checkpoints = {(c["db"], c["trigger"]): c["seq"]
+                                       for c in doc.get("trigger_checkpoints", ())}
             return idx
         # Weir 0.1's layout: one manifest per snapshot, each listing only its own files.
         for path in store.list(f"{node_id}/snapshots/"):

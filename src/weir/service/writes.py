@@ -3,12 +3,12 @@ one place for each API's parameters, precision and authorization."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Literal
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Literal, Protocol
 
 from weir.auth import WRITE
 from weir.errors import AccessDenied, InvalidBody, WriteError
-from weir.ports import Principal, WriteResult, WriteSink
+from weir.ports import Principal, TriggerKey, TriggerWriteSink, WriteResult, WriteSink
 
 Api = Literal["v3", "v2", "v1"]
 
@@ -28,8 +28,12 @@ def authorize(principal: Principal | None, db: str, action: str) -> None:
     raise AccessDenied(f"token '{principal.name}' may not {action} database '{db}'")
 
 
+class PluginWriteSink(WriteSink, TriggerWriteSink, Protocol):
+    pass
+
+
 class WriteService:
-    def __init__(self, sink: WriteSink) -> None:
+    def __init__(self, sink: PluginWriteSink) -> None:
         self._sink = sink
 
     async def write_http(self, api: Api, *, db: str, read_body: BodyReader,
@@ -54,6 +58,12 @@ class WriteService:
         _require_utf8(body)
         return await self._sink.write_lp(db, body, precision=precision,
                                          accept_partial=accept_partial, no_sync=no_sync)
+
+    async def commit_trigger_call(self, key: TriggerKey, seq: int,
+                                  writes: Mapping[str, str]) -> dict[str, WriteError]:
+        """A WAL trigger's call for WAL files up to `seq` returned: its buffered writes and
+        its checkpoint, stored as one (exactly once across crashes)."""
+        return await self._sink.commit_trigger_writes(key, seq, writes)
 
     async def write_from_plugin(self, db: str, lines: str, *, no_sync: bool) -> WriteResult:
         """A plugin's buffered or immediate write: nanosecond timestamps, all or nothing."""

@@ -5,6 +5,10 @@
 The header lists the ops (`db`, `table`, payload length); each payload is one Arrow IPC
 stream holding that table's rows of the flush. The trailing CRC covers everything before
 it, so a torn or corrupted file is recognised and never half-applied.
+
+The header may also carry `checkpoints`: WAL triggers' progress (`db`, `trigger`, `seq`:
+the last WAL file the trigger has fully processed). A checkpoint travels in the same file
+as the rows its plugin call wrote back, so both are durable together or not at all.
 """
 
 from __future__ import annotations
@@ -30,12 +34,18 @@ class WalOp:
     batch: pa.RecordBatch
 
 
+#: a WAL trigger: (database, trigger name)
+TriggerKey = tuple[str, str]
+
+
 @dataclass
 class WalFile:
     seq: int
     ops: list[WalOp] = field(default_factory=list)
     #: wall-clock time the file was written, ns since epoch
     written_ns: int = 0
+    #: WAL triggers' progress recorded with this file (see the module docstring)
+    checkpoints: dict[TriggerKey, int] = field(default_factory=dict)
 
 
 def wal_path(node_id: str, seq: int) -> str:
@@ -62,16 +72,17 @@ def _ipc(batch: pa.RecordBatch) -> bytes:
 
 def encode(wal: WalFile) -> bytes:
     payloads = [_ipc(op.batch) for op in wal.ops]
-    header = json.dumps(
-        {
-            "written_ns": wal.written_ns,
-            "ops": [
-                {"db": op.db, "table": op.table, "len": len(p)}
-                for op, p in zip(wal.ops, payloads, strict=True)
-            ],
-        },
-        separators=(",", ":"),
-    ).encode()
+    doc: dict[str, object] = {
+        "written_ns": wal.written_ns,
+        "ops": [
+            {"db": op.db, "table": op.table, "len": len(p)}
+            for op, p in zip(wal.ops, payloads, strict=True)
+        ],
+    }
+    if wal.checkpoints:
+        doc["checkpoints"] = [{"db": db, "trigger": name, "seq": seq}
+                              for (db, name), seq in sorted(wal.checkpoints.items())]
+    header = json.dumps(doc, separators=(",", ":")).encode()
     body = b"".join([MAGIC, struct.pack(">QI", wal.seq, len(header)), header, *payloads])
     return body + struct.pack(">I", zlib.crc32(body))
 
@@ -87,7 +98,9 @@ def decode(data: bytes) -> WalFile:
     try:
         header = json.loads(body[pos : pos + hlen])
         pos += hlen
-        wal = WalFile(seq=seq, written_ns=header.get("written_ns", 0))
+        wal = WalFile(seq=seq, written_ns=header.get("written_ns", 0),
+                      checkpoints={(c["db"], c["trigger"]): int(c["seq"])
+                                   for c in header.get("checkpoints", ())})
         for op in header["ops"]:
             chunk = body[pos : pos + op["len"]]
             pos += op["len"]

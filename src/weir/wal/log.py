@@ -13,13 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 import pyarrow as pa
 
 from weir.errors import WalFailure, WriteUnavailable
 from weir.objectstore import ObjectStore
-from weir.wal.format import WalCorrupt, WalFile, WalOp, decode, encode, seq_from_path, wal_path
+from weir.wal.format import (
+    TriggerKey,
+    WalCorrupt,
+    WalFile,
+    WalOp,
+    decode,
+    encode,
+    seq_from_path,
+    wal_path,
+)
 
 log = logging.getLogger("weir.wal")
 
@@ -58,6 +67,7 @@ class Wal:
         self.max_buffer_ops = max_buffer_ops
         self.last_seq = 0
         self._pending: list[WalOp] = []
+        self._pending_checkpoints: dict[TriggerKey, int] = {}
         self._waiters: list[asyncio.Future[None]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -89,6 +99,23 @@ class Wal:
                 log.error("skipping WAL file %s during replay: %s", path, e)
         self.last_seq = max(self.last_seq, after_seq)
 
+    def read(self, seq: int) -> WalFile | None:
+        """WAL file `seq` as stored, or None if it is gone (deleted after a snapshot) or
+        unreadable (logged). For readers that trail the flusher (WAL triggers)."""
+        path = wal_path(self.node_id, seq)
+        try:
+            return decode(self.store.get(path))
+        except FileNotFoundError:
+            return None
+        except WalCorrupt as e:
+            log.error("cannot read WAL file %s: %s", path, e)
+            return None
+
+    def first_seq(self) -> int | None:
+        """The oldest WAL file still stored."""
+        files = self.wal_files()
+        return files[0][0] if files else None
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._flusher(), name="wal-flusher")
 
@@ -101,7 +128,10 @@ class Wal:
 
     # ---- writing ---------------------------------------------------------------------
 
-    async def append(self, ops: list[WalOp], wait: bool = True) -> None:
+    async def append(self, ops: list[WalOp], wait: bool = True,
+                     checkpoints: Mapping[TriggerKey, int] | None = None) -> None:
+        """Queue `ops` for the next flush; with `wait`, return once they are durable.
+        `checkpoints` (WAL triggers' progress) go into the same WAL file as `ops`."""
         if self._failed:
             raise WalFailure(self._failed)
         if self._stopping:
@@ -109,6 +139,9 @@ class Wal:
         if len(self._pending) + len(ops) > self.max_buffer_ops:
             raise WriteUnavailable(f"wal buffer full with {len(self._pending)} ops")
         self._pending.extend(ops)
+        if checkpoints:
+            for key, seq in checkpoints.items():
+                self._pending_checkpoints[key] = max(seq, self._pending_checkpoints.get(key, 0))
         fut: asyncio.Future[None] | None = None
         if wait:
             fut = asyncio.get_running_loop().create_future()
@@ -119,7 +152,7 @@ class Wal:
 
     async def _flusher(self) -> None:
         while True:
-            if not self._pending:
+            if not self._pending and not self._pending_checkpoints:
                 if self._stopping:
                     return
                 self._wake.clear()
@@ -128,10 +161,10 @@ class Wal:
                 except TimeoutError:
                     pass
                 continue
-            ops, waiters = self._pending, self._waiters
-            self._pending, self._waiters = [], []
+            ops, waiters, checkpoints = self._pending, self._waiters, self._pending_checkpoints
+            self._pending, self._waiters, self._pending_checkpoints = [], [], {}
             try:
-                await self._flush(ops)
+                await self._flush(ops, checkpoints)
             except Exception as e:  # the write never became durable: tell every waiter
                 log.exception("WAL flush failed")
                 err = WalFailure(f"failed to persist the write-ahead log: {e}")
@@ -143,9 +176,10 @@ class Wal:
                 if not w.done():
                     w.set_result(None)
 
-    async def _flush(self, ops: list[WalOp]) -> None:
+    async def _flush(self, ops: list[WalOp], checkpoints: dict[TriggerKey, int]) -> None:
         seq = self.last_seq + 1
-        wal = WalFile(seq=seq, ops=merge_ops(ops), written_ns=time.time_ns())
+        wal = WalFile(seq=seq, ops=merge_ops(ops), written_ns=time.time_ns(),
+                      checkpoints=checkpoints)
         data = await asyncio.to_thread(encode, wal)
         ok = await asyncio.to_thread(self.store.put_if_absent, wal_path(self.node_id, seq), data)
         if not ok:
