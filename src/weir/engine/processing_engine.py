@@ -28,6 +28,7 @@ from weir.engine.environment import PluginEnvironment
 from weir.engine.loader import PluginFiles, PluginRef, check_entry_point
 from weir.engine.logs import PluginLogs
 from weir.engine.options import EngineOptions
+from weir.engine.schedule import ScheduleTriggerRunner
 from weir.engine.services import EngineServices
 from weir.engine.specs import (
     InvalidTriggerSpec,
@@ -36,7 +37,6 @@ from weir.engine.specs import (
     system_table_spec,
 )
 from weir.engine.triggers import (
-    RUNNERS,
     HttpReply,
     ParquetTriggerRunner,
     RequestTriggerRunner,
@@ -56,6 +56,13 @@ ERROR_BEHAVIORS = ("log", "retry", "disable")
 NOT_FOUND_BODY = b'{error: "not found"}'  # sic: the reference's body is not valid JSON
 _RESTRICTION_ALIASES = {"wal_flush": "wal", "wal": "wal", "schedule": "schedule",
                         "request": "request", "parquet": "parquet"}
+#: the runner of each kind of trigger (`TriggerSpec.kind`)
+RUNNERS: dict[str, type[TriggerRunner]] = {
+    "wal": WalTriggerRunner,
+    "schedule": ScheduleTriggerRunner,
+    "request": RequestTriggerRunner,
+    "parquet": ParquetTriggerRunner,
+}
 
 
 class RequestPathTaken(CatalogError):

@@ -3,8 +3,7 @@
 * WAL (`table:`, `all_tables`) and Parquet triggers take events from a queue, one at
   a time and in order, each call including the write-back of its buffered lines;
   the WAL listener only enqueues, so writers never wait for plugins.
-* Schedules sleep until the next fire time; runs of one trigger never overlap. If a
-  run overruns, later fire times are run back to back (none is skipped).
+* Schedules (`every:`, `cron:`) are run by `weir.engine.schedule`.
 * Request triggers answer `/api/v3/engine/<path>` calls, one at a time.
 
 With `run_async` each event is handled in its own task instead (calls may overlap
@@ -21,7 +20,6 @@ import json
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -294,32 +292,6 @@ class ParquetTriggerRunner(TriggerRunner):
                 await self.run_with_policy(header, b"", start)
 
 
-class ScheduleTriggerRunner(TriggerRunner):
-    """`every:` / `cron:`: calls at each fire time, computed from now when started."""
-
-    what = "schedule"
-    context = "schedule plugin"
-
-    async def _run(self) -> None:
-        next_t = self.spec.next_fire_after(time.time())
-        while not self._stopping:
-            if next_t is None:
-                self.log("WARN", "the schedule has no more fire times; the trigger is idle")
-                return
-            while (delay := next_t - time.time()) > 0:
-                if await self._sleep(delay):
-                    return
-            fire = next_t
-            header = {"kind": "schedule", "call_time": int(fire)}
-            start = ("starting execution with scheduled time "
-                     f"{datetime.fromtimestamp(int(fire), UTC):%Y-%m-%d %H:%M:%S} UTC")
-            if self.defn.run_async:
-                await self._spawn(self.run_with_policy(header, b"", start))
-            else:
-                await self.run_with_policy(header, b"", start)
-            next_t = self.spec.next_fire_after(fire)
-
-
 class RequestTriggerRunner(TriggerRunner):
     """`request:<path>`: one call per HTTP request; buffered writes are committed
     before the response is sent. `error_behavior` does not apply."""
@@ -350,11 +322,3 @@ class RequestTriggerRunner(TriggerRunner):
         error = json.dumps({"error": f"Python function call failed: {out.error}"},
                            separators=(",", ":"))
         return HttpReply(500, {}, error.encode())
-
-
-RUNNERS: dict[str, type[TriggerRunner]] = {
-    "wal": WalTriggerRunner,
-    "schedule": ScheduleTriggerRunner,
-    "request": RequestTriggerRunner,
-    "parquet": ParquetTriggerRunner,
-}
