@@ -556,7 +556,7 @@ def _implements_storage(db: Database) -> Storage:
 
 
 def _flushed(wal: WalFile) -> FlushedWal:
-    flushed = FlushedWal(seq=wal.seq)
+    flushed = FlushedWal(seq=wal.seq, written_ns=wal.written_ns)
     for op in wal.ops:
         flushed.writes.setdefault(op.db, []).append((op.table, op.batch))
     return flushed

@@ -49,6 +49,8 @@ class FlushedWal:
 
     seq: int
     writes: dict[str, list[tuple[str, pa.RecordBatch]]] = field(default_factory=dict)
+    #: when the file was written (ns since the epoch): how old a trigger's backlog is
+    written_ns: int = 0
 
 
 class WriteSink(Protocol):
