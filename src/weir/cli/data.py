@@ -64,7 +64,7 @@ def _open_input(args: tuple[str, ...], file: str | None, what: str) -> tuple[IO[
         return io.BytesIO(args[0].encode("utf-8")), True
     if file is not None:
         try:
-            return open(Path(file).expanduser(), "rb"), True  # noqa: SIM115
+            return open(Path(file).expanduser(), "rb"), True
         except OSError as e:
             fail(f"error: cannot read {file}: {e.strerror or e}", 2)
     if stdin_is_tty():

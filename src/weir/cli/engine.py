@@ -33,11 +33,11 @@ SPEC_HELP = ("When the trigger fires: table:<TABLE> or all_tables (writes), "
 def canonical_spec(spec: str) -> str:
     """Parse a trigger spec here, as the reference's CLI does, and return the canonical
     string the server is sent (`every:60s` -> `every:1m`)."""
-    from weir.engine.specs import parse_trigger_spec
+    from weir.engine.specs import InvalidTriggerSpec, parse_trigger_spec
 
     try:
         return parse_trigger_spec(spec).canonical()
-    except Exception as e:  # InvalidTriggerSpec / CronError: the message says what is wrong
+    except InvalidTriggerSpec as e:  # a bad cron expression too; the message says what is wrong
         raise click.BadParameter(str(e), param_hint="'--trigger-spec'") from None
 
 

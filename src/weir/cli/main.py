@@ -6,6 +6,7 @@ Every failure ends as one line on stderr and a non-zero exit code: usage mistake
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -61,10 +62,8 @@ class InfluxDB3(WeirGroup):
             sys.exit(130)
         except BrokenPipeError:
             # `influxdb3 query ... | head`: stop quietly.
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            except (OSError, ValueError):
-                pass
             sys.exit(1)
         except SystemExit:
             raise

@@ -255,7 +255,8 @@ class ProcessingEngine:
         try:
             await self._start_runner(defn)
             return True
-        except Exception as e:
+        # one trigger failing to start must not stop the others: its log says why
+        except Exception as e:  # noqa: BLE001 - logged to the trigger's log
             self.logs.error(defn.trigger_name, f"error starting trigger: {e}")
             return False
 

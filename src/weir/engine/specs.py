@@ -264,7 +264,8 @@ class CronSchedule:
         try:
             croniter(translated, datetime(2000, 1, 1, tzinfo=UTC), day_or=False,
                      second_at_beginning=True)
-        except Exception as e:  # croniter's own validation of the specials
+        # croniter's own validation of the specials; it raises more than CroniterError
+        except Exception as e:  # noqa: BLE001 - any croniter failure: a bad expression
             raise CronError(str(e)) from None
         schedule = cls(expression=expr, croniter_expression=translated)
         if schedule.next_after(datetime.now(UTC)) is None:
@@ -279,7 +280,8 @@ class CronSchedule:
                       second_at_beginning=True)
         try:
             nxt: datetime = it.get_next(datetime)
-        except Exception:  # croniter raises when no date matches (e.g. Feb 30)
+        # croniter raises when no date matches (e.g. Feb 30), and not one exception type
+        except Exception:  # noqa: BLE001 - any croniter failure: no next date
             return None
         return nxt.astimezone(UTC)
 

@@ -310,7 +310,7 @@ class WorkerProcess:
                                           bool(header.get("no_sync")))
             else:
                 reply.update(await self.services.global_cache(header))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - the plugin gets any failure as its reply
             reply = {"op": "reply", "rid": header.get("rid"), "ok": False, "error": str(e)}
         with contextlib.suppress(WorkerDied):
             await self._send(reply, body)

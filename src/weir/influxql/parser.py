@@ -543,7 +543,7 @@ class Parser:
 
     def _measurement(self, prefix: list[str | None], name: str | None,
                      regex: str | None) -> ast.Measurement:
-        prefix = [p for p in prefix]
+        prefix = list(prefix)
         db = rp = None
         if len(prefix) == 2:
             db, rp = prefix

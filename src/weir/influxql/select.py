@@ -8,6 +8,8 @@ measurement, GROUP BY tags, then time.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -636,7 +638,7 @@ def _fill_series(rows: list[list[Any]], ncols: int, stmt: ast.Select, plan: Plan
         elif stmt.fill == "linear":
             known = [(i, r[0], r[col]) for i, r in enumerate(out)
                      if r[col] is not None and not isinstance(r[col], bool | str)]
-            for (i1, t1, v1), (i2, t2, v2) in zip(known, known[1:], strict=False):
+            for (i1, t1, v1), (i2, t2, v2) in itertools.pairwise(known):
                 for i in range(i1 + 1, i2):
                     ts = out[i][0]
                     if isinstance(v1, int) and isinstance(v2, int):
@@ -670,7 +672,7 @@ def _transform_series(rows: list[list[Any]], transforms: list[tuple[str, int]]
                 window = [v for _i, _t, v in points[k - param + 1:k + 1]]
                 out[points[k][0]][col] = sum(window) / param
             continue
-        for (_i1, t1, v1), (i2, t2, v2) in zip(points, points[1:], strict=False):
+        for (_i1, t1, v1), (i2, t2, v2) in itertools.pairwise(points):
             if name in ("difference", "non_negative_difference"):
                 d = v2 - v1
             else:
@@ -741,10 +743,8 @@ def _finish_table(raw: pa.Table, plan: Plan, stmt: ast.Select, measurement: str,
             # an integer that becomes a float (mean, a fill value) rounds to the nearest
             # double: a safe cast would refuse values beyond 2^53 and leave the wrong type
             to_float = pa.types.is_integer(col.type) and pa.types.is_floating(want)
-            try:
+            with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 col = col.cast(want, safe=not to_float)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                pass
         cols.append((f.name, _normalize(col)))
     return pa.table(dict(cols))
 

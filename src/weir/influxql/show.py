@@ -73,9 +73,7 @@ def select_tables(tables: dict[str, TableInfo], sources: list[ast.Measurement]
     for m in sources:
         if m.regex is not None:
             rx = _regex(m.regex)
-            for n, t in tables.items():
-                if rx.search(n):
-                    picked[n] = t
+            picked.update({n: t for n, t in tables.items() if rx.search(n)})
         elif m.name in tables:
             picked[m.name] = tables[m.name]
     return [picked[n] for n in sorted(picked)]
@@ -163,7 +161,7 @@ async def show_tag_values(st: ast.ShowTagValues, tables: dict[str, TableInfo],
             parts = [*base, f"{qident(k)} IS NOT NULL"]
             sql = (f"SELECT DISTINCT CAST({qident(k)} AS VARCHAR) AS v FROM {qident(t.name)} "
                    f"WHERE {' AND '.join(parts)} ORDER BY v")
-            values = [v for v in (await run_sql(sql)).column("v").to_pylist()]
+            values = (await run_sql(sql)).column("v").to_pylist()
             for v in _page(values, st.limit, st.offset):
                 ms.append(t.name)
                 ks.append(k)

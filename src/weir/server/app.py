@@ -73,7 +73,8 @@ class WeirApp:
                 scope.update(child)
                 try:
                     await route.handle(scope, receive, send_with_headers)
-                except Exception as exc:  # handlers raise typed errors; shape them here
+                # handlers raise typed errors; shape them here (any other one: a logged 500)
+                except Exception as exc:  # noqa: BLE001 - every error becomes a response
                     await to_response(exc)(scope, receive, send_with_headers)
                 return
         await PlainTextResponse("Not found", status_code=404)(scope, receive, send_with_headers)

@@ -103,5 +103,5 @@ def to_response(exc: BaseException) -> Response:
     if isinstance(exc, e.TriggerRunning | e.CatalogError):
         return PlainTextResponse(str(exc), status_code=500 if isinstance(exc, e.TriggerRunning)
                                  else 400)
-    log.exception("unhandled error in request", exc_info=exc)
+    log.error("unhandled error in request", exc_info=exc)
     return PlainTextResponse(f"internal error: {type(exc).__name__}: {exc}", status_code=500)

@@ -131,7 +131,7 @@ async def query_v1(request: Request) -> Response:
 
 
 class _Series:
-    __slots__ = ("name", "tags", "columns", "rows")
+    __slots__ = ("columns", "name", "rows", "tags")
 
     def __init__(self, name: str, tags: dict[str, str] | None, columns: list[str],
                  rows: list[list[Any]]) -> None:
@@ -274,8 +274,8 @@ def _csv(results: list[InfluxQLResult | str], epoch: str | None) -> bytes:
         for s in series:
             tags = ",".join(f"{k}={v}" for k, v in (s.tags or {}).items())
             prefix = _csv_cell(s.name) + "," + _csv_cell(tags)
-            for row in s.rows:
-                out.append(prefix + "," + ",".join(_csv_cell(v) for v in row) + "\n")
+            out.extend(prefix + "," + ",".join(_csv_cell(v) for v in row) + "\n"
+                       for row in s.rows)
     return "".join(out).encode()
 
 

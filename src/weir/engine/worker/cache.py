@@ -95,7 +95,7 @@ GlobalRequest = Callable[[dict[str, Any]], dict[str, Any]]
 class PluginCache:
     """The object plugins get as `influxdb3_local.cache`: put / get / delete."""
 
-    __slots__ = ("_local", "_global_request", "_global_namespace", "_default_ttl")
+    __slots__ = ("_default_ttl", "_global_namespace", "_global_request", "_local")
 
     def __init__(self, local: LocalNamespace, global_request: GlobalRequest,
                  global_namespace: str, default_ttl: float | None = None) -> None:
@@ -117,7 +117,7 @@ class PluginCache:
         deadline = expiry(ttl, self._default_ttl)  # validates the TTL here
         try:
             blob = pickle.dumps(value)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - pickling runs the value's own code
             raise TypeError(
                 f"values stored with use_global=True are shared through the server and must "
                 f"be picklable: {type(e).__name__}: {e}") from None

@@ -51,7 +51,5 @@ def sparse_rows(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
         (table.schema.field(i).metadata or {}).get(KIND_META, b"field"), 1))
     names = [table.schema.field(i).name for i in order]
     columns = [column_values(table.column(i)) for i in order]
-    rows = []
-    for values in zip(*columns, strict=True):
-        rows.append({n: v for n, v in zip(names, values, strict=True) if v is not None})
-    return rows
+    return [{n: v for n, v in zip(names, values, strict=True) if v is not None}
+            for values in zip(*columns, strict=True)]

@@ -8,6 +8,7 @@ stdout) can never corrupt a frame; the server logs the worker's stderr.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import faulthandler
 import os
 import signal
@@ -41,10 +42,8 @@ def main(boot: dict[str, Any] | None = None) -> None:
     os.close(devnull)
     os.dup2(2, 1)
     sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
-    try:
+    with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    except (AttributeError, ValueError):
-        pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("TZ", "UTC")
     time.tzset()
@@ -73,7 +72,7 @@ def main(boot: dict[str, Any] | None = None) -> None:
     while True:
         try:
             frame = read_frame(proto_in)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any broken frame: say so and exit
             print(f"weir worker: broken frame from the server: {e}", file=sys.stderr)
             break
         if frame is None:

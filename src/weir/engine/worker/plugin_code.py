@@ -180,8 +180,7 @@ def _remember_source(source: str) -> None:
 
 def _module_stem(name: str) -> str:
     stem = name.rstrip("/").rsplit("/", 1)[-1]
-    if stem.endswith(".py"):
-        stem = stem[:-3]
+    stem = stem.removesuffix(".py")
     return stem or "plugin"
 
 

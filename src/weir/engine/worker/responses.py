@@ -31,7 +31,7 @@ class ResponseConversionError(Exception):
 
 
 class HttpAnswer:
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("body", "headers", "status")
 
     def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
         self.status = status
@@ -95,7 +95,7 @@ def _looks_like_response_object(value: Any) -> bool:
     if callable(flask):
         try:
             return flask() is True
-        except Exception:
+        except Exception:  # noqa: BLE001 - the plugin's object's own code: then not one
             return False
     return (hasattr(value, "status_code") and hasattr(value, "headers")
             and callable(getattr(value, "get_data", None)))

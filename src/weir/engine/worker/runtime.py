@@ -8,6 +8,7 @@ name; writes are recorded, not sent).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -96,7 +97,7 @@ class WorkerRuntime:
         try:
             ctx = self._context(call)
             kind = call["kind"]
-            args = call["args"] if "args" in call else self.args
+            args = call.get("args", self.args)
             args = dict(args) if args is not None else None
             fn = self._plugin_for(call).function(kind, ENTRY_POINTS[kind])
             local = InfluxDB3Local(ctx)
@@ -117,7 +118,7 @@ class WorkerRuntime:
                 raise PluginLoadError(f"unknown call kind {kind!r}")
         except (PluginLoadError, ResponseConversionError) as e:
             result.update(ok=False, error=str(e), traceback=_format_traceback(e.__cause__))
-        except BaseException as e:  # SystemExit, KeyboardInterrupt: the call fails alone
+        except BaseException as e:  # noqa: BLE001 - plugin code, SystemExit too: the call fails
             result.update(ok=False, error=describe_exception(e), traceback=_format_traceback(e))
         if ctx is not None:
             with ctx.lock:
@@ -126,10 +127,9 @@ class WorkerRuntime:
                 if self.dry_run:
                     result["sync_writes"] = ctx.sync_writes
                     result["log_lines"] = ctx.log_lines
-        try:
+        # the server is gone if this fails; the main loop exits on end of input
+        with contextlib.suppress(OSError, ValueError):
             self.channel.send(result, body)
-        except (OSError, ValueError):
-            pass  # the server is gone; the main loop exits on end of input
 
 
 def _table_batches(call: dict[str, Any], payload: bytes) -> list[dict[str, Any]]:
@@ -152,5 +152,5 @@ def _format_traceback(e: BaseException | None) -> str | None:
         tb = tb.tb_next
     try:
         return "".join(traceback.format_exception(type(e), e, tb)).rstrip()
-    except Exception:
+    except Exception:  # noqa: BLE001 - formatting runs the plugin's __str__: then no traceback
         return None

@@ -17,6 +17,7 @@ aliases: `namespace_name`, `bucket`, `bucket-name`), authenticated by the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -189,7 +190,8 @@ class FlightService:
                 await self._ensure_server()
                 upstream, _ = await self.loop.create_unix_connection(
                     lambda: _Pipe(link, "upstream"), self.path)
-            except Exception as e:
+            # a failed start or connect closes this link, logged; the server goes on
+            except Exception as e:  # noqa: BLE001 - logged, the link closed
                 log.warning("cannot reach the Flight server: %s", e)
                 link.close()
                 return
@@ -208,10 +210,8 @@ class FlightService:
         for link in list(self.links):
             link.close()
         if self._starting is not None:
-            try:
+            with contextlib.suppress(Exception):  # a failed start was logged by connect()
                 await self._starting
-            except Exception:
-                pass
         if self.server is not None:
             await asyncio.to_thread(self.server.shutdown)
         if self.dir is not None:
