@@ -28,7 +28,14 @@ from weir.persist import PersistedIndex, PersistEvent, write_snapshot
 from weir.persist.compactor import Compactor
 from weir.persist.read import TableReader
 from weir.persist.status import SnapshotRecord
-from weir.ports import DatabaseDeletedListener, FlushedWal, QueryParams, Storage, WriteResult
+from weir.ports import (
+    DatabaseDeletedListener,
+    FlushedWal,
+    QueryParams,
+    Storage,
+    WriteResult,
+    trigger_state_key,
+)
 from weir.query import DatabaseSnapshot, ParquetFileRef, QueryEngine, TableSnapshot
 from weir.system_tables import (
     LifeCycleTables,
@@ -536,6 +543,23 @@ class Database:
                            hard_delete_at_ns: int | None = None) -> None:
         await asyncio.to_thread(self.catalog.delete_table, db, table, hard_delete_at_ns)
         self.buffer.drop(db, table)
+
+    # ---- the processing engine's per-trigger records (weir.ports.TriggerStateStore) ----
+
+    async def load_trigger_state(self, database: str, trigger_name: str) -> bytes | None:
+        with contextlib.suppress(FileNotFoundError):
+            return await asyncio.to_thread(
+                self.store.get, trigger_state_key(self.node_id, database, trigger_name))
+        return None
+
+    async def save_trigger_state(self, database: str, trigger_name: str, state: bytes
+                                 ) -> None:
+        await asyncio.to_thread(
+            self.store.put, trigger_state_key(self.node_id, database, trigger_name), state)
+
+    async def delete_trigger_state(self, database: str, trigger_name: str) -> None:
+        await asyncio.to_thread(
+            self.store.delete, trigger_state_key(self.node_id, database, trigger_name))
 
 
 def _type_of(kind: str, t: pa.DataType) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+from urllib.parse import quote
 
 import pyarrow as pa
 
@@ -136,3 +137,32 @@ class Storage(WriteSink, TriggerWriteSink, CatalogQuerySource, StorageEvents, Wa
 
     async def delete_table(self, db: str, table: str,
                            hard_delete_at_ns: int | None = None) -> None: ...
+
+
+class TriggerStateStore(Protocol):
+    """Small durable records the processing engine keeps per trigger (a schedule trigger's
+    last handled fire time): one object each, at `trigger_state_key`, replaced whole by
+    every save."""
+
+    async def load_trigger_state(self, database: str, trigger_name: str) -> bytes | None:
+        """The trigger's record; None if it has none."""
+        ...
+
+    async def save_trigger_state(self, database: str, trigger_name: str, state: bytes
+                                 ) -> None:
+        """Store the record durably and atomically (a reader sees the old or the new)."""
+        ...
+
+    async def delete_trigger_state(self, database: str, trigger_name: str) -> None:
+        """Forget the record; no error if there is none."""
+        ...
+
+
+def trigger_state_key(node_id: str, database: str, trigger_name: str) -> str:
+    """`<node_id>/triggers/<db>/<trigger>.json`, each name percent-encoded (`/` and `.`
+    too, so that no name leaves its folder)."""
+
+    def part(name: str) -> str:
+        return quote(name, safe="").replace(".", "%2E")
+
+    return f"{node_id}/triggers/{part(database)}/{part(trigger_name)}.json"
