@@ -37,6 +37,7 @@ from weir.ports import (
     trigger_state_key,
 )
 from weir.query import DatabaseSnapshot, ParquetFileRef, QueryEngine, TableSnapshot
+from weir.query.engine import QueryStream
 from weir.system_tables import (
     LifeCycleTables,
     StorageTables,
@@ -466,6 +467,33 @@ class Database:
 
         # (the query engine enforces --query-timeout itself, interrupting the query)
         return await asyncio.to_thread(run)
+
+    async def query_stream(self, database: str, sql: str, params: QueryParams | None = None
+                           ) -> QueryStream:
+        """`query`, with the rows read batch by batch as DataFusion computes them. The
+        files the query may read are kept until the stream is closed (read to its end,
+        failed, or `close()`d by a reader that stops early)."""
+        if not self.catalog.db_exists(database):
+            raise DatabaseMissingForQuery(database)
+        token = object()
+        with self._queries_lock:
+            self._queries[token] = time.monotonic()
+
+        def release() -> None:
+            with self._queries_lock:
+                self._queries.pop(token, None)
+
+        def plan() -> QueryStream:
+            return self.query_engine.execute_stream(self.snapshot_for_query(database), sql,
+                                                    dict(params) if params else None)
+
+        try:
+            stream = await asyncio.to_thread(plan)
+        except BaseException:
+            release()
+            raise
+        stream.on_close = release
+        return stream
 
     # ---- WAL triggers: checkpoints, catch-up reads, WAL retention ----------------------
 

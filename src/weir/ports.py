@@ -7,7 +7,7 @@ protocols, so a second storage back end, or a remote node, can stand behind the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 from urllib.parse import quote
@@ -70,7 +70,25 @@ class QuerySource(Protocol):
                     params: QueryParams | None = None) -> pa.Table: ...
 
 
-class CatalogQuerySource(QuerySource, Protocol):
+class BatchStream(Protocol):
+    """A query's result read batch by batch as it is computed (blocking: iterate it in a
+    worker thread); `close()` stops it early and frees what it holds."""
+
+    schema: pa.Schema
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]: ...
+
+    def close(self) -> None: ...
+
+
+class StreamingQuerySource(Protocol):
+    async def query_stream(self, database: str, sql: str,
+                           params: QueryParams | None = None) -> BatchStream:
+        """Plan `sql` (planning errors raise here) and return its rows as a stream."""
+        ...
+
+
+class CatalogQuerySource(QuerySource, StreamingQuerySource, Protocol):
     """A query source whose catalog can be read (InfluxQL plans from the schema)."""
 
     @property

@@ -354,6 +354,8 @@ class QueryStream:
         self._deadline = deadline
         self._legacy = legacy_types
         self._limit = limit
+        #: called once when the stream is closed (read to its end, failed or dropped)
+        self.on_close: Callable[[], None] | None = None
 
     def _next(self) -> pa.RecordBatch | None:
         if self._stream is None:
@@ -404,6 +406,9 @@ class QueryStream:
     def close(self) -> None:
         """Stop the query (DataFusion cancels its work when the stream is dropped)."""
         self._stream = None
+        done, self.on_close = self.on_close, None
+        if done is not None:
+            done()
 
 
 def _timeout_error(limit: float | None) -> QueryTimeout:

@@ -10,7 +10,7 @@ from weir.auth import READ
 from weir.errors import AccessDenied, DatabaseMissingForQuery, QueryError
 from weir.influxql.ast import Statement
 from weir.influxql.result import InfluxQLResult
-from weir.ports import CatalogQuerySource, Principal, QueryParams
+from weir.ports import BatchStream, CatalogQuerySource, Principal, QueryParams
 from weir.service.writes import authorize
 
 #: the text of a v1 statement that failed: each statement of a v1 query answers on its own
@@ -25,6 +25,12 @@ class QueryService:
                   principal: Principal | None) -> pa.Table:
         authorize(principal, db, READ)
         return await self._source.query(db, sql, params)
+
+    async def sql_stream(self, db: str, sql: str, params: QueryParams | None,
+                         principal: Principal | None) -> BatchStream:
+        """`sql`, its rows read batch by batch as they are computed (Flight)."""
+        authorize(principal, db, READ)
+        return await self._source.query_stream(db, sql, params)
 
     async def influxql(self, text: str, db: str | None, params: QueryParams | None,
                        principal: Principal | None) -> InfluxQLResult:

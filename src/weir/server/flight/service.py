@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -14,6 +15,7 @@ import pyarrow.flight as flight
 
 from weir.auth import AuthError, Token
 from weir.errors import AccessDenied, QueryError, WeirError
+from weir.ports import BatchStream
 from weir.server.auth import token_from_header
 from weir.server.errors import HttpError
 from weir.server.state import ServerState
@@ -79,23 +81,43 @@ def _iox_metadata(f: pa.Field) -> pa.Field:
     return f.with_metadata({**f.metadata, b"iox::column::type": t.encode()})
 
 
+def _stream_field(f: pa.Field) -> pa.Field:
+    """Plain string types (clients read `string`, not views) and IOx column-type metadata."""
+    if f.type == pa.string_view() or f.type == pa.large_string():
+        f = f.with_type(pa.string())
+    return _iox_metadata(f)
+
+
+def _stream_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([_stream_field(f) for f in schema], metadata=schema.metadata)
+
+
+def _stream_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """`batch` in the stream's `schema` (string views cast to strings)."""
+    columns = [col if col.type == f.type else col.cast(f.type)
+               for col, f in zip(batch.columns, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
 def _stream_table(table: pa.Table) -> pa.Table:
-    """One dictionary per column across batches, plain string types, IOx column-type
-    metadata, for the IPC stream."""
-    cols = []
-    fields = []
-    for f, col in zip(table.schema, table.columns, strict=True):
-        if f.type == pa.string_view() or f.type == pa.large_string():
-            col = col.cast(pa.string())
-            f = f.with_type(pa.string())
-        cols.append(col)
-        fields.append(_iox_metadata(f))
-    schema = pa.schema(fields, metadata=table.schema.metadata)
+    """A whole result (InfluxQL): as `_stream_schema`, with one dictionary per column
+    across batches."""
+    schema = _stream_schema(table.schema)
     if not schema.equals(table.schema, check_metadata=True):
-        table = pa.Table.from_arrays(cols, schema=schema)
+        table = pa.Table.from_arrays(
+            [col if col.type == f.type else col.cast(f.type)
+             for col, f in zip(table.columns, schema, strict=True)], schema=schema)
     if any(pa.types.is_dictionary(f.type) for f in table.schema) and table.num_rows:
         table = table.unify_dictionaries()
     return table
+
+
+def _server_error(e: WeirError) -> flight.FlightError:
+    # FlightServerError carries just the message (ArrowInvalid would add the server's
+    # Python traceback to what the client sees)
+    if isinstance(e, AccessDenied):
+        return flight.FlightUnauthorizedError(str(e))
+    return flight.FlightServerError(str(e))
 
 
 class WeirFlightServer(flight.FlightServerBase):  # type: ignore[misc]  # (untyped)
@@ -128,24 +150,51 @@ class WeirFlightServer(flight.FlightServerBase):  # type: ignore[misc]  # (untyp
         req = parse_ticket(ticket.ticket)
         fut = asyncio.run_coroutine_threadsafe(self._query(req, token), self.loop)
         try:
-            table = fut.result()
+            result = fut.result()
         except AccessDenied as e:
             raise flight.FlightUnauthorizedError(str(e)) from None
         except WeirError as e:
-            # FlightServerError carries just the message (ArrowInvalid would add the
-            # server's Python traceback to what the client sees)
-            raise flight.FlightServerError(str(e)) from None
-        return flight.RecordBatchStream(_stream_table(table))
+            raise _server_error(e) from None
+        if isinstance(result, pa.Table):
+            return flight.RecordBatchStream(_stream_table(result))
+        # SQL: the rows go out batch by batch as DataFusion computes them. The first batch
+        # is computed here, so that most execution errors are still answered as clean
+        # errors; one after rows were sent reaches the client with pyarrow's traceback.
+        stream = result
+        schema = _stream_schema(stream.schema)
+        rows = iter(stream)
+        try:
+            first = next(rows, None)
+        except WeirError as e:
+            stream.close()
+            raise _server_error(e) from None
 
-    async def _query(self, req: dict[str, Any], token: Token | None) -> pa.Table:
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                if first is not None:
+                    yield _stream_batch(first, schema)
+                for batch in rows:
+                    yield _stream_batch(batch, schema)
+            except WeirError as e:
+                raise _server_error(e) from None
+            finally:
+                stream.close()
+
+        # (a RecordBatchReader, not GeneratorStream: only the reader path writes the
+        # dictionary batches tag columns need)
+        return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(schema, batches()))
+
+    async def _query(self, req: dict[str, Any], token: Token | None
+                     ) -> pa.Table | BatchStream:
         queries = self.state.services.queries
         if req["type"] == "influxql":
             result = await queries.influxql(req["query"], req["db"], req["params"], token)
-            return result.with_metadata()
+            table: pa.Table = result.with_metadata()
+            return table
         db = req["db"]
         if not db:
             raise QueryError("invalid ticket: missing field `database`")
-        return await queries.sql(db, req["query"], req["params"], token)
+        return await queries.sql_stream(db, req["query"], req["params"], token)
 
     def list_flights(self, context: Any, criteria: bytes) -> Any:
         return iter(())
