@@ -123,6 +123,9 @@ def time_value(e: ast.Expr, now_ns: int) -> int:
             return v
         if isinstance(v, float):
             return int(v)
+        if not isinstance(v, str):  # a bound parameter may be any JSON value
+            raise InfluxQLError(f"invalid time value: {v!r}; expected RFC3339 like "
+                                "'2024-01-01T00:00:00Z' or an integer")
         ts = parse_timestamp(v)
         if ts is None:
             raise InfluxQLError(f"invalid time value: {v!r}; expected RFC3339 like "

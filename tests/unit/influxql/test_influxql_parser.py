@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from weir.influxql import ast, parse, statement_database
+from weir.influxql import ast as iql_ast
 from weir.influxql.errors import InfluxQLError, InfluxQLSyntaxError, UnsupportedStatement
-from weir.influxql.exprs import split_where
+from weir.influxql.exprs import split_where, time_value
 from weir.influxql.timeutil import format_rfc3339, format_v1_duration, parse_timestamp
 
 H = 3_600_000_000_000
@@ -172,3 +173,12 @@ def test_statement_database() -> None:
         statement_database(st, "other", strict=True)
     assert statement_database(st, "other", strict=False) == "db"
     assert statement_database(one("SHOW TAG KEYS ON x"), None, True) == "x"
+
+
+def test_a_bound_parameter_compared_with_time_must_be_a_time() -> None:
+    """A JSON list or object bound to `$t` in `time > $t` is the user's error (400), not a
+    crash of the planner."""
+    for bad in ([1, 2], {"a": 1}, b"x"):
+        with pytest.raises(InfluxQLError, match="invalid time value"):
+            time_value(iql_ast.Literal(value=bad), 0)
+    assert time_value(iql_ast.Literal(value="1970-01-01T00:00:01Z"), 0) == 10**9
