@@ -173,7 +173,7 @@ class WeirServer:
         if self.plugin_dir is not None:
             args += ["--plugin-dir", str(self.plugin_dir)]
         env = {**os.environ, **self.env}
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - the server's stdout until stop()
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         healthy = (200, 401) if self.auth else (200,)
         deadline = time.monotonic() + timeout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -112,7 +113,7 @@ def test_plaintext_tokens_never_reach_disk(auth_server):
     secret = token.encode()
     for root, _dirs, files in os.walk(s.data_dir):
         for f in files:
-            assert secret not in open(os.path.join(root, f), "rb").read(), f
+            assert secret not in Path(root, f).read_bytes(), f
     assert secret not in s.log_path.read_bytes()
     s.start()  # tokens survive a restart
     assert httpx.get(f"{s.url}/metrics", headers=admin).status_code == 200

@@ -228,7 +228,7 @@ class Proxy:
             def log_message(self, *a: object) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 reply = proxy.script.pop(0) if proxy.script else None
                 if reply is None:

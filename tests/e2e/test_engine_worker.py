@@ -10,7 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pytest
@@ -332,7 +332,7 @@ def test_request_return_conversion(value: Any, status: int, headers: dict[str, s
 def test_request_return_objects_and_generators() -> None:
     class Mock:
         status_code = 202
-        headers = {"Content-Type": "text/custom"}
+        headers: ClassVar[dict[str, str]] = {"Content-Type": "text/custom"}
 
         def __flask_response__(self) -> bool:
             return True

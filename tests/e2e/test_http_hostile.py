@@ -188,7 +188,7 @@ def test_metrics_count_engine_calls_and_bound_unknown_paths(srv) -> None:
     def counters() -> dict[str, int]:
         text = httpx.get(f"{srv.url}/metrics").text
         return {m[0]: int(m[1]) for m in re.findall(
-            r'^weir_http_requests_total\{path="([^"]*)"\} (\d+)$', text, re.M)}
+            r'^weir_http_requests_total\{path="([^"]*)"\} (\d+)$', text, re.MULTILINE)}
 
     before = counters()
     for i in range(5):

@@ -46,8 +46,7 @@ def epoch_s(value: str | None) -> float | None:
     """A JSON timestamp of `system.*.hard_deletion_time` as seconds since the epoch."""
     if value is None:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(
-        tzinfo=UTC).timestamp()
+    return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
 
 
 # ---- limits --------------------------------------------------------------------------------

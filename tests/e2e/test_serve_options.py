@@ -126,7 +126,7 @@ class NodeFromEnvServer(WeirServer):
         args = [*weir_cmd(), "serve", "--node-id-from-env", "MY_NODE", "--object-store",
                 "file", "--data-dir", str(self.data_dir), "--http-bind",
                 f"127.0.0.1:{self.port}", "--without-auth", "--wal-flush-interval", "10ms"]
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - the server's stdout until stop()
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **self.env})
         deadline = time.monotonic() + timeout

@@ -14,6 +14,7 @@ import math
 import random
 import threading
 import time
+from typing import ClassVar
 
 import pytest
 
@@ -41,7 +42,8 @@ class Workload:
     spread of near-now timestamps; later batches overwrite earlier points with some of
     their fields, as a re-sent or corrected measurement would."""
 
-    FIELDS = {"usage": "float", "count": "int", "up": "bool", "note": "str"}
+    FIELDS: ClassVar[dict[str, str]] = {"usage": "float", "count": "int", "up": "bool",
+                                        "note": "str"}
 
     def __init__(self, model: LwwModel, seed: int, *, series_per_table: int,
                  tables: tuple[str, ...] = ("cpu", "mem", "disk"), span_s: int = 600,

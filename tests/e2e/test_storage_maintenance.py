@@ -4,6 +4,7 @@ a failing disk, and the buffer's memory bound."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -27,12 +28,9 @@ def parquet_on_disk(data_dir: Path) -> set[str]:
 
 
 def lines(table: str, hosts: int, times: list[int], value: str = "v={i}") -> str:
-    out = []
-    for k, t in enumerate(times):
-        for h in range(hosts):
-            out.append(f"{table},host=h{h:04d},region=r{h % 7} "
-                       f"{value.format(i=k * hosts + h)},n={h}i {t}")
-    return "\n".join(out)
+    return "\n".join(f"{table},host=h{h:04d},region=r{h % 7} "
+                     f"{value.format(i=k * hosts + h)},n={h}i {t}"
+                     for k, t in enumerate(times) for h in range(hosts))
 
 
 def ok(r: httpx.Response) -> None:
@@ -124,7 +122,7 @@ def test_compaction_keeps_file_count_bounded_and_results_unchanged(server_factor
         t.join(60)
     # every row exactly once while files are swapped: never more, never fewer
     assert max(seen) == 20 * 250
-    assert all(b >= a for a, b in zip(seen, seen[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(seen))
     total = wait_for(lambda: (fs := files(s, "cpu")) and sum(f["row_count"] for f in fs)
                      == 5000 and len(fs) <= 4 and fs, timeout=90,
                      what="the compactor to settle")

@@ -53,10 +53,10 @@ def test_bounded_fuzz_run_is_clean_and_tries_many_inputs(tmp_path: Path) -> None
     assert p.returncode == 0, out[-6000:]
     assert not list(tmp_path.glob("crash-*")), out[-6000:]
 
-    executed = int(re.search(r"^stat::number_of_executed_units:\s*(\d+)", out, re.M)[1])
-    done = re.search(r"^#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+)", out, re.M)
+    executed = int(re.search(r"^stat::number_of_executed_units:\s*(\d+)", out, re.MULTILINE)[1])
+    done = re.search(r"^#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+)", out, re.MULTILINE)
     assert done is not None, out[-3000:]
-    rate = re.search(r"^stat::average_exec_per_sec:\s*(\d+)", out, re.M)[1]
+    rate = re.search(r"^stat::average_exec_per_sec:\s*(\d+)", out, re.MULTILINE)[1]
     print(f"\nlibFuzzer: {executed} inputs executed in ~{FUZZ_SECONDS}s ({rate}/s), "
           f"cov {done[2]}, ft {done[3]}")
     assert int(done[1]) == executed
@@ -68,7 +68,7 @@ def test_bounded_fuzz_run_is_clean_and_tries_many_inputs(tmp_path: Path) -> None
     # the checks were not vacuous: rows, errors, batch path answers and round trips
     stats = re.findall(r"^weir-fuzz: (\d+) inputs, (\d+) with rows \((\d+) rows\), "
                        r"(\d+) with errors, (\d+) batch path answers, (\d+) round trips",
-                       out, re.M)
+                       out, re.MULTILINE)
     assert stats, out[-3000:]
     inputs, with_rows, _rows, with_errors, batch, round_trips = map(int, stats[-1])
     print(f"weir-fuzz: {stats[-1]}")

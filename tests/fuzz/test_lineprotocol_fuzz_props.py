@@ -107,7 +107,7 @@ def test_clashing_lines(data: bytes) -> None:
 
 
 @SETTINGS
-@given(st.lists(st.sampled_from(TOKENS + [b"m", b"m,t=a", b"v=1", b"v=1i", b's="x"']),
+@given(st.lists(st.sampled_from([*TOKENS, b"m", b"m,t=a", b"v=1", b"v=1i", b's="x"']),
                 max_size=40))
 def test_token_soup(tokens: list[bytes]) -> None:
     invariants.check_body(b"".join(tokens))

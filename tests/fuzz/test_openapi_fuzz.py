@@ -93,7 +93,7 @@ def _requests_served(server: WeirServer, headers: dict[str, str]) -> int:
     r = httpx.get(f"{server.url}/metrics", headers=headers, timeout=30)
     assert r.status_code == 200, r.text
     return sum(int(n) for n in re.findall(r"^weir_http_requests_total\{[^}]*\} (\d+)$",
-                                          r.text, re.M))
+                                          r.text, re.MULTILINE))
 
 
 def _fuzz(server: WeirServer, tmp_path: Path, name: str, headers: dict[str, str],
@@ -195,5 +195,6 @@ def test_fuzz_without_auth_with_engine(server_factory, tmp_path: Path) -> None: 
 def _engine_requests(server: WeirServer) -> int:
     r = httpx.get(f"{server.url}/metrics", timeout=30)
     assert r.status_code == 200, r.text
-    m = re.search(r'^weir_http_requests_total\{path="/api/v3/engine"\} (\d+)$', r.text, re.M)
+    m = re.search(r'^weir_http_requests_total\{path="/api/v3/engine"\} (\d+)$', r.text,
+                  re.MULTILINE)
     return int(m.group(1)) if m else 0

@@ -196,9 +196,8 @@ def generate(
                     tags["region"] = f"region-{r:03d}"
                 series.append((CPU, tags))
     if ESCAPED in specs:
-        for i in range(escaped_series):
-            series.append((ESCAPED, {"host name": f"h {i % 7}",
-                                     "mount,point": rf"/var,log=x{i}"}))
+        series.extend((ESCAPED, {"host name": f"h {i % 7}", "mount,point": rf"/var,log=x{i}"})
+                      for i in range(escaped_series))
 
     for table, tags in series:
         spec = specs[table]

@@ -90,14 +90,14 @@ def test_catalog_limits_from_options(catalog_dir: Path) -> None:
     assert Limits() == Limits(databases=100, tables=4000, columns_per_table=500)
     c = _catalog(catalog_dir, Limits(databases=1, tables=2, columns_per_table=3))
     c.create_database("one")
-    with pytest.raises(LimitExceeded, match="^Adding a new database would exceed limit of 1 "
-                                            "databases$"):
+    with pytest.raises(LimitExceeded, match=r"^Adding a new database would exceed limit of 1 "
+                                            r"databases$"):
         c.create_database("two")
     with pytest.raises(LimitExceeded, match="columns per table limit of 3 columns"):
         c.create_table("one", "t", ["a", "b"], [("c", "float")])
     c.create_table("one", "t", ["a"], [("c", "float")])
     c.create_table("one", "u", [], [])
-    with pytest.raises(LimitExceeded, match="tables limit of 2$"):
+    with pytest.raises(LimitExceeded, match=r"tables limit of 2$"):
         c.create_table("one", "v", [], [])
 
 

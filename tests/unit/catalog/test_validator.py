@@ -66,7 +66,7 @@ async def test_a_type_conflict_refuses_that_line_only_and_names_it() -> None:
     assert [e.line_number for e in result.errors] == [2]
     assert "expected float, got string" in result.errors[0].message
     assert result.errors[0].original_line.startswith("cpu,host=c")
-    (table, batch), = result.tables
+    (_table, batch), = result.tables
     assert batch.column("host").to_pylist() == ["b", "d"]
     with pytest.raises(PartialWrite) as info:
         raise_refused_lines(result)

@@ -7,6 +7,7 @@ once; a restart on the same store finds everything."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -118,8 +119,7 @@ async def test_a_snapshot_the_store_refuses_is_retried_with_backoff_until_it_suc
         history = list(db.snapshot_history)
         assert [(r.status, r.attempt, r.wal_seq) for r in history] == [
             ("failed", 1, 4), ("failed", 2, 4), ("ok", 3, 4)]
-        gaps = [(b.started_ns - a.started_ns) / 1e9 for a, b in zip(history, history[1:],
-                                                                     strict=False)]
+        gaps = [(b.started_ns - a.started_ns) / 1e9 for a, b in itertools.pairwise(history)]
         assert gaps[0] >= 0.9 and gaps[1] >= 1.9, gaps  # backoff: 1 s, then 2 s
         assert len(store.refused) == 2 and store.failures == 0
 

@@ -596,7 +596,7 @@ def test_large_bodies_with_a_bad_float(bad, escape):
     good = tsbs_body(300).replace("usage_user", "u")
     body = (f"cpu,hostname=x{escape} u={bad} 1\ncpu,hostname=y u=2i 2\n" + good)
     r = parse(body, default_time_ns=0)
-    assert [e.line_number for e in r.errors] == [1] + list(range(3, 303))
+    assert [e.line_number for e in r.errors] == [1, *range(3, 303)]
     assert "'u'" in r.errors[0].message and bad in r.errors[0].message
     assert r.errors[1].message == "invalid field type for 'u': expected integer, got float"
     assert r.tables["cpu"].fields["u"] == (FieldType.INTEGER, [2])

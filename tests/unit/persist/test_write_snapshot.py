@@ -83,7 +83,7 @@ def storage_order(rows: list[Row], table: str) -> list[tuple[Any, ...]]:
     """The order a snapshot file must have: tag values by tag name (a missing tag after
     every value), then time."""
     tags = sorted(DATA.tables[table].tag_keys)
-    return [tuple((r.tags.get(k) is None, r.tags.get(k) or "") for k in tags) + (r.time,)
+    return [(*((r.tags.get(k) is None, r.tags.get(k) or "") for k in tags), r.time)
             for r in rows]
 
 
