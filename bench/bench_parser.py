@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from weir.lineprotocol import parse  # noqa: E402
-from weir.lineprotocol import parser as _parser_module  # noqa: E402
+from weir.lineprotocol import parse
+from weir.lineprotocol import parser as _parser_module
 
 TAG_KEYS = ("hostname", "region", "datacenter", "rack", "os", "arch", "team", "service",
             "service_version", "service_environment")

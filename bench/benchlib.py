@@ -9,6 +9,7 @@ Used by `bench/ingest.py`, `bench/query.py` and `bench/soak.py`; not a public AP
 from __future__ import annotations
 
 import atexit
+import contextlib
 import http.client
 import json
 import os
@@ -383,33 +384,24 @@ class Server:
                 for f in files:
                     if root == str(self.tmp) and f == "server.log":
                         continue
-                    try:
+                    with contextlib.suppress(OSError):
                         total += os.lstat(os.path.join(root, f)).st_size
-                    except OSError:
-                        pass
         return total
 
     def stop(self, grace: float = 30.0, remove: bool = True) -> None:
         """SIGTERM the process group, SIGKILL after `grace` s, remove the temp dir
         (unless `remove` is false: then a later stop() removes it)."""
         if self.proc is not None and self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                pass
         if self.proc is not None:
-            try:  # whatever is left of the group, the leader included
+            # whatever is left of the group, the leader included
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
         if not remove:
             return
         if self.tmp is not None:
@@ -423,14 +415,10 @@ class Server:
         The temp dir stays, so `restart()` can start again on the same data."""
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
 
     def restart(self, timeout: float = 60.0) -> float:
         """Run the same command again on the same data dir and port (after `kill()` or
@@ -479,7 +467,7 @@ class Server:
 
 
 def stop_all() -> None:
-    for s in list(_LIVE):
+    for s in list(_LIVE):  # noqa: PERF101 - a copy: stop() removes s from _LIVE
         s.stop(grace=10.0)
 
 

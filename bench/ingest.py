@@ -13,6 +13,7 @@ values/s, wall time, per-batch latency, peak server RSS (process tree, sampled e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import multiprocessing as mp
@@ -23,13 +24,14 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import (  # noqa: E402
+from benchlib import (
     FIELDS,
     HOST,
     CpuDataset,
@@ -98,14 +100,12 @@ def _worker(idx: int, nclients: int, ds: CpuDataset, batch: int, cmd_q: mp.Queue
             conn.connect()
         except OSError as e:
             res_q.put(("failed", idx, f"connect: {e}"))
-            try:
+            with contextlib.suppress(Exception):  # best effort: the parent sees the failure
                 barrier.abort()
-            except Exception:
-                pass
             continue
         try:
             barrier.wait(timeout=120)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - the parent waits for one message from each client
             res_q.put(("failed", idx, f"start barrier: {type(e).__name__}"))
             conn.close()
             continue
@@ -191,10 +191,8 @@ class LoadGenerators:
     def __exit__(self, *exc: object) -> None:
         self.abort.value = 1
         for q in self.cmd_qs:
-            try:
+            with contextlib.suppress(Exception):  # best effort: stragglers are killed below
                 q.put(None)
-            except Exception:
-                pass
         for p in self.procs:
             p.join(5)
             if p.is_alive():
@@ -215,7 +213,7 @@ class LoadGenerators:
             q.put((server.port, path, timeout))
         try:
             self.barrier.wait(timeout=120)
-        except Exception:
+        except threading.BrokenBarrierError:  # a client aborted it, or it timed out
             self.barrier.reset()
             msgs = []
             while True:

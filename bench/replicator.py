@@ -34,8 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import benchlib  # noqa: E402
-from benchlib import HOST, CpuDataset, HttpClient, Server  # noqa: E402
+import benchlib
+from benchlib import HOST, CpuDataset, HttpClient, Server
 
 PLUGIN = benchlib.REPO / "plugins" / "data_replicator" / "data_replicator.py"
 SCENARIOS = ("live", "backlog", "scheduled")

@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import (  # noqa: E402
+from benchlib import (
     FIELDS,
     HOST,
     MEASUREMENT,
@@ -1252,7 +1252,7 @@ def main(argv: list[str] | None = None) -> int:
     write_queries_csv(soak)
     sm = summarize(soak, burst)
     json_path = Path(args.out_dir) / f"soak-{stamp}.json"
-    params = {k: v for k, v in vars(args).items()}
+    params = dict(vars(args))
     write_json(str(json_path), {"benchmark": "soak", "machine": machine_info(),
                                 "weir": weir_revision(), "params": params,
                                 "batch": soak.batch, "summary": sm, "notes": soak.notes,

@@ -41,17 +41,17 @@ sys.path.insert(0, str(HERE))
 
 # The C-backed libraries are not instrumented (and are imported once, up front).
 import numpy  # noqa: E402, F401
-import pyarrow  # noqa: E402, F401
-import pyarrow.compute  # noqa: E402, F401
+import pyarrow  # noqa: E402
+import pyarrow.compute  # noqa: E402
 
 with atheris.instrument_imports(include=["weir"]):
-    import weir.lineprotocol  # noqa: F401
+    import weir.lineprotocol
     import weir.lineprotocol.batch
     import weir.lineprotocol.columnar
     import weir.lineprotocol.format
     import weir.lineprotocol.linepath
     import weir.lineprotocol.parser
-    import weir.lineprotocol.scanner  # noqa: F401
+    import weir.lineprotocol.scanner
 
 import lineprotocol_invariants as invariants  # noqa: E402
 

@@ -270,7 +270,7 @@ class Config:
         for table, names in self.excluded.items():
             clash = names & set(self.field_renames.get(table, {}))
             if clash:
-                raise ConfigError(f"field {sorted(clash)[0]!r} of table {table!r} is both "
+                raise ConfigError(f"field {min(clash)!r} of table {table!r} is both "
                                   "excluded (excluded_fields) and renamed (field_renames)")
         self.window = self.offset = self.aggregate = None
         self.downsample = False
@@ -644,7 +644,7 @@ class Queue:
         grown by appends, only the new part is read. A corrupt file is moved aside (kept
         for inspection) and replaced by everything that could be read from it."""
         try:
-            f = open(self.path, "rb")
+            f = open(self.path, "rb")  # noqa: SIM115 - `with f` below; this try is for open()
         except FileNotFoundError:
             self._reset()
             return
@@ -795,7 +795,7 @@ class Queue:
                 yield seq, table, line
             return
         try:
-            f = open(self.path, "rb")
+            f = open(self.path, "rb")  # noqa: SIM115 - `with f` below; this try is for open()
         except FileNotFoundError:
             return
         with f:
@@ -884,10 +884,8 @@ class Queue:
     def _rewrite(self, records):
         """Atomically replace the file with `records` (or remove it if there are none)."""
         if not records:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
-            except FileNotFoundError:
-                pass
             self._fsync_dir()
             return
         tmp = f"{self.path}.tmp-{os.getpid()}"
@@ -911,7 +909,7 @@ class Queue:
         keep = []
         if self.total_unacked():
             try:
-                f = open(self.path, "rb")
+                f = open(self.path, "rb")  # noqa: SIM115 - `with f` below; this try is for open()
             except FileNotFoundError:
                 return
             with f:
@@ -1157,10 +1155,7 @@ class Replicator:
         so far for the table (`wm`), so no row already queued is read again; rows older
         than that are queued even past max_size (they cannot be told apart later)."""
         cfg, state, dest = self.cfg, self.q.state, self.cfg.dest
-        tables = []
-        for key in list(state):
-            if key.startswith(f"deferred|{dest}|"):
-                tables.append(key.split("|", 2)[2])
+        tables = [key.split("|", 2)[2] for key in state if key.startswith(f"deferred|{dest}|")]
         rows_by_table = {}
         for b in batches or ():
             if cfg.wants(b["table_name"]) and b["rows"]:
@@ -1295,9 +1290,8 @@ class Replicator:
                     if line is not None:
                         items.append((table, line))
             enc.report(self.log)
-        if self.refused or not self.queue(items, update):
-            if keep:
-                self.queue([], keep, force=True)
+        if (self.refused or not self.queue(items, update)) and keep:
+            self.queue([], keep, force=True)
 
     # ---- delivery --------------------------------------------------------------------
 
@@ -1406,10 +1400,7 @@ class Replicator:
         return delivered + rejected
 
     def _dead_letter(self, chunk, res):
-        numbers = {}
-        for n, msg in res.rejected:
-            if 1 <= n <= len(chunk):
-                numbers[n] = msg
+        numbers = {n: msg for n, msg in res.rejected if 1 <= n <= len(chunk)}
         if not numbers:
             numbers = {i + 1: res.detail for i in range(len(chunk))}
         path = self.q.path.replace(".jsonl.gz", "") + ".rejected.jsonl.gz"
@@ -1455,7 +1446,8 @@ def _run(local, mode, args, call_time=None, batches=None):
                         rep.produce_scheduled(call_time)
                     else:
                         rep.produce_writes(batches if attempt == 0 else None, time.time_ns())
-            except Exception as e:  # reading the local data failed; still deliver the queue
+            # reading the local data failed: log it, and still deliver what is queued
+            except Exception as e:  # noqa: BLE001 - logged; the queue is still delivered
                 failed = e
                 log.error(f"Error during replication: {type(e).__name__}: {e}")
             rep.report_queued()
@@ -1469,7 +1461,7 @@ def _run(local, mode, args, call_time=None, batches=None):
         with q.locked():
             q.load()
             q.compact()
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - the plugin logs any failure and finishes its call
         log.error(f"Error during replication: {type(e).__name__}: {e}")
     log.info(f"Finished execution in {_humantime(time.perf_counter_ns() - started)}")
     if failed is not None and mode == "writes":
