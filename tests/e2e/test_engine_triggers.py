@@ -101,8 +101,8 @@ async def test_wal_plugin_example_writes_reports(engine: ProcessingEngine, db: D
     lines = await wait_for(lambda: written(db).lines_for("foo"))
     assert sorted(lines) == ["write_reports,table_name=cpu row_count=4i",
                              "write_reports,table_name=mem row_count=1i"]
-    assert written(db).calls[0][2] == {"precision": "ns", "accept_partial": False,
-                                       "no_sync": False}
+    # stored with the trigger's checkpoint: the WAL file of its first call
+    assert written(db).calls[0][2] == {"trigger": ("foo", "reports"), "checkpoint": 3}
     # its own output (its write-back, and ours here) arrives in later flushes and is
     # skipped; the report of a sentinel written after them shows they were handled
     await write(db, "foo", "write_reports,table_name=cpu row_count=4i")
@@ -121,20 +121,21 @@ async def test_wal_plugin_example_writes_reports(engine: ProcessingEngine, db: D
     assert text[2].startswith("finished execution in ")
 
 
-async def test_table_trigger_gets_only_its_table_and_empty_flushes(
+async def test_table_trigger_gets_only_its_table(
         engine: ProcessingEngine, db: Database) -> None:
     f = plugin(engine, "seen.py", """
         def process_writes(influxdb3_local, table_batches, args=None):
             influxdb3_local.info([(b["table_name"], [r["v"] for r in b["rows"]])
                                   for b in table_batches])
         """)
+    engine.options.wal_merge_files = 1  # one call per flush, whatever the timing
     await create(engine, "cpu_only", f, "table:cpu")
     for i in range(5):
         await write(db, "foo", f"cpu v={i}i\nmem v=9i")
-    await write(db, "foo", "mem v=1i")
+    await write(db, "foo", "mem v=1i")  # another table: no call (the reference calls with [])
     await write(db, "bar", "cpu v=1i")  # another database: not this trigger's
-    await write(db, "foo", "cpu v=5i")  # comes after the bar flush: its signal
-    expected = [str([("cpu", [i])]) for i in range(5)] + ["[]", str([("cpu", [5])])]
+    await write(db, "foo", "cpu v=5i")  # comes after those flushes: its signal
+    expected = [str([("cpu", [i])]) for i in range(6)]
     await wait_for(lambda: logs(engine, "cpu_only", "INFO")[1::3] == expected)
     await engine.disable_trigger("foo", "cpu_only")
     assert logs(engine, "cpu_only", "INFO")[1::3] == expected  # in order, once each
@@ -152,6 +153,7 @@ async def test_error_behaviors(engine: ProcessingEngine, db: Database) -> None:
                 raise ValueError(f"failure {n}")
             influxdb3_local.info("succeeded on attempt", n)
         """)
+    engine.options.wal_merge_files = 1  # one call per flush, whatever the timing
     # table:cpu, not all_tables: the write-backs to `attempt` must not call them again
     await create(engine, "logger", f, "table:cpu", trigger_arguments={"fail_times": "1"})
     await create(engine, "retrier", f, "table:cpu", error_behavior="retry",
@@ -320,13 +322,20 @@ async def test_system_tables_and_restart(engine: ProcessingEngine, db: Database)
     await create(engine, "t2", "pkg", "cron:* * * * * *", error_behavior="retry", disabled=True)
     rows = await query_rows(db, "foo", "SELECT * FROM system.processing_engine_triggers "
                                        "ORDER BY trigger_name")
+    not_wal = {"wal_checkpoint": None, "wal_lag_files": None, "wal_lag_rows": None,
+               "wal_lag_seconds": None, "wal_lagging": None, "wal_skipped_files": None,
+               "last_error": None}
     assert rows == [
         {"trigger_name": "t1", "plugin_filename": "sched.py",
          "trigger_specification": '{"every":{"duration":{"secs":0,"nanos":50000000}}}',
-         "disabled": False, "error_behavior": "log", "public": False},
+         "disabled": False, "error_behavior": "log", "public": False,
+         "delivery": "each fire time while the server runs; on error: log and skip",
+         **not_wal},
         {"trigger_name": "t2", "plugin_filename": "pkg",
          "trigger_specification": '{"schedule":{"schedule":"* * * * * *"}}',
-         "disabled": True, "error_behavior": "retry", "public": False}]
+         "disabled": True, "error_behavior": "retry", "public": False,
+         "delivery": "each fire time while the server runs; on error: retry, 3 attempts, "
+                     "then skip", **not_wal}]
     assert await query_rows(db, "foo", "SELECT * FROM system.processing_engine_trigger_arguments "
                                        "ORDER BY trigger_name, argument_key") == [
         {"trigger_name": "t1", "argument_key": "k1", "argument_value": "v1"},

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,9 +68,12 @@ class WriteLog:
 
 
 def record_writes(db: Database) -> WriteLog:
-    """Record every successful `db.write_lp` call (database, body, keyword arguments)."""
+    """Record every successful `db.write_lp` call (database, body, keyword arguments) and
+    every database a WAL trigger's call committed (`db.commit_trigger_writes`: database,
+    body, {"trigger": key, "checkpoint": seq})."""
     log = WriteLog()
     real = db.write_lp
+    real_commit = db.commit_trigger_writes
 
     async def write_lp(database: str, body: bytes | str, **kw: Any) -> Any:
         result = await real(database, body, **kw)
@@ -78,8 +81,16 @@ def record_writes(db: Database) -> WriteLog:
         log.calls.append((database, text, kw))
         return result
 
+    async def commit_trigger_writes(key: tuple[str, str], seq: int,
+                                    writes: Mapping[str, str]) -> Any:
+        refused = await real_commit(key, seq, writes)
+        log.calls.extend((database, text, {"trigger": key, "checkpoint": seq})
+                         for database, text in writes.items() if database not in refused)
+        return refused
+
     write_lp.log = log  # type: ignore[attr-defined]
     db.write_lp = write_lp  # type: ignore[method-assign]
+    db.commit_trigger_writes = commit_trigger_writes  # type: ignore[method-assign]
     return log
 
 

@@ -278,6 +278,7 @@ class _TriggerSummary(TypedDict):
     plugin: object
     status: str
     error_behavior: object
+    delivery: object
     arguments: dict[str, str]
 
 
@@ -288,7 +289,7 @@ class _TriggerSummary(TypedDict):
 @client_options
 def show_summary(client: Client, database: str, fmt: str) -> None:
     """Summarise a database: its tables and its processing-engine triggers (spec, plugin,
-    state, error behaviour, arguments)."""
+    state, error behaviour, delivery, arguments)."""
     context = "Failed to show summary"
     tables = [r.get("table_name") for r in sql_rows(client, database, _TABLES_SQL, context)]
     triggers = sql_rows(client, database, _TRIGGERS_SQL, context)
@@ -302,6 +303,8 @@ def show_summary(client: Client, database: str, fmt: str) -> None:
                 "status": ("disabled" if t.get("disabled") else "enabled")
                 + (", public" if t.get("public") else ""),
                 "error_behavior": t.get("error_behavior"),
+                # Weir: what it promises (exactly once, at least once; on error ...)
+                "delivery": t.get("delivery"),
                 "arguments": args.get(str(t.get("trigger_name")), {})} for t in triggers]
     if fmt == "json":
         print_json({"database": database, "tables": tables, "triggers": summary})
@@ -313,10 +316,11 @@ def show_summary(client: Client, database: str, fmt: str) -> None:
     if not summary:
         click.echo("  (none)")
         return
-    cols = ["trigger_name", "trigger_spec", "plugin", "status", "error_behavior", "arguments"]
+    cols = ["trigger_name", "trigger_spec", "plugin", "status", "error_behavior", "arguments",
+            "delivery"]
     rows = [[s["trigger_name"], s["trigger_spec"], s["plugin"], s["status"],
-             s["error_behavior"], ",".join(f"{k}={v}" for k, v in s["arguments"].items())]
-            for s in summary]
+             s["error_behavior"], ",".join(f"{k}={v}" for k, v in s["arguments"].items()),
+             s["delivery"]] for s in summary]
     click.echo(render_table(cols, rows))
 
 

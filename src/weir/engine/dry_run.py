@@ -25,7 +25,7 @@ from weir.catalog import Catalog
 from weir.engine.loader import PluginFiles, PluginRef
 from weir.engine.specs import CronError, CronSchedule, InvalidTriggerSpec, parse_trigger_spec
 from weir.engine.specs import format_humantime as _humantime
-from weir.engine.triggers import WalEvent
+from weir.engine.triggers import wal_call
 from weir.engine.worker.local_api import database_name_problem
 from weir.engine.workers import WorkerDied, WorkerSlot, WorkerStartError
 from weir.lineprotocol import FieldType, TableColumns, parse
@@ -132,7 +132,7 @@ class DryRunner:
             return {"log_lines": [], "database_writes": {}, "errors": [
                 f"error parsing input line protocol: line {e.line_number}: {e.message}"]}
         items = [(name, tc.to_arrow()) for name, tc in parsed.tables.items()]
-        header, payload = WalEvent(0, items).call_for(None)
+        header, payload = wal_call(items)
         return await self._run(ref, header, payload, database, input_arguments, cache_name,
                                "starting execution of wal plugin.")
 

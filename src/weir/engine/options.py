@@ -31,6 +31,12 @@ class EngineOptions:
       (at most `retry_max_delay`) before attempt n+1, and gives up after
       `retry_attempts` attempts.
     * `create_venv`: create the plugin venv at start when it is missing.
+    * `wal_merge_files`, `wal_merge_rows`: a WAL trigger with flushed files waiting gets
+      up to this many of them (or about this many rows) in one call.
+    * `wal_memory_files`, `wal_memory_rows`: flushed rows a WAL trigger keeps in memory
+      ahead of its calls; past them it reads the WAL files back when due. The engine
+      keeps `wal_memory_files` within --trigger-max-wal-lag (files further behind are not
+      kept for a trigger, in memory or on disk).
     """
 
     memory_limit: int | None = None
@@ -42,6 +48,10 @@ class EngineOptions:
     worker_start_timeout: float = 30.0
     max_async_calls: int = 64
     create_venv: bool = True
+    wal_merge_files: int = 64
+    wal_merge_rows: int = 1_000_000
+    wal_memory_files: int = 1_024
+    wal_memory_rows: int = 2_000_000
 
     @classmethod
     def from_config(cls, config: ServeConfig) -> EngineOptions:

@@ -41,14 +41,16 @@ from weir.engine.triggers import (
     ParquetTriggerRunner,
     RequestTriggerRunner,
     TriggerRunner,
-    WalEvent,
+    WalLag,
     WalTriggerRunner,
+    delivery_text,
 )
 from weir.engine.workers import WorkerSlot, WorkerSpec
 from weir.errors import AlreadyExists, CatalogError, DatabaseNotFound, InvalidRequest, NotFound
-from weir.ports import FlushedWal, StorageEvents
+from weir.ports import FlushedWal, StorageEvents, TriggerKey, WalTriggerLog
 from weir.service import Services
 from weir.system_tables import EngineTables
+from weir.system_tables.engine import TriggerInfo, TriggerStatus
 
 log = logging.getLogger("weir.engine")
 
@@ -73,10 +75,12 @@ class RequestPathTaken(CatalogError):
                          f"'{owner.trigger_name}' in database '{owner.database}'")
 
 
-class EngineStorage(StorageEvents, Protocol):
+class EngineStorage(StorageEvents, WalTriggerLog, Protocol):
     """What the engine needs of storage itself: its events (WAL flushes, persists, deleted
-    databases, a place for system tables) and the catalog, which holds the trigger
-    definitions. Writes and queries go through the services."""
+    databases, a place for system tables), the WAL as WAL triggers read it (checkpoints,
+    flushed files after them) and the catalog, which holds the trigger definitions.
+    Writes (a WAL trigger's call with its checkpoint too) and queries go through the
+    services."""
 
     @property
     def catalog(self) -> Catalog: ...
@@ -130,6 +134,9 @@ class ProcessingEngine:
         self.options = options or EngineOptions.from_config(config)
         if self.options.call_timeout is None:
             self.options.call_timeout = config.plugin_call_timeout
+        # what a WAL trigger keeps in memory stays within what storage keeps for it
+        self.options.wal_memory_files = max(1, min(self.options.wal_memory_files,
+                                                   config.trigger_max_wal_lag))
         self.logs = PluginLogs(self.options.log_capacity)
         self.files = PluginFiles(config.plugin_dir, config.plugin_repo)
         venv = config.venv_dir if config.plugin_dir is not None else None
@@ -148,11 +155,17 @@ class ProcessingEngine:
         self.dry_runner = DryRunner(self.catalog, self.files, self._dry_slot,
                                     lambda: self.options.call_timeout)
         self.system_tables = EngineTables(self.catalog, self.logs, self.files,
-                                          render_spec=system_table_spec)
+                                          render_spec=system_table_spec,
+                                          status=self.trigger_status)
 
     @property
     def catalog(self) -> Catalog:
         return self._storage.catalog
+
+    @property
+    def wal_log(self) -> WalTriggerLog:
+        """The WAL as WAL triggers read it (their checkpoints, the files after them)."""
+        return self._storage
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -217,10 +230,11 @@ class ProcessingEngine:
 
     # ---- running triggers ------------------------------------------------------------
 
-    async def _start_runner(self, defn: TriggerDefinition) -> None:
+    async def _start_runner(self, defn: TriggerDefinition, fresh: bool = False) -> None:
         """Resolve the plugin, start the worker and register the runner. The registry
         lock is not held while fetching or spawning; a trigger disabled or deleted in
-        the meantime is stopped again instead of registered."""
+        the meantime is stopped again instead of registered. `fresh`: the trigger was
+        just created (a WAL trigger starts at the newest WAL file)."""
         key = (defn.database, defn.trigger_name)
         async with self._lock:
             if key in self._runners or key in self._starting:
@@ -229,7 +243,8 @@ class ProcessingEngine:
         try:
             spec = parse_trigger_spec(defn.trigger_specification)
             ref = await self.files.resolve(defn.plugin_filename)
-            runner = RUNNERS[spec.kind](self, defn, spec, ref)
+            runner = (WalTriggerRunner(self, defn, spec, ref, fresh=fresh) if spec.kind == "wal"
+                      else RUNNERS[spec.kind](self, defn, spec, ref))
             try:
                 await runner.start()
             except BaseException:
@@ -245,15 +260,17 @@ class ProcessingEngine:
                     self._runners[key] = runner
                     if isinstance(runner, RequestTriggerRunner) and spec.request_path:
                         self._paths[spec.request_path] = runner
+                    if isinstance(runner, WalTriggerRunner):
+                        runner.poke()  # files flushed before the listener knew it
         finally:
             async with self._lock:
                 self._starting.discard(key)
         if not wanted:
             await runner.stop("the trigger was disabled while it started")
 
-    async def _start_logged(self, defn: TriggerDefinition) -> bool:
+    async def _start_logged(self, defn: TriggerDefinition, fresh: bool = False) -> bool:
         try:
-            await self._start_runner(defn)
+            await self._start_runner(defn, fresh)
             return True
         # one trigger failing to start must not stop the others: its log says why
         except Exception as e:  # noqa: BLE001 - logged to the trigger's log
@@ -302,6 +319,48 @@ class ProcessingEngine:
 
     def running(self, database: str, trigger_name: str) -> bool:
         return (database, trigger_name) in self._runners
+
+    # ---- what triggers promise, and how far behind they are ---------------------------
+
+    def trigger_status(self, database: str, trigger: TriggerInfo) -> TriggerStatus:
+        """A trigger's columns of `system.processing_engine_triggers` beyond its
+        definition: what delivery it promises, a WAL trigger's checkpoint and lag, its
+        last error."""
+        try:
+            kind = parse_trigger_spec(trigger.trigger_specification).kind
+        except InvalidTriggerSpec:
+            kind = "unknown"
+        status = TriggerStatus(
+            delivery=delivery_text(kind, trigger.run_async, trigger.error_behavior,
+                                   max(1, self.options.retry_attempts)),
+            last_error=self._last_error(trigger.trigger_name))
+        if kind != "wal":
+            return status
+        key: TriggerKey = (database, trigger.trigger_name)
+        runner = self._runners.get(key)
+        if isinstance(runner, WalTriggerRunner):
+            lag = runner.lag()
+            return dataclasses.replace(
+                status, wal_checkpoint=lag.durable, wal_lag_files=lag.files,
+                wal_lag_rows=lag.rows, wal_lag_seconds=lag.seconds, wal_lagging=lag.lagging,
+                wal_skipped_files=lag.skipped_files)
+        # not running (disabled, or its start failed): where it will resume
+        checkpoint = self.wal_log.trigger_checkpoint(key)
+        return dataclasses.replace(
+            status, wal_checkpoint=checkpoint, wal_lagging=self.wal_log.trigger_lagging(key),
+            wal_lag_files=(None if checkpoint is None
+                           else max(0, self.wal_log.last_wal_seq - checkpoint)))
+
+    def _last_error(self, trigger_name: str) -> str | None:
+        for entry in reversed(self.logs.entries(trigger_name)):
+            if entry.log_level == "ERROR":
+                return entry.log_text.split("\n", 1)[0][:1000]
+        return None
+
+    def wal_lags(self) -> list[tuple[str, str, WalLag]]:
+        """(database, trigger, lag) of every running WAL trigger (for /metrics)."""
+        return [(r.db, r.name, r.lag()) for r in list(self._runners.values())
+                if isinstance(r, WalTriggerRunner)]
 
     # ---- trigger management (the configure endpoints) --------------------------------
 
@@ -358,7 +417,11 @@ class ProcessingEngine:
             public=bool(public))
         catalog.create_trigger(defn)
         if not defn.disabled:
-            await self._start_logged(dataclasses.replace(defn))
+            await self._start_logged(dataclasses.replace(defn), fresh=True)
+        elif spec.kind == "wal":
+            # a WAL trigger's start point is its creation, even when it starts disabled
+            key = (database, trigger_name)
+            await self.writes.commit_trigger_call(key, self.wal_log.last_wal_seq, {})
         return defn
 
     def _check_restrictions(self, spec: TriggerSpec | None) -> None:
@@ -387,6 +450,7 @@ class ProcessingEngine:
         """Delete a trigger: only a disabled one unless `force` (the catalog refuses)."""
         self.catalog.delete_trigger(database, trigger_name, force)
         await self._stop_runner((database, trigger_name), "the trigger was deleted")
+        self.wal_log.forget_trigger_progress((database, trigger_name))
 
     async def on_database_deleted(self, database: str) -> None:
         """Stop the triggers of a deleted database (the catalog disabled them)."""
@@ -396,15 +460,12 @@ class ProcessingEngine:
     # ---- events ----------------------------------------------------------------------
 
     async def on_wal_flush(self, flushed: FlushedWal) -> None:
-        """WAL listener: hand each database's flushed rows to its WAL triggers. Only
-        enqueues, so the flush (and the writers waiting on it) never waits for plugins."""
-        for db, items in flushed.writes.items():
-            runners = [r for r in self._runners.values()
-                       if isinstance(r, WalTriggerRunner) and r.db == db]
-            if runners and items:
-                event = WalEvent(flushed.seq, items)
-                for r in runners:
-                    r.enqueue(event)
+        """WAL listener: tell every WAL trigger of the flushed file (each keeps its own
+        rows; a file with nothing for it only moves its checkpoint). Only enqueues, so
+        the flush (and the writers waiting on it) never waits for plugins."""
+        for r in list(self._runners.values()):
+            if isinstance(r, WalTriggerRunner):
+                r.enqueue(flushed)
 
     async def on_persist(self, event: PersistedFiles) -> None:
         """Persist listener: hand each database's new Parquet files to its Parquet triggers."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -26,6 +26,9 @@ from weir.server.http_io import (
     str_list,
 )
 from weir.server.state import state_of
+
+if TYPE_CHECKING:  # (the engine loads only when --plugin-dir turns it on)
+    from weir.engine.triggers import WalLag
 
 _FORMATS = {"json": "json", "jsonl": "jsonl", "json_lines": "jsonl", "csv": "csv",
             "pretty": "pretty", "parquet": "parquet"}
@@ -168,10 +171,31 @@ async def metrics(request: Request) -> Response:
     ]
     for path, n in sorted(st.requests.items()):
         lines.append(f'weir_http_requests_total{{path="{path}"}} {n}')
+    if st.engine is not None:
+        lines.extend(_wal_trigger_metrics(st.engine.wal_lags()))
     lines.append(f"weir_uptime_seconds {time.time() - st.started:.3f}")
     lines.append("# EOF")
     return PlainTextResponse("\n".join(lines) + "\n",
                              media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _wal_trigger_metrics(lags: list[tuple[str, str, WalLag]]) -> list[str]:
+    """Each running WAL trigger's lag: WAL files, and seconds (when known)."""
+    files = ["# HELP weir_trigger_wal_lag_files WAL files a WAL trigger has yet to process.",
+             "# TYPE weir_trigger_wal_lag_files gauge"]
+    seconds = ["# HELP weir_trigger_wal_lag_seconds Age of the oldest WAL file a WAL trigger "
+               "has yet to process.", "# TYPE weir_trigger_wal_lag_seconds gauge"]
+    for db, trigger, lag in sorted(lags, key=lambda x: (x[0], x[1])):
+        labels = f'db="{_label(db)}",trigger="{_label(trigger)}"'
+        files.append(f"weir_trigger_wal_lag_files{{{labels}}} {lag.files}")
+        if lag.seconds is not None:
+            seconds.append(f"weir_trigger_wal_lag_seconds{{{labels}}} {lag.seconds:.3f}")
+    return files + seconds
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value: backslash, quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _uuid7() -> str:

@@ -4,11 +4,18 @@ In every database: `processing_engine_logs` (the global ring buffer, unfiltered)
 `processing_engine_triggers` and `processing_engine_trigger_arguments` (that
 database's triggers). In `_internal` also `plugin_files` (every trigger's local
 plugin files, across databases; `gh:` plugins have none).
+
+`processing_engine_triggers` has the reference's columns, then Weir's: `public`, the
+`delivery` a trigger promises, a WAL trigger's position (`wal_checkpoint`: the last WAL
+file it has durably processed; `wal_lag_files`, `wal_lag_rows`, `wal_lag_seconds`: what
+waits for it; `wal_lagging`: past --trigger-max-wal-lag; `wal_skipped_files`: deleted
+before it read them) and the trigger's `last_error`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 import pyarrow as pa
@@ -17,7 +24,7 @@ from weir.catalog import INTERNAL_DB
 from weir.system_tables.base import SystemTable
 
 __all__ = ["ARGUMENTS_SCHEMA", "LOGS_SCHEMA", "PLUGIN_FILES_SCHEMA", "TRIGGERS_SCHEMA",
-           "EngineTables"]
+           "EngineTables", "TriggerStatus"]
 
 
 class TriggerInfo(Protocol):
@@ -35,6 +42,9 @@ class TriggerInfo(Protocol):
 
     @property
     def error_behavior(self) -> str: ...
+
+    @property
+    def run_async(self) -> bool: ...
 
     @property
     def disabled(self) -> bool: ...
@@ -76,11 +86,35 @@ class PluginFileLister(Protocol):
 #: a trigger specification as the triggers table shows it (the reference's JSON)
 SpecRenderer = Callable[[str], str]
 
+
+@dataclass(frozen=True)
+class TriggerStatus:
+    """What the engine says of a trigger beyond its definition (None: not known, or not
+    a WAL trigger)."""
+
+    delivery: str | None = None
+    wal_checkpoint: int | None = None
+    wal_lag_files: int | None = None
+    wal_lag_rows: int | None = None
+    wal_lag_seconds: float | None = None
+    wal_lagging: bool | None = None
+    wal_skipped_files: int | None = None
+    last_error: str | None = None
+
+
+#: the engine's status of a trigger of a database
+StatusSource = Callable[[str, TriggerInfo], TriggerStatus]
+
 TRIGGERS_SCHEMA = pa.schema([
     ("trigger_name", pa.string()), ("plugin_filename", pa.string()),
     ("trigger_specification", pa.string()), ("disabled", pa.bool_()),
     ("error_behavior", pa.string()),
     ("public", pa.bool_()),  # Weir: request triggers that answer without a token
+    # Weir: the delivery promised, a WAL trigger's position and lag, the last error
+    ("delivery", pa.string()), ("wal_checkpoint", pa.int64()),
+    ("wal_lag_files", pa.int64()), ("wal_lag_rows", pa.int64()),
+    ("wal_lag_seconds", pa.float64()), ("wal_lagging", pa.bool_()),
+    ("wal_skipped_files", pa.int64()), ("last_error", pa.string()),
 ])
 ARGUMENTS_SCHEMA = pa.schema([
     ("trigger_name", pa.string()), ("argument_key", pa.string()),
@@ -102,19 +136,21 @@ class EngineTables:
     """The provider of the processing engine's tables."""
 
     def __init__(self, catalog: TriggerCatalog, logs: PluginLogSource,
-                 files: PluginFileLister, *, render_spec: SpecRenderer) -> None:
+                 files: PluginFileLister, *, render_spec: SpecRenderer,
+                 status: StatusSource | None = None) -> None:
         self._catalog = catalog
         self._logs = logs
         self._files = files
         self._render_spec = render_spec
+        self._status = status
 
     def __call__(self, database: str, /) -> dict[str, SystemTable]:
-        catalog, render = self._catalog, self._render_spec
+        catalog, render, status = self._catalog, self._render_spec, self._status
         tables = {
             "processing_engine_logs": SystemTable(LOGS_SCHEMA,
                                                   lambda: logs_table(self._logs)),
             "processing_engine_triggers": SystemTable(
-                TRIGGERS_SCHEMA, lambda: triggers_table(catalog, database, render)),
+                TRIGGERS_SCHEMA, lambda: triggers_table(catalog, database, render, status)),
             "processing_engine_trigger_arguments": SystemTable(
                 ARGUMENTS_SCHEMA, lambda: arguments_table(catalog, database)),
         }
@@ -140,9 +176,10 @@ def _triggers_of(catalog: TriggerCatalog, database: str) -> list[TriggerInfo]:
     return list(catalog.triggers(database))
 
 
-def triggers_table(catalog: TriggerCatalog, database: str, render_spec: SpecRenderer
-                   ) -> pa.Table:
+def triggers_table(catalog: TriggerCatalog, database: str, render_spec: SpecRenderer,
+                   status: StatusSource | None = None) -> pa.Table:
     ts = _triggers_of(catalog, database)
+    ss = [status(database, t) if status is not None else TriggerStatus() for t in ts]
     return pa.table([
         pa.array([t.trigger_name for t in ts], pa.string()),
         pa.array([t.plugin_filename for t in ts], pa.string()),
@@ -150,6 +187,14 @@ def triggers_table(catalog: TriggerCatalog, database: str, render_spec: SpecRend
         pa.array([bool(t.disabled) for t in ts], pa.bool_()),
         pa.array([t.error_behavior for t in ts], pa.string()),
         pa.array([bool(t.public) for t in ts], pa.bool_()),
+        pa.array([s.delivery for s in ss], pa.string()),
+        pa.array([s.wal_checkpoint for s in ss], pa.int64()),
+        pa.array([s.wal_lag_files for s in ss], pa.int64()),
+        pa.array([s.wal_lag_rows for s in ss], pa.int64()),
+        pa.array([s.wal_lag_seconds for s in ss], pa.float64()),
+        pa.array([s.wal_lagging for s in ss], pa.bool_()),
+        pa.array([s.wal_skipped_files for s in ss], pa.int64()),
+        pa.array([s.last_error for s in ss], pa.string()),
     ], schema=TRIGGERS_SCHEMA)
 
 

@@ -430,7 +430,7 @@ def test_show_summary(srv: FakeServer) -> None:
         elif "processing_engine_triggers" in q:
             rows = [{"trigger_name": "t1", "plugin_filename": "wal.py",
                      "trigger_specification": '"all_tables_wal_write"', "disabled": False,
-                     "error_behavior": "log"},
+                     "error_behavior": "log", "delivery": "exactly once"},
                     {"trigger_name": "t2", "plugin_filename": "sched.py",
                      "trigger_specification": '{"every":{"duration":{"secs":90,"nanos":0}}}',
                      "disabled": True, "error_behavior": "retry"}]
@@ -446,13 +446,15 @@ def test_show_summary(srv: FakeServer) -> None:
     assert "Tables (2):\n  cpu\n  mem\n" in out
     assert "Triggers (2):" in out
     assert "| t1           | all_tables   | wal.py   | enabled  | log            | k=v" in out
+    assert "| delivery " in out and "| exactly once " in out
     assert "every:1m 30s" in out and "disabled" in out
     r = run(srv, "show", "summary", "-d", "mydb", "--format", "json")
     data = json.loads(r.stdout)
     assert data["tables"] == ["cpu", "mem"]
     assert data["triggers"][0] == {"trigger_name": "t1", "trigger_spec": "all_tables",
                                    "plugin": "wal.py", "status": "enabled",
-                                   "error_behavior": "log", "arguments": {"k": "v"}}
+                                   "error_behavior": "log", "delivery": "exactly once",
+                                   "arguments": {"k": "v"}}
 
 
 # ---- write --------------------------------------------------------------------------------

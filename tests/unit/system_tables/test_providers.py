@@ -160,12 +160,16 @@ def test_rows() -> None:
         {"measurement": "cpu", "key": k, "data_type": t}
         for k, t in (("host", "tag"), ("time", "time"), ("usage", "float"))]
     assert [r["table_name"] for r in db["compactions"].build().to_pylist()] == ["cpu"]
+    # (no engine behind the provider: no delivery, checkpoint, lag or last error)
+    no_status = dict.fromkeys(("delivery", "wal_checkpoint", "wal_lag_files", "wal_lag_rows",
+                               "wal_lag_seconds", "wal_lagging", "wal_skipped_files",
+                               "last_error"))
     assert db["processing_engine_triggers"].build().to_pylist() == [
         {"trigger_name": "t1", "plugin_filename": "a.py", "trigger_specification": "EVERY:1S",
-         "disabled": False, "error_behavior": "log", "public": True},
+         "disabled": False, "error_behavior": "log", "public": True, **no_status},
         {"trigger_name": "t2", "plugin_filename": "b.py",
          "trigger_specification": "NOT A SPEC", "disabled": True, "error_behavior": "log",
-         "public": False}]
+         "public": False, **no_status}]
     assert db["processing_engine_trigger_arguments"].build().to_pylist() == [
         {"trigger_name": "t1", "argument_key": "k", "argument_value": "v"}]
     assert [r["log_text"] for r in db["processing_engine_logs"].build().to_pylist()] == [
