@@ -431,7 +431,7 @@ def build_config(kw: dict[str, Any]) -> ServeConfig:
     data_dir = (Path(kw["data_dir"]).expanduser() if kw.get("data_dir")
                 else Path.home() / ".influxdb3")
     http_bind = kw.get("http_bind") or "0.0.0.0:8181"
-    host, sep, port = http_bind.rpartition(":")
+    _host, sep, port = http_bind.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise _bad("--http-bind", f"{http_bind!r} is not HOST:PORT (e.g. 0.0.0.0:8181)")
 

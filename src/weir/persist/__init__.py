@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from weir.buffer import Generation, TableBuffer
 from weir.catalog import Catalog
+from weir.errors import NotFound
 from weir.objectstore import ObjectStore
 from weir.persist.lww import dedupe, sort_for_storage
 
@@ -307,7 +308,7 @@ def write_snapshot(
         try:
             dbs = catalog.db(db)
             tschema = catalog.table(db, table)
-        except Exception:  # deleted since it was written: nothing to persist
+        except NotFound:  # deleted since it was written: nothing to persist
             continue
         t = buffered_rows([tb], tschema.arrow_schema())
         if t.num_rows == 0:

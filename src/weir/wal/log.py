@@ -11,6 +11,7 @@ writes share one file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -156,10 +157,8 @@ class Wal:
                 if self._stopping:
                     return
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval)
-                except TimeoutError:
-                    pass
                 continue
             ops, waiters, checkpoints = self._pending, self._waiters, self._pending_checkpoints
             self._pending, self._waiters, self._pending_checkpoints = [], [], {}
