@@ -218,7 +218,7 @@ class QueryEngine:
         def system_table(name: str) -> Table:
             try:
                 table = snap.system_tables[name].read()
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - any builder's failure: this query's error
                 raise _error(f"error building system table {name}: {type(e).__name__}: {e}",
                              "execution") from None
             return _off_planner(lambda: scratch.memory_table([_batches_of(table)]))
@@ -472,7 +472,7 @@ def _param_values(params: dict[str, Any] | None) -> dict[str, pa.Scalar]:
         return dict(_NO_PARAMS)
     out: dict[str, pa.Scalar] = {}
     for name, v in params.items():
-        key = str(name)[1:] if str(name).startswith("$") else str(name)
+        key = str(name).removeprefix("$")
         if v is None:
             out[key] = pa.scalar(None)
         elif isinstance(v, bool):

@@ -145,10 +145,8 @@ def _float_text(x: float, *, json_style: bool, single: bool = False) -> str:
             whole, frac = "0", "0" * (-e - 1) + ds
         return f"{sign}{whole}.{frac}"
     if len(ds) == 1:
-        mant = ds + (".0" if json_style else "")
-    else:
-        mant = f"{ds[0]}.{ds[1:]}"
-    return f"{sign}{mant}e{e}"
+        return f"{sign}{ds}{'.0' if json_style else ''}e{e}"
+    return f"{sign}{ds[0]}.{ds[1:]}e{e}"
 
 
 def _duration_text(ns: int) -> str:
@@ -201,7 +199,7 @@ def _py_display(v: Any, t: pa.DataType) -> str:
         return "[" + ", ".join("" if x is None else _py_display(x, t.value_type) for x in v) + "]"
     if pa.types.is_struct(t):
         return "{" + ", ".join(
-            f"{t.field(i).name}: {'' if v[t.field(i).name] is None else _py_display(v[t.field(i).name], t.field(i).type)}"  # noqa: E501
+            f"{t.field(i).name}: {'' if v[t.field(i).name] is None else _py_display(v[t.field(i).name], t.field(i).type)}"
             for i in range(t.num_fields)) + "}"
     if pa.types.is_map(t):
         return "{" + ", ".join(
