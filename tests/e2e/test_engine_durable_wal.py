@@ -333,3 +333,39 @@ def test_a_new_trigger_starts_at_the_newest_wal_file(server_factory, tmp_path):
     assert wait_for(lambda: ids(s, "dst") == [3, 4, 5]), ids(s, "dst")
     time.sleep(0.5)
     assert ids(s, "dst") == [3, 4, 5]
+
+
+JITTER = """
+import random
+import time
+
+def process_writes(influxdb3_local, table_batches, args=None):
+    time.sleep(random.random() * 0.3)  # overlapping calls finish out of order
+    for batch in table_batches:
+        for row in batch["rows"]:
+            influxdb3_local.write(LineBuilder("dst").tag("id", str(row["i"]))
+                                  .int64_field("i", row["i"]))
+"""
+
+
+def test_run_async_calls_overlap_and_the_checkpoint_follows_the_finished_prefix(
+        server_factory, tmp_path):
+    s = engine_server(server_factory, tmp_path)
+    (s.plugin_dir / "jitter.py").write_text(JITTER)
+    r = httpx.post(f"{s.url}{TRIGGER}", json={
+        "db": "d", "plugin_filename": "jitter.py", "trigger_name": "overlapping",
+        "trigger_specification": "table:src", "trigger_arguments": None,
+        "trigger_settings": {"run_async": True, "error_behavior": "log"},
+        "disabled": False}, timeout=60)
+    assert r.status_code == 200, r.text
+    write_each(s, "src", range(20))
+    assert wait_for(lambda: ids(s, "dst") == list(range(20))), ids(s, "dst")
+    last = _wal_seq(s)
+    # every call finished, so the checkpoint reaches past the last one (out of order or not)
+    st = wait_for(lambda: (x := status(s, "overlapping")) and x["wal_lag_files"] == 0 and x)
+    assert st, status(s, "overlapping")
+    assert st["delivery"] == "at least once (run_async); on error: log and skip"
+    s.restart()  # a clean stop stores the checkpoint: nothing is delivered again
+    assert status(s, "overlapping")["wal_checkpoint"] >= last
+    s.write("d", "src i=20i")
+    assert wait_for(lambda: ids(s, "dst") == list(range(21))), ids(s, "dst")

@@ -390,8 +390,9 @@ class WalTriggerRunner(TriggerRunner):
             await self.host.writes.commit_trigger_call(self.key, last, {})
             checkpoint = last
         elif checkpoint < last:
-            self.log("INFO", f"resuming after WAL file {checkpoint}: {last - checkpoint} WAL "
-                             "files to catch up")
+            n = last - checkpoint
+            self.log("INFO", f"resuming after WAL file {checkpoint}: {n} WAL "
+                             f"file{'s' if n != 1 else ''} to catch up")
         self._done = self._durable = checkpoint
         self._next = checkpoint + 1
         self.wal_log.note_trigger_progress(self.key, checkpoint)
