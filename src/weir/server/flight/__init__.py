@@ -22,7 +22,11 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from weir.server.flight.service import WeirFlightServer
+    from weir.server.state import ServerState
 
 log = logging.getLogger("weir.server.flight")
 
@@ -111,12 +115,12 @@ class FlightService:
     """Runs the Flight server on a private Unix socket and builds the sniffing protocol
     that uvicorn uses for every connection on the HTTP port."""
 
-    def __init__(self, state: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, state: ServerState, loop: asyncio.AbstractEventLoop) -> None:
         self.state = state
         self.loop = loop
         self.dir: str | None = None
         self.path = ""
-        self.server: Any = None  # started by the first gRPC connection
+        self.server: WeirFlightServer | None = None  # started by the first gRPC connection
         self.links: set[_Link] = set()
         self._starting: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
