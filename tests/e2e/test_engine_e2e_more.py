@@ -253,7 +253,8 @@ def test_system_tables_and_arguments(es):
     assert (wal["wal_lagging"], wal["wal_skipped_files"], wal["last_error"]) == (False, 0, None)
     assert got == [{"trigger_name": "t1", "plugin_filename": "w.py",
                     "trigger_specification": '{"single_table_wal_write":{"table_name":"cpu"}}',
-                    "disabled": False, "error_behavior": "log", "public": False}]
+                    "disabled": False, "error_behavior": "log", "public": False,
+                    "catch_up": False}]
     got = rows(es, "d", "SELECT argument_key, argument_value FROM "
                         "system.processing_engine_trigger_arguments ORDER BY argument_key")
     assert got == [{"argument_key": "a", "argument_value": "1"},

@@ -77,6 +77,7 @@ class TriggerJson(TypedDict):
     error_behavior: NotRequired[str]
     disabled: NotRequired[bool]
     public: NotRequired[bool]
+    catch_up: NotRequired[bool]
 
 
 @dataclass
@@ -91,6 +92,9 @@ class TriggerDefinition:
     disabled: bool = False
     # Weir: a request trigger that answers without a token (set at creation)
     public: bool = False
+    # Weir: a schedule trigger that runs one catch-up call for the fire times it missed
+    # while the server was down (set at creation; catalogs written before it lack it)
+    catch_up: bool = False
 
     def to_json(self) -> TriggerJson:
         # every field, by asdict (TriggerJson names them; from_json's cls(**d) is checked

@@ -95,6 +95,8 @@ def upload_plugin(client: Client, database: str, path_text: str, context: str) -
     "--path ./my_plugin.py --upload my_schedule",
     "influxdb3 create trigger --database mydb --trigger-spec request:status \\\n"
     "--path ./status.py --public status_page",
+    "influxdb3 create trigger --database mydb --trigger-spec every:1h \\\n"
+    "--path ./hourly_rollup.py --catch-up hourly_rollup",
 ])
 @database_option()
 @click.option("--trigger-spec", required=True, metavar="SPEC", help=SPEC_HELP)
@@ -116,12 +118,17 @@ def upload_plugin(client: Client, database: str, path_text: str, context: str) -
 @click.option("--public", is_flag=True,
               help="Weir: let anyone call this request trigger's /api/v3/engine/<path> "
                    "without a token (request:<path> triggers only).")
+@click.option("--catch-up", is_flag=True,
+              help="Weir: after the server was down, run ONE catch-up call for the fire "
+                   "times this schedule missed (call_time = the last of them, the same "
+                   "arguments), then resume the schedule (every:/cron: triggers only). "
+                   "Without it the missed runs are only logged.")
 @click.argument("trigger_name")
 @client_options
 def create_trigger(client: Client, database: str, trigger_spec: str, path: str | None,
                    plugin_filename: str | None, trigger_arguments: str | None, disabled: bool,
                    run_asynchronous: bool, error_behavior: str, upload: bool, public: bool,
-                   trigger_name: str) -> None:
+                   catch_up: bool, trigger_name: str) -> None:
     """Create a processing-engine trigger that runs a plugin on writes, on a schedule, or
     on HTTP requests to /api/v3/engine/<path>."""
     if path and plugin_filename:
@@ -134,11 +141,14 @@ def create_trigger(client: Client, database: str, trigger_spec: str, path: str |
     context = "Failed to create trigger"
     if upload:
         plugin = upload_plugin(client, database, plugin, context)
+    settings: dict[str, object] = {"run_async": run_asynchronous,
+                                   "error_behavior": error_behavior}
+    if catch_up:  # only then, so the body stays the reference's otherwise
+        settings["catch_up"] = True
     body = {"db": database, "plugin_filename": plugin, "trigger_name": trigger_name,
             "trigger_specification": spec, "trigger_arguments": args,
-            "trigger_settings": {"run_async": run_asynchronous, "error_behavior": error_behavior},
-            "disabled": disabled}
-    if public:  # only then, so the body stays the reference's otherwise
+            "trigger_settings": settings, "disabled": disabled}
+    if public:  # likewise
         body["public"] = True
     client.ok("POST", "/api/v3/configure/processing_engine_trigger", context, json_body=body)
     click.echo(f"Trigger {trigger_name} created successfully")

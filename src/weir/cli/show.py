@@ -301,7 +301,8 @@ def show_summary(client: Client, database: str, fmt: str) -> None:
                 "trigger_spec": spec_from_system(t.get("trigger_specification")),
                 "plugin": t.get("plugin_filename"),
                 "status": ("disabled" if t.get("disabled") else "enabled")
-                + (", public" if t.get("public") else ""),
+                + (", public" if t.get("public") else "")
+                + (", catch_up" if t.get("catch_up") else ""),
                 "error_behavior": t.get("error_behavior"),
                 # Weir: what it promises (exactly once, at least once; on error ...)
                 "delivery": t.get("delivery"),

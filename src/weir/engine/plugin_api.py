@@ -184,7 +184,14 @@ def process_scheduled_call(influxdb3_local: InfluxDB3Local, call_time: datetime.
                            args: dict[str, str] | None = None) -> None:
     """Called at each fire time of `every:` / `cron:` (UTC). `call_time` is the
     *scheduled* time, naive, in UTC, truncated to whole seconds. Runs of one trigger
-    never overlap unless it is `run_async`."""
+    never overlap unless it is `run_async`.
+
+    Fire times that passed while the server was down are not run; the trigger's log
+    says how many and which. With the trigger setting `catch_up`, ONE catch-up call is
+    made when the server is back, before the schedule resumes: an ordinary call (the same
+    `args`) whose `call_time` is the last missed fire time, so it looks like a late run
+    of that time. A plugin that processes the interval ending at `call_time` should look
+    back further itself (e.g. from the newest row it wrote) to cover the whole outage."""
 
 
 def process_request(influxdb3_local: InfluxDB3Local, query_parameters: dict[str, str],

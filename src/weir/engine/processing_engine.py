@@ -28,7 +28,7 @@ from weir.engine.environment import PluginEnvironment
 from weir.engine.loader import PluginFiles, PluginRef, check_entry_point
 from weir.engine.logs import PluginLogs
 from weir.engine.options import EngineOptions
-from weir.engine.schedule import ScheduleTriggerRunner
+from weir.engine.schedule import ScheduleTriggerRunner, TriggerStateStore
 from weir.engine.services import EngineServices
 from weir.engine.specs import (
     InvalidTriggerSpec,
@@ -75,7 +75,7 @@ class RequestPathTaken(CatalogError):
                          f"'{owner.trigger_name}' in database '{owner.database}'")
 
 
-class EngineStorage(StorageEvents, WalTriggerLog, Protocol):
+class EngineStorage(StorageEvents, TriggerStateStore, WalTriggerLog, Protocol):
     """What the engine needs of storage itself: its events (WAL flushes, persists, deleted
     databases, a place for system tables), the WAL as WAL triggers read it (checkpoints,
     flushed files after them) and the catalog, which holds the trigger definitions.
@@ -161,6 +161,11 @@ class ProcessingEngine:
     @property
     def catalog(self) -> Catalog:
         return self._storage.catalog
+
+    @property
+    def trigger_states(self) -> TriggerStateStore:
+        """Where schedule triggers record how far they have run (`weir.engine.schedule`)."""
+        return self._storage
 
     @property
     def wal_log(self) -> WalTriggerLog:
@@ -320,6 +325,15 @@ class ProcessingEngine:
     def running(self, database: str, trigger_name: str) -> bool:
         return (database, trigger_name) in self._runners
 
+    async def _forget_schedule(self, database: str, trigger_name: str) -> None:
+        """Drop a trigger's schedule record: it starts afresh, with nothing missed."""
+        try:
+            await self._storage.delete_trigger_state(database, trigger_name)
+        # a record left behind costs at most a wrong "missed" report later: say so, go on
+        except Exception as e:  # noqa: BLE001 - any object-store failure
+            log.warning("cannot delete the schedule record of trigger %s in database %s: %s",
+                        trigger_name, database, e)
+
     # ---- what triggers promise, and how far behind they are ---------------------------
 
     def trigger_status(self, database: str, trigger: TriggerInfo) -> TriggerStatus:
@@ -368,14 +382,16 @@ class ProcessingEngine:
                              trigger_specification: str,
                              trigger_arguments: dict[str, str] | None = None,
                              run_async: bool = False, error_behavior: str = "log",
-                             disabled: bool = False, public: bool = False
-                             ) -> TriggerDefinition:
+                             disabled: bool = False, public: bool = False,
+                             catch_up: bool = False) -> TriggerDefinition:
         """Validate and store a trigger, then start it unless disabled. The checks come
         in the reference's order: restrictions, the plugin file, the catalog (database,
         name, specification); Weir then checks the plugin defines the right entry point
         and that a request path is free. A trigger that fails to start is only logged.
 
-        `public` (Weir's addition) lets a request trigger answer without a token."""
+        `public` (Weir's addition) lets a request trigger answer without a token;
+        `catch_up` (Weir's too) lets a schedule trigger run one call for the fire times it
+        missed while the server was down (`weir.engine.schedule`)."""
         parsed: TriggerSpec | InvalidTriggerSpec
         try:
             parsed = parse_trigger_spec(trigger_specification)
@@ -397,6 +413,10 @@ class ProcessingEngine:
         if public and spec.kind != "request":
             raise InvalidRequest(f"trigger '{trigger_name}' cannot be public: only request "
                                  f"triggers can (its spec is '{trigger_specification}')")
+        if catch_up and spec.kind != "schedule":
+            raise InvalidRequest(f"trigger '{trigger_name}' cannot catch up: catch_up is only "
+                                 "for schedule triggers (every:, cron:), and its spec is "
+                                 f"'{trigger_specification}'")
         check_entry_point(ref, spec.kind)
         if spec.kind == "request":
             for other in catalog.triggers():
@@ -414,7 +434,9 @@ class ProcessingEngine:
             trigger_name=trigger_name, plugin_filename=plugin_filename, database=database,
             trigger_specification=spec.canonical(), trigger_arguments=args,
             run_async=bool(run_async), error_behavior=error_behavior, disabled=bool(disabled),
-            public=bool(public))
+            public=bool(public), catch_up=bool(catch_up))
+        if spec.kind == "schedule":
+            await self._forget_schedule(database, trigger_name)  # an earlier namesake's
         catalog.create_trigger(defn)
         if not defn.disabled:
             await self._start_logged(dataclasses.replace(defn), fresh=True)
@@ -435,6 +457,9 @@ class ProcessingEngine:
         """Enable (and start) a trigger; already enabled is fine. A trigger that is
         enabled in the catalog but not running (its start failed) is started again."""
         catalog = self.catalog
+        if catalog.get_trigger(database, trigger_name).disabled:
+            # the time it was disabled is not missed time: its schedule starts afresh
+            await self._forget_schedule(database, trigger_name)
         catalog.set_trigger_disabled(database, trigger_name, False)
         defn = dataclasses.replace(catalog.get_trigger(database, trigger_name))
         if not self.running(database, trigger_name):
@@ -450,6 +475,7 @@ class ProcessingEngine:
         """Delete a trigger: only a disabled one unless `force` (the catalog refuses)."""
         self.catalog.delete_trigger(database, trigger_name, force)
         await self._stop_runner((database, trigger_name), "the trigger was deleted")
+        await self._forget_schedule(database, trigger_name)
         self.wal_log.forget_trigger_progress((database, trigger_name))
 
     async def on_database_deleted(self, database: str) -> None:

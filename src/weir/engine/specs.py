@@ -25,11 +25,12 @@ with the crate's rules and handed to croniter as explicit values.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
 
@@ -284,6 +285,58 @@ class CronSchedule:
         except Exception:  # noqa: BLE001 - any croniter failure: no next date
             return None
         return nxt.astimezone(UTC)
+
+    def prev_at_or_before(self, at: datetime) -> datetime | None:
+        """The last fire time at or before `at` (UTC), or None if there is none."""
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        # fire times are whole seconds: the last one before the next second
+        base = at.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
+        it = croniter(self.croniter_expression, base, day_or=False, second_at_beginning=True)
+        try:
+            prev: datetime = it.get_prev(datetime)
+        # as in next_after: croniter raises when no earlier date matches
+        except Exception:  # noqa: BLE001 - any croniter failure: no earlier date
+            return None
+        return prev.astimezone(UTC)
+
+    def count_between(self, after_s: int, until_s: int) -> int:
+        """How many fire times f there are with `after_s` < f <= `until_s` (Unix seconds).
+
+        Exact, in one croniter step per matching day rather than one per fire time (a
+        per-second expression fires 86,400 times a day): the day fields choose the days,
+        and every matching day has the same times of day.
+        """
+        if until_s <= after_s:
+            return 0
+        fields = self.croniter_expression.split()
+        times = _times_of_day(fields[0], fields[1], fields[2])
+        first_day = after_s - after_s % 86_400
+        days = croniter(" ".join(["0", "0", "0", *fields[3:]]),
+                        datetime.fromtimestamp(first_day - 1, UTC), day_or=False,
+                        second_at_beginning=True)
+        count = 0
+        while True:
+            try:
+                day = int(days.get_next(float))
+            # as in next_after: croniter raises when no later date matches
+            except Exception:  # noqa: BLE001 - any croniter failure: no more days
+                return count
+            if day > until_s:
+                return count
+            count += (bisect.bisect_right(times, until_s - day)
+                      - bisect.bisect_right(times, after_s - day))
+
+
+def _times_of_day(seconds: str, minutes: str, hours: str) -> list[int]:
+    """The sorted seconds of the day at which a translated expression fires (its first
+    three fields are `*` or explicit values: `_field` writes no ranges or steps)."""
+
+    def values(text: str, hi: int) -> list[int]:
+        return list(range(hi + 1)) if text == "*" else [int(v) for v in text.split(",")]
+
+    return sorted(h * 3600 + m * 60 + s for h in values(hours, 23)
+                  for m in values(minutes, 59) for s in values(seconds, 59))
 
 
 # ---- trigger specifications ---------------------------------------------------------

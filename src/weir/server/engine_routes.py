@@ -83,6 +83,7 @@ def engine_routes(engine: ProcessingEngine) -> list[Route]:
             settings = parse_json(settings.encode())
         settings = json_object(settings)
         run_async = _bool_field({**body, **settings}, "run_async", False)
+        catch_up = _bool_field({**body, **settings}, "catch_up", False)  # Weir
         behavior = settings.get("error_behavior", body.get("error_behavior", "log"))
         if not isinstance(behavior, str) or behavior.lower() not in ERROR_BEHAVIORS:
             raise HttpError(400, f"serde json error: unknown variant `{behavior}`, expected one "
@@ -96,7 +97,7 @@ def engine_routes(engine: ProcessingEngine) -> list[Route]:
                 trigger_arguments=_str_map(body, "trigger_arguments"),
                 run_async=run_async, error_behavior=behavior.lower(),
                 disabled=_bool_field(body, "disabled", False),
-                public=_bool_field(body, "public", False))
+                public=_bool_field(body, "public", False), catch_up=catch_up)
         except InvalidTriggerSpec as e:
             return PlainTextResponse(str(e), status_code=500)
         except RequestPathTaken as e:

@@ -52,6 +52,9 @@ class TriggerInfo(Protocol):
     @property
     def public(self) -> bool: ...
 
+    @property
+    def catch_up(self) -> bool: ...
+
 
 class TriggerCatalog(Protocol):
     def db_exists(self, name: str) -> bool: ...
@@ -110,6 +113,7 @@ TRIGGERS_SCHEMA = pa.schema([
     ("trigger_specification", pa.string()), ("disabled", pa.bool_()),
     ("error_behavior", pa.string()),
     ("public", pa.bool_()),  # Weir: request triggers that answer without a token
+    ("catch_up", pa.bool_()),  # Weir: schedules that run one call for runs they missed
     # Weir: the delivery promised, a WAL trigger's position and lag, the last error
     ("delivery", pa.string()), ("wal_checkpoint", pa.int64()),
     ("wal_lag_files", pa.int64()), ("wal_lag_rows", pa.int64()),
@@ -187,6 +191,7 @@ def triggers_table(catalog: TriggerCatalog, database: str, render_spec: SpecRend
         pa.array([bool(t.disabled) for t in ts], pa.bool_()),
         pa.array([t.error_behavior for t in ts], pa.string()),
         pa.array([bool(t.public) for t in ts], pa.bool_()),
+        pa.array([bool(t.catch_up) for t in ts], pa.bool_()),
         pa.array([s.delivery for s in ss], pa.string()),
         pa.array([s.wal_checkpoint for s in ss], pa.int64()),
         pa.array([s.wal_lag_files for s in ss], pa.int64()),

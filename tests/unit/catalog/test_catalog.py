@@ -3,6 +3,8 @@ reload, databases, tables, triggers, limits."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from weir.catalog import Catalog, Column, Limits, TriggerDefinition
@@ -38,6 +40,27 @@ def test_catalog_persists_and_reloads(store):
     assert c2.was_deleted("db1")
     with pytest.raises(DatabaseNotFound):
         c2.db("db1")
+
+
+def test_catch_up_is_stored_and_older_catalogs_load_without_it(store):
+    c = Catalog(store, "n1")
+    c.load()
+    c.create_database("db1")
+    c.create_trigger(TriggerDefinition("hourly", "p.py", "db1", "every:1h", catch_up=True))
+    c.create_trigger(TriggerDefinition("plain", "p.py", "db1", "every:1m"))
+    c2 = Catalog(store, "n1")
+    c2.load()
+    assert c2.get_trigger("db1", "hourly").catch_up is True
+    assert c2.get_trigger("db1", "plain").catch_up is False
+    # a catalog written before the setting existed: its triggers have no such field
+    doc = json.loads(store.get(c.path))
+    for db in doc["databases"]:
+        for trigger in db.get("triggers", []):
+            del trigger["catch_up"]
+    store.put(c.path, json.dumps(doc).encode())
+    old = Catalog(store, "n1")
+    old.load()
+    assert [t.catch_up for t in old.triggers("db1")] == [False, False]
 
 
 def test_catalog_limits(store):

@@ -280,6 +280,16 @@ def test_create_trigger_options_and_canonical_spec(srv: FakeServer) -> None:
     assert srv.last.json["trigger_arguments"] is None
 
 
+def test_create_trigger_catch_up(srv: FakeServer) -> None:
+    r = run(srv, "create", "trigger", "-d", "db", "--path", "p.py", "--trigger-spec",
+            "every:1h", "--catch-up", "hourly")
+    assert r.exit_code == 0, r.output
+    assert srv.last.json["trigger_settings"] == {"run_async": False, "error_behavior": "log",
+                                                 "catch_up": True}
+    help_text = run(srv, "create", "trigger", "--help").stdout
+    assert "--catch-up" in help_text and "--trigger-spec every:1h" in help_text
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--trigger-spec", "bogus", "--path", "p.py"], "--trigger-spec"),
     (["--trigger-spec", "every:soon", "--path", "p.py"], "couldn't parse to duration"),
@@ -433,7 +443,7 @@ def test_show_summary(srv: FakeServer) -> None:
                      "error_behavior": "log", "delivery": "exactly once"},
                     {"trigger_name": "t2", "plugin_filename": "sched.py",
                      "trigger_specification": '{"every":{"duration":{"secs":90,"nanos":0}}}',
-                     "disabled": True, "error_behavior": "retry"}]
+                     "disabled": True, "error_behavior": "retry", "catch_up": True}]
         else:
             rows = [{"trigger_name": "t1", "argument_key": "k", "argument_value": "v"}]
         assert req.json["db"] == "mydb" and req.json["format"] == "json"
@@ -445,9 +455,10 @@ def test_show_summary(srv: FakeServer) -> None:
     out = r.stdout
     assert "Tables (2):\n  cpu\n  mem\n" in out
     assert "Triggers (2):" in out
-    assert "| t1           | all_tables   | wal.py   | enabled  | log            | k=v" in out
+    assert ("| t1           | all_tables   | wal.py   | enabled            | log            "
+            "| k=v") in out
     assert "| delivery " in out and "| exactly once " in out
-    assert "every:1m 30s" in out and "disabled" in out
+    assert "every:1m 30s" in out and "disabled, catch_up" in out
     r = run(srv, "show", "summary", "-d", "mydb", "--format", "json")
     data = json.loads(r.stdout)
     assert data["tables"] == ["cpu", "mem"]

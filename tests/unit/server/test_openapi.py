@@ -79,6 +79,9 @@ def test_security_follows_the_server() -> None:
                                                 "description"]}
     assert body["properties"]["trigger_settings"]["properties"]["error_behavior"]["enum"] == [
         "log", "retry", "disable"]
+    catch_up = body["properties"]["trigger_settings"]["properties"]["catch_up"]
+    assert catch_up["type"] == "boolean" and catch_up["default"] is False
+    assert "ONE catch-up call" in catch_up["description"]
     open_doc = build_document(auth=False)
     assert "security" not in open_doc
     assert all("security" not in op and "401" not in op["responses"]

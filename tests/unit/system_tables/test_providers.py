@@ -115,7 +115,8 @@ def _providers() -> list[tuple[str, SystemTableProvider]]:
     gone = DatabaseSchema(3, "gone-1", {"mem": _table(3, "mem")}, deleted=True,
                           hard_delete_time_ns=7 * 10**9)
     catalog = Catalog({"_internal": internal, "db": db}, [gone], [
-        TriggerDefinition("t1", "a.py", "db", "every:1s", {"k": "v"}, public=True),
+        TriggerDefinition("t1", "a.py", "db", "every:1s", {"k": "v"}, public=True,
+                          catch_up=True),
         TriggerDefinition("t2", "b.py", "db", "not a spec", disabled=True)])
     files = [PersistedFile("db", 1, "cpu", 1, "dbs/1/1/a.parquet", 100, 2, 10, 20)]
     logs = PluginLogs()
@@ -166,10 +167,11 @@ def test_rows() -> None:
                                "last_error"))
     assert db["processing_engine_triggers"].build().to_pylist() == [
         {"trigger_name": "t1", "plugin_filename": "a.py", "trigger_specification": "EVERY:1S",
-         "disabled": False, "error_behavior": "log", "public": True, **no_status},
+         "disabled": False, "error_behavior": "log", "public": True, "catch_up": True,
+         **no_status},
         {"trigger_name": "t2", "plugin_filename": "b.py",
          "trigger_specification": "NOT A SPEC", "disabled": True, "error_behavior": "log",
-         "public": False, **no_status}]
+         "public": False, "catch_up": False, **no_status}]
     assert db["processing_engine_trigger_arguments"].build().to_pylist() == [
         {"trigger_name": "t1", "argument_key": "k", "argument_value": "v"}]
     assert [r["log_text"] for r in db["processing_engine_logs"].build().to_pylist()] == [

@@ -44,9 +44,17 @@ def _trigger_paths() -> Json:
             "type": "string",
             "description": "`table:<t>`, `all_tables`, `every:<duration>`, `cron:<expr>`, "
                            "`request:<path>`, `parquet:all_tables`, `parquet:<t>`"},
-        "trigger_settings": _obj({"run_async": {"type": "boolean"},
-                                  "error_behavior": {"type": "string",
-                                                     "enum": ERROR_BEHAVIORS}}),
+        "trigger_settings": _obj({
+            "run_async": {"type": "boolean"},
+            "error_behavior": {"type": "string", "enum": ERROR_BEHAVIORS},
+            "catch_up": {
+                "type": "boolean", "default": False,
+                "description": "Weir's addition, for `every:` / `cron:` triggers (400 for "
+                               "others): after the server was down, run ONE catch-up call "
+                               "(`call_time` = the last missed fire time, the same "
+                               "arguments) before the schedule resumes. Every schedule "
+                               "trigger logs the runs it missed (count and range) either "
+                               "way."}}),
         "trigger_arguments": {"oneOf": [_ref("schemas", "StringMap"), {"type": "null"}]},
         "disabled": {"type": "boolean", "default": False},
         "public": {"type": "boolean", "default": False,
@@ -54,7 +62,8 @@ def _trigger_paths() -> Json:
                                   "token. Refused (400) for other specifications."},
     }, ["db", "trigger_name", "plugin_filename", "trigger_specification"],
         description="The reference requires `trigger_settings` and `disabled`; Weir defaults "
-                    "them (`run_async` false, `error_behavior` log, `disabled` false).")
+                    "them (`run_async` false, `error_behavior` log, `catch_up` false, "
+                    "`disabled` false).")
     trigger_500 = _resp(
         "As the reference answers: the plugin file cannot be read (`Plugin error: ...`), or the "
         "trigger specification does not parse (`failed to parse trigger from <spec>...`).",
