@@ -331,12 +331,14 @@ async def test_system_tables_and_restart(engine: ProcessingEngine, db: Database)
         {"trigger_name": "t1", "plugin_filename": "sched.py",
          "trigger_specification": '{"every":{"duration":{"secs":0,"nanos":50000000}}}',
          "disabled": False, "error_behavior": "log", "public": False, "catch_up": False,
-         "delivery": "each fire time while the server runs; on error: log and skip",
+         "delivery": "each fire time while the server runs; runs missed while it was down "
+                     "are logged; on error: log and skip",
          **not_wal},
         {"trigger_name": "t2", "plugin_filename": "pkg",
          "trigger_specification": '{"schedule":{"schedule":"* * * * * *"}}',
          "disabled": True, "error_behavior": "retry", "public": False, "catch_up": False,
-         "delivery": "each fire time while the server runs; on error: retry, 3 attempts, "
+         "delivery": "each fire time while the server runs; runs missed while it was down "
+                     "are logged; on error: retry, 3 attempts, "
                      "then skip", **not_wal}]
     assert await query_rows(db, "foo", "SELECT * FROM system.processing_engine_trigger_arguments "
                                        "ORDER BY trigger_name, argument_key") == [

@@ -346,7 +346,7 @@ class ProcessingEngine:
             kind = "unknown"
         status = TriggerStatus(
             delivery=delivery_text(kind, trigger.run_async, trigger.error_behavior,
-                                   max(1, self.options.retry_attempts)),
+                                   max(1, self.options.retry_attempts), trigger.catch_up),
             last_error=self._last_error(trigger.trigger_name))
         if kind != "wal":
             return status

@@ -122,7 +122,8 @@ def wal_call(items: Sequence[tuple[str, pa.RecordBatch]]) -> tuple[dict[str, Any
     return header, b"".join(b for _, b in segments)
 
 
-def delivery_text(kind: str, run_async: bool, error_behavior: str, attempts: int) -> str:
+def delivery_text(kind: str, run_async: bool, error_behavior: str, attempts: int,
+                  catch_up: bool = False) -> str:
     """What a trigger promises, in a few words (`show summary`, the triggers table)."""
     on_error = {"log": "log and skip", "retry": f"retry, {attempts} attempts, then skip",
                 "disable": "disable the trigger"}.get(error_behavior, error_behavior)
@@ -134,7 +135,8 @@ def delivery_text(kind: str, run_async: bool, error_behavior: str, attempts: int
         return f"{base}; on error: {on_error}"
     if kind == "request":
         return "once per request"
-    base = {"schedule": "each fire time while the server runs",
+    base = {"schedule": "each fire time while the server runs; runs missed while it was "
+                        "down are logged" + (" and caught up in one call" if catch_up else ""),
             "parquet": "each snapshot's files while the server runs"}.get(kind, kind)
     return f"{base}; on error: {on_error}"
 
