@@ -180,7 +180,8 @@ def process_writes(influxdb3_local, table_batches, args=None):
 
 def _wal_seq(s: WeirServer) -> int:
     text = httpx.get(f"{s.url}/metrics").text
-    return int(re.search(r"^weir_wal_last_sequence (\d+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    m = re.search(r"^weir_wal_last_sequence (\d+)$", text, re.MULTILINE)
+    return int(m.group(1))  # type: ignore[union-attr]
 
 
 def test_error_behaviors_move_the_checkpoint_or_keep_it(server_factory, tmp_path):
@@ -305,9 +306,9 @@ def test_a_lagging_trigger_gets_several_wal_files_per_call(server_factory, tmp_p
     assert st["wal_lag_files"] > 0 and st["wal_lag_rows"] > 0, st
     assert st["wal_lag_seconds"] is not None and st["wal_lag_seconds"] >= 0
     assert re.search(r'^weir_trigger_wal_lag_files\{db="d",trigger="batcher"\} [1-9]\d*$',
-                     metrics, re.M), metrics
+                     metrics, re.MULTILINE), metrics
     assert re.search(r'^weir_trigger_wal_lag_seconds\{db="d",trigger="batcher"\} \d',
-                     metrics, re.M), metrics
+                     metrics, re.MULTILINE), metrics
     assert wait_for(lambda: ids(s, "dst") == list(range(40))), ids(s, "dst")
     calls = [r["rows"] for r in rows(s, "SELECT rows FROM calls")]
     assert sum(calls) == 40

@@ -214,7 +214,7 @@ def test_memory_bomb_is_contained(server_factory, tmp_path):
     assert create_trigger(s, "d", "bomb", "bomb.py", "request:bomb").status_code == 200
     assert create_trigger(s, "d", "fine", "fine.py", "request:fine").status_code == 200
     r = httpx.get(f"{s.url}/api/v3/engine/bomb", timeout=120)
-    assert r.status_code == 500 and "MemoryError" in r.text or "memory" in r.text.lower()
+    assert (r.status_code == 500 and "MemoryError" in r.text) or "memory" in r.text.lower()
     assert httpx.get(f"{s.url}/api/v3/engine/fine").text == "fine"
     assert s.write("d", "m v=1").status_code == 204
     assert httpx.get(f"{s.url}/api/v3/engine/bomb", timeout=120).status_code == 500
