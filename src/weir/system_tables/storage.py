@@ -183,12 +183,11 @@ def _seconds(ns: int | None) -> int | None:
 
 def databases_table(catalog: CatalogInfo) -> pa.Table:
     """Live databases, then soft-deleted ones (with when they go for good)."""
-    rows: list[tuple[str, int | None, bool, int | None]] = []
-    for name in catalog.databases():
-        d = catalog.db(name)
-        rows.append((name, d.retention_period_ns, False, None))
-    for d in catalog.deleted_database_schemas():
-        rows.append((d.name, d.retention_period_ns, True, _seconds(d.hard_delete_time_ns)))
+    rows: list[tuple[str, int | None, bool, int | None]] = [
+        (name, catalog.db(name).retention_period_ns, False, None)
+        for name in catalog.databases()]
+    rows.extend((d.name, d.retention_period_ns, True, _seconds(d.hard_delete_time_ns))
+                for d in catalog.deleted_database_schemas())
     return pa.table([
         pa.array([r[0] for r in rows], pa.string()),
         pa.array([r[1] for r in rows], pa.uint64()),
