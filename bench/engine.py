@@ -110,8 +110,28 @@ def process_request(influxdb3_local, query_parameters, request_headers, request_
     return {"ok": True}
 '''
 
+NOOP_PLUGIN = '''\
+"""bench/engine.py: a WAL plugin that does nothing."""
+
+
+def process_writes(influxdb3_local, table_batches, args=None):
+    pass
+'''
+
+HOLD_PLUGIN = '''\
+"""bench/engine.py: does nothing, but waits while the file args["hold"] exists."""
+import os
+import time
+
+
+def process_writes(influxdb3_local, table_batches, args=None):
+    while os.path.exists(args["hold"]):
+        time.sleep(0.05)
+'''
+
 PLUGINS = {"bench_latency.py": LATENCY_PLUGIN, "bench_count.py": COUNT_PLUGIN,
-           "bench_ping.py": PING_PLUGIN}
+           "bench_ping.py": PING_PLUGIN, "bench_noop.py": NOOP_PLUGIN,
+           "bench_hold.py": HOLD_PLUGIN}
 
 
 # --------------------------------------------------------------------------------------
@@ -607,6 +627,178 @@ def request_phase(server: Server, label: str, connections: list[int], seconds: f
 
 
 # --------------------------------------------------------------------------------------
+# 4. durable WAL triggers (issue #15): lag under maximum ingest, catch-up after a restart
+# --------------------------------------------------------------------------------------
+
+
+def wal_lag(server: Server, db: str, trigger: str) -> dict:
+    """The trigger's lag now: files and seconds from /metrics, rows from the system
+    table (each may be None when not reported)."""
+    c = HttpClient(server.port, 30.0)
+    out: dict = {"files": None, "seconds": None, "rows": None}
+    try:
+        status, body = c.get("/metrics")
+        if status == 200:
+            want = f'db="{db}",trigger="{trigger}"'
+            for line in body.decode().splitlines():
+                for key in ("files", "seconds"):
+                    if line.startswith(f"weir_trigger_wal_lag_{key}{{") and want in line:
+                        out[key] = float(line.rsplit(" ", 1)[1])
+        q = json.dumps({"db": db, "format": "json", "q": (
+            "SELECT wal_lag_rows FROM system.processing_engine_triggers "
+            f"WHERE trigger_name = '{trigger}'")}).encode()
+        status, body = c.post("/api/v3/query_sql", q, content_type="application/json")
+        if status == 200 and (got := json.loads(body)):
+            out["rows"] = got[0].get("wal_lag_rows")
+    finally:
+        c.close()
+    return out
+
+
+def lag_phase(server: Server, label: str, pool: list[tuple[bytes, int]], nclients: int,
+              seconds: float, timeout: float, drain_timeout: float) -> dict:
+    """Maximum ingest into a do-nothing WAL trigger; the trigger's lag sampled each second.
+    Delivered rows = rows acknowledged - rows still waiting for the trigger."""
+    configure(server, "tput", "bench_noop", "bench_noop.py", "all_tables", None)
+    c = HttpClient(server.port, timeout)
+    status, body = c.post("/api/v3/write_lp?db=tput&precision=ns", pool[0][0])
+    c.close()
+    if status != 204:
+        raise RuntimeError(f"{label}: warm-up write: HTTP {status} {body[:300]!r}")
+    warm = pool[0][1]
+    acked = mp.get_context("fork").Value("q", 0)
+    samples: list[dict] = []
+    stop = threading.Event()
+    t0 = time.monotonic()
+
+    def sample() -> None:
+        while not stop.is_set():
+            try:
+                lag = wal_lag(server, "tput", "bench_noop")
+            except (OSError, http.client.HTTPException, ValueError):
+                lag = {"files": None, "seconds": None, "rows": None}
+            a = acked.value
+            lag.update(t=time.monotonic() - t0, acked=a + warm,
+                       delivered=None if lag["rows"] is None else a + warm - lag["rows"])
+            samples.append(lag)
+            stop.wait(1.0)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    try:
+        done, _t_start, _sampler = run_clients(
+            _write_client, nclients, lambda i: (i, nclients, server.port, pool, seconds,
+                                                timeout),
+            seconds, server, label + " lag writes", acked, "rows acked")
+        t_writes = time.monotonic() - t0
+        warn(f"[{label}] writes stopped; waiting for the trigger to catch up...")
+        deadline = time.monotonic() + drain_timeout
+        while time.monotonic() < deadline:
+            last = samples[-1] if samples else {}
+            if last.get("t", 0) > t_writes and last.get("files") == 0:
+                break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        th.join(10)
+    rows_acked = sum(m[4] for m in done)
+    window = [s for s in samples if s["t"] <= t_writes]
+    drained = next((s["t"] - t_writes for s in samples
+                    if s["t"] > t_writes and s.get("files") == 0), None)
+
+    def series(key: str) -> list[float]:
+        return sorted(s[key] for s in window if s.get(key) is not None)
+
+    last_in = window[-1] if window else {}
+    first_in = window[0] if window else {}
+    span = (last_in.get("t", 0) - first_in.get("t", 0)) or None
+    deliv = (None if span is None or last_in.get("delivered") is None
+             or first_in.get("delivered") is None
+             else (last_in["delivered"] - first_in["delivered"]) / span)
+    res = {"clients": nclients, "rows_acked": rows_acked, "write_window_s": t_writes,
+           "acked_rows_per_s": rows_acked / t_writes if t_writes else None,
+           "delivered_rows_per_s": deliv, "drain_after_writes_s": drained,
+           "samples": samples, "errors": sum(m[6] for m in done),
+           "first_error": next((m[7] for m in done if m[7]), "")}
+    for key in ("files", "seconds", "rows"):
+        v = series(key)
+        res[f"lag_{key}_p50"] = percentile(v, 50) if v else None
+        res[f"lag_{key}_max"] = v[-1] if v else None
+        res[f"lag_{key}_end"] = last_in.get(key)
+    warn(f"[{label}] ingest {res['acked_rows_per_s'] or 0:,.0f} rows/s, delivered "
+         f"{deliv or 0:,.0f} rows/s; lag max {res['lag_files_max']} files / "
+         f"{res['lag_seconds_max']} s; caught up {fmt(drained, '.1f')} s after the writes")
+    return res
+
+
+def catchup_phase(server: Server, label: str, pool: list[tuple[bytes, int]], target: int,
+                  timeout: float, drain_timeout: float, start_timeout: float) -> dict:
+    """`target` rows pending for a do-nothing WAL trigger (its first call held open by a
+    file), the server killed -9, the hold removed, the server restarted: the seconds from
+    the launch until the trigger's lag is 0."""
+    assert server.tmp is not None
+    hold = server.tmp / "plugins" / "hold"
+    configure(server, "cu", "bench_hold", "bench_hold.py", "all_tables", {"hold": str(hold)})
+    c = HttpClient(server.port, timeout)
+    path = "/api/v3/write_lp?db=cu&precision=ns"
+
+    def post(body: bytes) -> None:
+        status, text = c.post(path, body)
+        if status != 204:
+            raise RuntimeError(f"{label}: write: HTTP {status} {text[:300]!r}")
+
+    post(pool[0][0])  # the trigger's first call completes: it has a checkpoint
+    deadline = time.monotonic() + 60
+    while wal_lag(server, "cu", "bench_hold")["files"] != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{label}: the warm-up write never reached the trigger")
+        time.sleep(0.1)
+    hold.touch()
+    written, i = 0, 1
+    progress = Progress(label + " catch-up writes", target, unit="rows")
+    t0 = time.monotonic()
+    while written < target:
+        body, n = pool[i % len(pool)]
+        post(body)
+        written += n
+        i += 1
+        progress.update(min(written, target))
+    progress.finish(f"{written:,} rows in {time.monotonic() - t0:.1f}s")
+    c.close()
+    time.sleep(0.5)
+    before = wal_lag(server, "cu", "bench_hold")
+    warn(f"[{label}] pending before the kill: {before}; kill -9, restart...")
+    server.kill()
+    hold.unlink()
+    t_launch = time.monotonic()
+    startup = server.restart(start_timeout)
+    samples = []
+    progress = Progress(label + " catch-up", int(before.get("files") or 1), unit="files")
+    caught = None
+    while time.monotonic() - t_launch < drain_timeout:
+        lag = wal_lag(server, "cu", "bench_hold")
+        lag["t"] = time.monotonic() - t_launch
+        samples.append(lag)
+        if lag["files"] is not None:
+            progress.update(max(0, int((before.get("files") or 0) - lag["files"])),
+                            f"lag {lag['files']:.0f} files, {lag['rows']} rows")
+        if lag["files"] == 0:
+            caught = lag["t"]
+            break
+        time.sleep(0.2)
+    progress.finish("caught up" if caught is not None else "did NOT catch up")
+    pending = before.get("rows")
+    res = {"rows_written": written, "pending_files": before.get("files"),
+           "pending_rows": pending, "pending_seconds": before.get("seconds"),
+           "startup_s": startup, "caught_up_s": caught,
+           "rows_per_s": pending / (caught - startup) if pending and caught
+           and caught > startup else None, "samples": samples}
+    warn(f"[{label}] restart answered /health in {startup:.1f}s; lag 0 after "
+         f"{fmt(caught, '.1f')}s")
+    return res
+
+
+# --------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------
 
@@ -721,6 +913,46 @@ def print_report(results: dict, params: dict, info: dict, version: str) -> None:
                 if r[c].get("first_error"):
                     print(f"  {c} conn: first error: {r[c]['first_error']}")
         print()
+    g = results.get("lag")
+    if g:
+        print(f"4. WAL trigger lag under maximum ingest: do-nothing all_tables plugin, "
+              f"{g.get('clients', params['clients'])} client(s) POST {params['batch']}-line "
+              f"batches back to back for {params['seconds']:.0f} s, flush {params['flush'][0]}; "
+              "lag from /metrics (files, seconds) and system.processing_engine_triggers "
+              "(rows), sampled each second")
+        if "error" in g:
+            print(f"  error: {g['error']}")
+        else:
+            print(table(["", "ingest (acknowledged)", "delivered to the trigger"], [
+                ["rows/s", fmt(g["acked_rows_per_s"]), fmt(g["delivered_rows_per_s"])]]))
+            print(table(["lag", "p50", "max", "when the writes stopped"], [
+                [k, fmt(g[f"lag_{k}_p50"], ".1f"), fmt(g[f"lag_{k}_max"], ".1f"),
+                 fmt(g[f"lag_{k}_end"], ".1f")] for k in ("files", "seconds", "rows")]))
+            print(f"  caught up {fmt(g['drain_after_writes_s'], '.1f')} s after the writes "
+                  f"stopped; {fmt(g['rows_acked'])} rows acknowledged, "
+                  f"{fmt(g['errors'])} failed batches")
+            print("  t (s)  acked rows  delivered rows  lag files  lag s")
+            for x in g["samples"][::max(1, len(g["samples"]) // 12)]:
+                print(f"  {x['t']:5.1f}  {fmt(x['acked']):>10}  {fmt(x['delivered']):>14}  "
+                      f"{fmt(x['files']):>9}  {fmt(x['seconds'], '.1f'):>5}")
+        print()
+    cu = results.get("catchup")
+    if cu:
+        print(f"5. catch-up after kill -9 and restart, do-nothing plugin, "
+              f"{params['catchup_rows']:,} rows pending (its first call held open while "
+              "they were written)")
+        if "error" in cu:
+            print(f"  error: {cu['error']}")
+        else:
+            print(table(["", "value"], [
+                ["rows pending at the kill", fmt(cu["pending_rows"])],
+                ["WAL files pending / oldest (s)",
+                 f"{fmt(cu['pending_files'])} / {fmt(cu['pending_seconds'], '.1f')}"],
+                ["restart -> /health (s)", fmt(cu["startup_s"], ".1f")],
+                ["restart -> lag 0 (s)", fmt(cu["caught_up_s"], ".1f")],
+                ["catch-up rows/s (after /health)", fmt(cu["rows_per_s"])],
+            ]))
+        print()
     print(machine_line(info))
     if version:
         print(f"weir: {version}")
@@ -791,6 +1023,29 @@ def run_server(flush: str, first: bool, args: argparse.Namespace, phases: set[st
         server.stop()
 
 
+def run_wal_phase(phase: str, flush: str, args: argparse.Namespace,
+                  pool: list[tuple[bytes, int]], results: dict) -> None:
+    """The lag or the catch-up phase, each on a server of its own."""
+    server = engine_server(args.weir_bin, flush, shlex.split(args.weir_args))
+    server.data_root = args.data_root
+    label = f"{server.label} {phase}"
+    try:
+        warn(f"[{label}] starting server...")
+        server.start(args.start_timeout)
+        if phase == "lag":
+            results["lag"] = lag_phase(server, label, pool, args.clients, args.seconds,
+                                       args.timeout, args.drain_timeout)
+        else:
+            results["catchup"] = catchup_phase(server, label, pool, args.catchup_rows,
+                                               args.timeout, args.drain_timeout,
+                                               args.start_timeout)
+    except (RuntimeError, ServerError, OSError, http.client.HTTPException, ValueError) as e:
+        warn(f"[{label}] FAILED: {e}")
+        results[phase] = {"error": str(e).splitlines()[0]}
+    finally:
+        server.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -810,7 +1065,11 @@ def main() -> int:
     ap.add_argument("--connections", default="1,4",
                     help="concurrent keep-alive connections of the ping phase")
     ap.add_argument("--phases", default="latency,throughput,request",
-                    help="which phases to run")
+                    help="which phases to run: latency, throughput, request, lag (WAL "
+                         "trigger lag under maximum ingest), catchup (time to catch up "
+                         "after a restart with --catchup-rows pending)")
+    ap.add_argument("--catchup-rows", type=int, default=1_000_000,
+                    help="rows pending for the trigger when the catchup phase restarts")
     ap.add_argument("--weir-bin", default=default_weir_bin(), help="Weir's influxdb3 executable")
     ap.add_argument("--weir-args", default="", help="extra `serve` flags for Weir")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request")
@@ -826,7 +1085,7 @@ def main() -> int:
     args = ap.parse_args()
     flushes = [x.strip() for x in args.wal_flush_intervals.split(",") if x.strip()]
     phases = {x.strip() for x in args.phases.split(",") if x.strip()}
-    if unknown := phases - {"latency", "throughput", "request"}:
+    if unknown := phases - {"latency", "throughput", "request", "lag", "catchup"}:
         ap.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
     args.connections = ([int(x) for x in args.connections.split(",") if x.strip()]
                         if "request" in phases else [])
@@ -840,7 +1099,7 @@ def main() -> int:
     info = machine_info()
     warn(machine_line(info))
     pool = None
-    if "throughput" in phases:
+    if phases & {"throughput", "lag", "catchup"}:
         t = time.perf_counter()
         pool = build_pool(args.pool, args.batch, args.seed)
         warn(f"built {len(pool)} batches of {args.batch} lines "
@@ -851,12 +1110,18 @@ def main() -> int:
     for i, flush in enumerate(flushes):
         if "latency" not in phases and i > 0:
             break  # the other servers only measure latency
-        run_server(flush, i == 0, args, phases, pool, results)
+        if phases & {"latency", "throughput", "request"}:
+            run_server(flush, i == 0, args, phases, pool if "throughput" in phases else None,
+                       results)
+    for phase in ("lag", "catchup"):
+        if phase in phases:
+            assert pool is not None
+            run_wal_phase(phase, flushes[0], args, pool, results)
     if "latency" not in phases:
         results.pop("latency", None)
     params = {k: getattr(args, k) for k in ("seconds", "latency_gap_ms", "warmup", "batch",
                                             "clients", "pool", "connections", "seed",
-                                            "weir_args", "data_root")}
+                                            "weir_args", "data_root", "catchup_rows")}
     params["flush"] = flushes
     params["total_runtime_s"] = time.monotonic() - t0
     version = " ".join(x for x in (
@@ -868,7 +1133,8 @@ def main() -> int:
         write_json(args.json, {"benchmark": "engine", "machine": info, "params": params,
                                "weir": version, "results": results})
     failed = any("error" in v for v in results.get("latency", {}).values()) or \
-        any("error" in (results.get(k) or {}) for k in ("throughput", "request"))
+        any("error" in (results.get(k) or {}) for k in ("throughput", "request", "lag",
+                                                         "catchup"))
     return 1 if failed else 0
 
 
