@@ -218,7 +218,7 @@ async def test_schedules_never_overlap_unless_async(engine: ProcessingEngine) ->
     starts = [t for t in logs(engine, "sync_sched") if t.startswith("starting execution")]
     assert starts[0].startswith("starting execution with scheduled time ")
     assert starts[0].endswith(" UTC")
-    assert [t for t in logs(engine, "sync_sched") if t.startswith("call_time")][0].endswith(
+    assert next(t for t in logs(engine, "sync_sched") if t.startswith("call_time")).endswith(
         " None")
 
 
@@ -281,8 +281,8 @@ async def test_lifecycle_and_validation(engine: ProcessingEngine, tmp_path: Path
     with pytest.raises(NotFound):
         await engine.enable_trigger("foo", "t1")
 
-    with pytest.raises(PluginError, match="the process_writes function is not present in the "
-                                          "plugin.*it defines process_scheduled_call"):
+    with pytest.raises(PluginError, match=r"the process_writes function is not present in the "
+                                          r"plugin.*it defines process_scheduled_call"):
         await create(engine, "t2", f, "table:cpu")
     with pytest.raises(PluginError, match="reading plugin file: Plugin not found: "):
         await create(engine, "t2", "missing.py", "table:cpu")
@@ -293,7 +293,7 @@ async def test_lifecycle_and_validation(engine: ProcessingEngine, tmp_path: Path
     with pytest.raises(PluginError, match="Path traversal detected"):
         await create(engine, "t2", "escape.py", "table:cpu")
     (engine.files.plugin_dir / "nodir").mkdir()
-    with pytest.raises(PluginError, match="must contain __init__.py"):
+    with pytest.raises(PluginError, match=r"must contain __init__\.py"):
         await create(engine, "t2", "nodir", "table:cpu")
     with pytest.raises(DatabaseNotFound):
         await create(engine, "t2", f, "every:1h", database="nope")
@@ -409,8 +409,8 @@ async def test_gh_plugins(engine: ProcessingEngine, db: Database, tmp_path: Path
     try:
         engine.files.plugin_repo = f"http://127.0.0.1:{server.server_address[1]}"
         await create(engine, "gh", "gh:examples/wal_plugin/wal_plugin.py", "all_tables")
-        with pytest.raises(PluginError, match="error fetching plugin from repository: 404 "
-                                              "Not Found http://127.0.0.1:.*/not_a_file.py"):
+        with pytest.raises(PluginError, match=r"error fetching plugin from repository: 404 "
+                                              r"Not Found http://127\.0\.0\.1:.*/not_a_file\.py"):
             await create(engine, "gh2", "gh:not_a_file.py", "all_tables")
         await write(db, "foo", "test_input,tag=x field=1i")
         await wait_for(lambda: written(db).lines_for("foo") == [
