@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "==> ruff"
+# the rules, and the few per-file exceptions with their reasons: pyproject.toml [tool.ruff.lint]
 .venv/bin/ruff check src tests bench plugins fuzz scripts
 # strict type check of the packages listed in pyproject.toml ([tool.mypy] files)
 echo "==> mypy"
