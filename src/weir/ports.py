@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from weir.catalog import Catalog
 from weir.errors import WriteError
-from weir.persist import PersistEvent
+from weir.persist import PersistEvent as PersistEvent  # (re-exported: what persist listeners get)
 from weir.system_tables import SystemTableProvider
 
 Action = Literal["read", "write"]

@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,7 +47,7 @@ from weir.engine.triggers import (
 )
 from weir.engine.workers import WorkerSlot, WorkerSpec
 from weir.errors import AlreadyExists, CatalogError, DatabaseNotFound, InvalidRequest, NotFound
-from weir.ports import FlushedWal, StorageEvents, TriggerKey, WalTriggerLog
+from weir.ports import FlushedWal, PersistEvent, StorageEvents, TriggerKey, WalTriggerLog
 from weir.service import Services
 from weir.system_tables import EngineTables
 from weir.system_tables.engine import TriggerInfo, TriggerStatus
@@ -84,38 +84,6 @@ class EngineStorage(StorageEvents, TriggerStateStore, WalTriggerLog, Protocol):
 
     @property
     def catalog(self) -> Catalog: ...
-
-
-class PersistedFile(Protocol):
-    """What a Parquet trigger is told of one file a snapshot persisted."""
-
-    @property
-    def database(self) -> str: ...
-
-    @property
-    def table(self) -> str: ...
-
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def size_bytes(self) -> int: ...
-
-    @property
-    def row_count(self) -> int: ...
-
-    @property
-    def min_time(self) -> int: ...
-
-    @property
-    def max_time(self) -> int: ...
-
-
-class PersistedFiles(Protocol):
-    """A persist listener's event (`weir.persist.PersistEvent`), as the engine reads it."""
-
-    @property
-    def files(self) -> Sequence[PersistedFile]: ...
 
 
 class ProcessingEngine:
@@ -493,7 +461,7 @@ class ProcessingEngine:
             if isinstance(r, WalTriggerRunner):
                 r.enqueue(flushed)
 
-    async def on_persist(self, event: PersistedFiles) -> None:
+    async def on_persist(self, event: PersistEvent) -> None:
         """Persist listener: hand each database's new Parquet files to its Parquet triggers."""
         by_db: dict[str, list[dict[str, Any]]] = {}
         for f in event.files:
