@@ -25,7 +25,7 @@ from weir.catalog import Catalog
 from weir.engine.loader import PluginFiles, PluginRef
 from weir.engine.specs import CronError, CronSchedule, InvalidTriggerSpec, parse_trigger_spec
 from weir.engine.specs import format_humantime as _humantime
-from weir.engine.triggers import wal_call
+from weir.engine.wal_triggers import wal_call
 from weir.engine.worker.local_api import database_name_problem
 from weir.engine.workers import WorkerDied, WorkerSlot, WorkerStartError
 from weir.lineprotocol import FieldType, TableColumns, parse

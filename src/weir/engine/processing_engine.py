@@ -41,10 +41,9 @@ from weir.engine.triggers import (
     ParquetTriggerRunner,
     RequestTriggerRunner,
     TriggerRunner,
-    WalLag,
-    WalTriggerRunner,
     delivery_text,
 )
+from weir.engine.wal_triggers import WalLag, WalTriggerRunner
 from weir.engine.workers import WorkerSlot, WorkerSpec
 from weir.errors import AlreadyExists, CatalogError, DatabaseNotFound, InvalidRequest, NotFound
 from weir.ports import FlushedWal, PersistEvent, StorageEvents, TriggerKey, WalTriggerLog

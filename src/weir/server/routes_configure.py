@@ -28,7 +28,7 @@ from weir.server.http_io import (
 from weir.server.state import state_of
 
 if TYPE_CHECKING:  # (the engine loads only when --plugin-dir turns it on)
-    from weir.engine.triggers import WalLag
+    from weir.engine.wal_triggers import WalLag
 
 _FORMATS = {"json": "json", "jsonl": "jsonl", "json_lines": "jsonl", "csv": "csv",
             "pretty": "pretty", "parquet": "parquet"}

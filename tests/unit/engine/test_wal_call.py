@@ -1,4 +1,4 @@
-"""A WAL call's payload (`weir.engine.triggers.wal_call`): several WAL files' batches of a
+"""A WAL call's payload (`weir.engine.wal_triggers.wal_call`): several WAL files' batches of a
 table become one Arrow IPC stream, with columns added along the way filled with nulls,
 and the worker reads them back as the rows the plugin API promises."""
 
@@ -9,7 +9,8 @@ import time
 import pyarrow as pa
 
 from weir import lineprotocol
-from weir.engine.triggers import delivery_text, wal_call
+from weir.engine.triggers import delivery_text
+from weir.engine.wal_triggers import wal_call
 from weir.engine.worker.protocol import ipc_to_table, split_segments
 from weir.engine.worker.runtime import _table_batches
 
