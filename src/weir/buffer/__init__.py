@@ -65,6 +65,9 @@ class TableBuffer:
             ).combine_chunks()
             self.batches[self._small_from:] = t.to_batches()
             self._small_from = len(self.batches)
+            # what the buffer holds now (the small batches' own buffers are freed), so
+            # snapshots and back-pressure are not started early
+            self.nbytes = sum(b.nbytes for b in self.batches)
 
 
 @dataclass

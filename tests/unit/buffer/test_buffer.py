@@ -275,3 +275,21 @@ def test_a_dropped_table_forgets_its_series() -> None:
     # whereas without the drop the same body is a rewrite of every point
     buf.apply(wal(3, DATA.lp([CPU])))
     assert tb.overwrites is True
+
+
+def test_many_small_writes_count_the_bytes_the_buffer_holds() -> None:
+    """Small writes are concatenated every few dozen batches; the byte count then follows
+    what is held, not the sum of what came in (which would start snapshots and
+    back-pressure early)."""
+    buf = Buffer()
+    now = time.time_ns()
+    sent = 0
+    for i in range(640):
+        w = wal(i + 1, f"cpu,host=h{i % 13},region=r{i % 3} usage={i * 0.5},n={i}i {now + i}\n")
+        sent += sum(op.batch.nbytes for op in w.ops)
+        buf.apply(w)
+    tb = buf.active.tables[(DB, "cpu")]
+    assert tb.rows == 640 and len(tb.batches) < 640
+    assert tb.nbytes == sum(b.nbytes for b in tb.batches)
+    assert buf.nbytes == buf.active.nbytes == tb.nbytes < sent
+    assert_counts_consistent(buf.active)
