@@ -111,8 +111,8 @@ class Client:
             return f"error: {method} {self.host}{path} timed out waiting for the server"
         if isinstance(e, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
             return (f"error: {method} {self.host}{path} failed: the connection broke: "
-                    f"{e}")
-        return f"error: {method} {self.host}{path} failed: {e}"
+                    f"{str(e) or type(e).__name__}")
+        return f"error: {method} {self.host}{path} failed: {str(e) or type(e).__name__}"
 
     def ok(self, method: str, path: str, context: str, **kw: Any) -> httpx.Response:
         """Send; an error status raises RequestError `<context>: <what the server said>`."""
