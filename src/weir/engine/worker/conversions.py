@@ -8,16 +8,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 KIND_META = b"weir:kind"
 _KIND_ORDER = {b"tag": 0, b"field": 1, b"time": 2}
 
 
-def column_values(arr: pa.Array | pa.ChunkedArray) -> list[Any]:
-    """One column as Python values, with the plugin API's type mapping."""
+def _plain(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A column in the plugin API's types: dictionaries decoded, timestamps and durations
+    as int64 nanoseconds."""
     t = arr.type
     if pa.types.is_dictionary(t):
         arr = arr.cast(t.value_type)
@@ -30,7 +33,12 @@ def column_values(arr: pa.Array | pa.ChunkedArray) -> list[Any]:
         if t.unit != "ns":
             arr = arr.cast(pa.duration("ns"))
         arr = arr.cast(pa.int64())
-    values: list[Any] = arr.to_pylist()
+    return arr
+
+
+def column_values(arr: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """One column as Python values, with the plugin API's type mapping."""
+    values: list[Any] = _plain(arr).to_pylist()
     return values
 
 
@@ -38,9 +46,9 @@ def query_rows(table: pa.Table) -> list[dict[str, Any]]:
     """Every row of a query result as a dict of all its columns, in column order."""
     if table.num_rows == 0:
         return []
-    names = table.column_names
-    columns = [column_values(table.column(i)) for i in range(table.num_columns)]
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+    # (pyarrow builds the dicts: several times faster than zipping Python lists)
+    rows: list[dict[str, Any]] = _plain_table(table, range(table.num_columns)).to_pylist()
+    return rows
 
 
 def sparse_rows(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
@@ -49,7 +57,18 @@ def sparse_rows(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
         return []
     order = sorted(range(table.num_columns), key=lambda i: _KIND_ORDER.get(
         (table.schema.field(i).metadata or {}).get(KIND_META, b"field"), 1))
-    names = [table.schema.field(i).name for i in order]
-    columns = [column_values(table.column(i)) for i in order]
-    return [{n: v for n, v in zip(names, values, strict=True) if v is not None}
-            for values in zip(*columns, strict=True)]
+    plain = _plain_table(table, order)
+    rows: list[dict[str, Any]] = plain.to_pylist()
+    for name, col in zip(plain.column_names, plain.columns, strict=True):
+        if col.null_count:
+            for i in pc.indices_nonzero(col.is_null()).to_pylist():
+                del rows[i][name]
+    return rows
+
+
+def _plain_table(table: pa.Table | pa.RecordBatch, order: Iterable[int]) -> pa.Table:
+    """The columns `order` names, in that order, in the plugin API's types. (A query may
+    repeat a name; as a dict key the later column wins, as it always did.)"""
+    columns = list(order)
+    return pa.Table.from_arrays([_plain(table.column(i)) for i in columns],
+                                names=[table.schema.field(i).name for i in columns])
