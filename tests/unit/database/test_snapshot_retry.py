@@ -130,7 +130,9 @@ async def test_a_snapshot_the_store_refuses_is_retried_with_backoff_until_it_suc
         # exactly the published files exist; the covered WAL files are gone, the later one
         # (rows still only in the buffer) stays
         assert parquet(store, node) == sorted(f.path for f in db.index.all())
-        assert store.list(f"{node}/wal/") == [f"{node}/wal/{5:011d}.wal"]
+        # (the covered WAL files are deleted just after the snapshot is recorded as ok)
+        await wait_for(lambda: store.list(f"{node}/wal/") == [f"{node}/wal/{5:011d}.wal"],
+                       timeout=30, what="the covered WAL files deleted")
         assert await counts(db) == expected(DATA, LATER)
     finally:
         await db.stop()
@@ -170,7 +172,9 @@ async def test_a_snapshot_whose_manifest_is_refused_leaves_no_stray_or_double_ro
         assert parquet(store, node) == sorted(f.path for f in db.index.all()) == written
         assert sum(f.row_count for f in db.index.all()) == len(DATA.rows)
         assert db.buffer.persisting is None and db.buffer.nbytes == 0
-        assert store.list(f"{node}/wal/") == []
+        # (the covered WAL files are deleted just after the snapshot is recorded as ok)
+        await wait_for(lambda: store.list(f"{node}/wal/") == [], timeout=30,
+                       what="the covered WAL files deleted")
         assert await counts(db) == expected(DATA)
 
         # a later failure starts over: attempt 1, retried after 1 s
