@@ -6,7 +6,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from weir.wal import WalCorrupt, WalFile, WalOp, decode, encode, merge_ops
+from weir.objectstore import MemoryObjectStore
+from weir.wal import Wal, WalCorrupt, WalFile, WalOp, decode, encode, merge_ops, wal_path
 
 
 def _batch(n: int = 3) -> pa.RecordBatch:
@@ -46,3 +47,30 @@ def test_merge_ops_keeps_order_and_unifies_schemas():
     t = merged[0].batch
     assert t.column("time").cast(pa.int64()).to_pylist() == [0, 1, 99]
     assert t.column("extra").to_pylist() == [None, None, 7]
+
+
+def test_readers_behind_the_flusher_get_a_file_or_none(caplog: pytest.LogCaptureFixture
+                                                       ) -> None:
+    """WAL triggers read flushed files back (`Wal.read`): a stored file as written, None
+    for one deleted after a snapshot, None (logged) for a damaged one."""
+
+    async def flushed(_: WalFile) -> None:
+        return None
+
+    store = MemoryObjectStore()
+    wal = Wal(store, "n", on_flushed=flushed)
+    assert wal.first_seq() is None
+    batch = pa.record_batch({"v": pa.array([1.0, 2.0])})
+    for seq in (3, 4, 5):
+        store.put(wal_path("n", seq), encode(WalFile(seq=seq, ops=[WalOp("db", "t", batch)],
+                                                     checkpoints={("db", "trig"): seq - 1})))
+    store.put(wal_path("n", 6), b"WEIRWAL1 torn")
+    assert wal.first_seq() == 3
+    got = wal.read(4)
+    assert got is not None and got.seq == 4 and got.checkpoints == {("db", "trig"): 3}
+    assert got.ops[0].batch.equals(batch)
+    assert wal.read(2) is None  # deleted (or never written)
+    with caplog.at_level("ERROR", logger="weir.wal"):
+        assert wal.read(6) is None
+    assert "cannot read WAL file n/wal/00000000006.wal" in caplog.text
+    assert wal.delete_upto(4) == 2 and wal.first_seq() == 5
