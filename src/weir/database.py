@@ -239,12 +239,19 @@ class Database:
         `accept_partial`, `PartialWrite` after every other line was stored."""
         result = await validate_write(self.catalog, database, body, precision=precision,
                                       accept_partial=accept_partial)
-        if result.tables:
-            await self._wait_for_buffer_room()
-            await self.wal.append([WalOp(database, table, batch)
-                                   for table, batch in result.tables], wait=not no_sync)
+        await self._append([WalOp(database, table, batch) for table, batch in result.tables],
+                           wait=not no_sync)
         raise_refused_lines(result)
         return WriteResult(result.rows, [table for table, _ in result.tables])
+
+    async def _append(self, ops: list[WalOp], *, wait: bool = True,
+                      checkpoints: Mapping[TriggerKey, int] | None = None) -> None:
+        """Rows (once the buffer has room for them) and WAL triggers' checkpoints into the
+        next WAL file; with `wait`, return once it is durable."""
+        if ops:
+            await self._wait_for_buffer_room()
+        if ops or checkpoints:
+            await self.wal.append(ops, wait=wait, checkpoints=checkpoints)
 
     async def _wait_for_buffer_room(self) -> None:
         """Past `--buffer-mem-limit` a write waits for a snapshot to free the buffer, then
@@ -455,15 +462,12 @@ class Database:
             raise DatabaseMissingForQuery(database)
 
         def run() -> pa.Table:
-            token = object()
-            with self._queries_lock:
-                self._queries[token] = time.monotonic()
+            finished = self._query_started()
             try:
                 return self.query_engine.execute(self.snapshot_for_query(database), sql,
                                                  dict(params) if params else None)
             finally:
-                with self._queries_lock:
-                    del self._queries[token]
+                finished()
 
         # (the query engine enforces --query-timeout itself, interrupting the query)
         return await asyncio.to_thread(run)
@@ -475,13 +479,7 @@ class Database:
         failed, or `close()`d by a reader that stops early)."""
         if not self.catalog.db_exists(database):
             raise DatabaseMissingForQuery(database)
-        token = object()
-        with self._queries_lock:
-            self._queries[token] = time.monotonic()
-
-        def release() -> None:
-            with self._queries_lock:
-                self._queries.pop(token, None)
+        release = self._query_started()
 
         def plan() -> QueryStream:
             return self.query_engine.execute_stream(self.snapshot_for_query(database), sql,
@@ -494,6 +492,19 @@ class Database:
             raise
         stream.on_close = release
         return stream
+
+    def _query_started(self) -> Callable[[], None]:
+        """Record a running query (files it may read are deleted only after it ends);
+        returns the call that records its end (once; later calls do nothing)."""
+        token = object()
+        with self._queries_lock:
+            self._queries[token] = time.monotonic()
+
+        def finished() -> None:
+            with self._queries_lock:
+                self._queries.pop(token, None)
+
+        return finished
 
     # ---- WAL triggers: checkpoints, catch-up reads, WAL retention ----------------------
 
@@ -545,9 +556,7 @@ class Database:
                 refused[db] = e
                 continue
             ops.extend(WalOp(db, table, batch) for table, batch in result.tables)
-        if ops:
-            await self._wait_for_buffer_room()
-        await self.wal.append(ops, checkpoints={key: seq})
+        await self._append(ops, checkpoints={key: seq})
         self.note_trigger_progress(key, seq)
         return refused
 

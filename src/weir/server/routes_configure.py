@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 import weir
-from weir.catalog import API_FIELD_TYPES, validate_db_name
-from weir.config import DurationError, parse_duration
-from weir.errors import CatalogError
+from weir.catalog import API_FIELD_TYPES
 from weir.query import content_type, encode
-from weir.server.errors import HttpError, json_error
+from weir.server.errors import HttpError
 from weir.server.http_io import (
     invalid_type,
     json_object,
@@ -32,18 +30,6 @@ if TYPE_CHECKING:  # (the engine loads only when --plugin-dir turns it on)
 
 _FORMATS = {"json": "json", "jsonl": "jsonl", "json_lines": "jsonl", "csv": "csv",
             "pretty": "pretty", "parquet": "parquet"}
-
-
-def _retention_ns(value: Any) -> int | None:
-    if value in (None, "", "none"):
-        return None
-    try:
-        ns = round(parse_duration(str(value)) * 1e9)
-    except DurationError as e:
-        raise HttpError(400, f"invalid retention_period: {e}") from None
-    if ns <= 0:
-        raise HttpError(400, f"invalid retention_period {value!r}: must be greater than zero")
-    return ns
 
 
 async def show_databases(request: Request) -> Response:
@@ -66,11 +52,7 @@ async def create_database(request: Request) -> Response:
     st = state_of(request)
     req = json_object(await read_json(request, st.config.max_http_request_size))
     db = require_str(req, "db")
-    try:
-        validate_db_name(db)  # before the retention period is looked at, as the reference
-    except CatalogError as e:
-        raise json_error(400, str(e)) from None
-    await st.services.admin.create_database(db, _retention_ns(opt_str(req, "retention_period")))
+    await st.services.admin.create_database(db, opt_str(req, "retention_period"))
     return Response(status_code=200)
 
 
@@ -78,7 +60,7 @@ async def update_database(request: Request) -> Response:
     st = state_of(request)
     req = json_object(await read_json(request, st.config.max_http_request_size))
     db = require_str(req, "db")
-    await st.services.admin.set_retention(db, _retention_ns(opt_str(req, "retention_period")))
+    await st.services.admin.set_retention(db, opt_str(req, "retention_period"))
     return Response(status_code=200)
 
 
@@ -103,7 +85,7 @@ async def set_retention(request: Request) -> Response:
         dur = q.get("duration")
         if not dur:
             raise HttpError(400, "serde error: missing field `duration`")
-        await st.services.admin.set_retention(db, _retention_ns(dur))
+        await st.services.admin.set_retention(db, dur)
     return Response(status_code=204)
 
 

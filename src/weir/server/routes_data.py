@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from weir.auth import Token
-from weir.errors import AccessDenied, InvalidBody, LineProtocolError, WriteError
+from weir.errors import AccessDenied, LineProtocolError, WriteError
 from weir.query import choose_format, content_type, encode
 from weir.server.errors import HttpError, json_error, write_error_response
 from weir.server.http_io import opt_str, parse_bool, parse_json, read_body, require_str
@@ -73,7 +73,7 @@ async def write_v2(request: Request) -> Response:
     except AccessDenied as e:
         raise _v2_error(403, json.dumps({"error": str(e)})) from None
     except WriteError as e:
-        status = 400 if isinstance(e, InvalidBody) else write_error_response(e)[0]
+        status = write_error_response(e)[0]
         msg = str(e)
         if isinstance(e, LineProtocolError):
             msg = (f"write buffer error: line protocol parse failed: {e.line.message} "

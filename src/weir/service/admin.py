@@ -9,6 +9,7 @@ import time
 import pyarrow as pa
 
 from weir.catalog import INTERNAL_DB, resolve_hard_delete_time, validate_db_name
+from weir.config import DurationError, parse_duration
 from weir.errors import CatalogError
 from weir.ports import Storage
 
@@ -37,13 +38,16 @@ class AdminService:
         return pa.table({"iox::database": pa.array(names + deleted, pa.string()),
                          "deleted": pa.array([False] * len(names) + [True] * len(deleted))})
 
-    async def create_database(self, db: str, retention_ns: int | None) -> None:
-        validate_db_name(db)
+    async def create_database(self, db: str, retention_period: str | None) -> None:
+        validate_db_name(db)  # before the retention period is looked at, as the reference
+        retention_ns = _retention_ns(retention_period)
         await asyncio.to_thread(self._storage.catalog.create_database, db, retention_ns)
 
-    async def set_retention(self, db: str, retention_ns: int | None) -> None:
-        """Keep `db`'s rows for `retention_ns` (None: for ever)."""
-        await asyncio.to_thread(self._storage.catalog.update_database, db, retention_ns)
+    async def set_retention(self, db: str, retention_period: str | None) -> None:
+        """Keep `db`'s rows for `retention_period` (a duration; None, "" or "none": for
+        ever)."""
+        await asyncio.to_thread(self._storage.catalog.update_database, db,
+                                _retention_ns(retention_period))
 
     async def delete_database(self, db: str, hard_delete_at: str | None) -> None:
         """Soft-delete `db`; its data goes for good at `hard_delete_at`."""
@@ -65,3 +69,16 @@ class AdminService:
     async def delete_table(self, db: str, table: str, hard_delete_at: str | None) -> None:
         self._storage.catalog.table(db, table)  # NotFound before anything changes
         await self._storage.delete_table(db, table, self._hard_delete_time(hard_delete_at))
+
+
+def _retention_ns(value: str | None) -> int | None:
+    """A retention period as nanoseconds; None for none."""
+    if value in (None, "", "none"):
+        return None
+    try:
+        ns = round(parse_duration(str(value)) * 1e9)
+    except DurationError as e:
+        raise CatalogError(f"invalid retention_period: {e}") from None
+    if ns <= 0:
+        raise CatalogError(f"invalid retention_period {value!r}: must be greater than zero")
+    return ns

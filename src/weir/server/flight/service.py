@@ -92,11 +92,15 @@ def _stream_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([_stream_field(f) for f in schema], metadata=schema.metadata)
 
 
+def _cast_columns(columns: list[Any], schema: pa.Schema) -> list[Any]:
+    """Columns in `schema`'s types (string views cast to strings)."""
+    return [col if col.type == f.type else col.cast(f.type)
+            for col, f in zip(columns, schema, strict=True)]
+
+
 def _stream_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """`batch` in the stream's `schema` (string views cast to strings)."""
-    columns = [col if col.type == f.type else col.cast(f.type)
-               for col, f in zip(batch.columns, schema, strict=True)]
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
+    """`batch` in the stream's `schema`."""
+    return pa.RecordBatch.from_arrays(_cast_columns(batch.columns, schema), schema=schema)
 
 
 def _stream_table(table: pa.Table) -> pa.Table:
@@ -104,9 +108,7 @@ def _stream_table(table: pa.Table) -> pa.Table:
     across batches."""
     schema = _stream_schema(table.schema)
     if not schema.equals(table.schema, check_metadata=True):
-        table = pa.Table.from_arrays(
-            [col if col.type == f.type else col.cast(f.type)
-             for col, f in zip(table.columns, schema, strict=True)], schema=schema)
+        table = pa.Table.from_arrays(_cast_columns(table.columns, schema), schema=schema)
     if any(pa.types.is_dictionary(f.type) for f in table.schema) and table.num_rows:
         table = table.unify_dictionaries()
     return table
