@@ -10,7 +10,6 @@ import http.client
 import http.server
 import importlib.util
 import json
-import os
 import random
 import shutil
 import signal
@@ -25,7 +24,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ROOT, WeirServer, free_port, weir_cmd
+from conftest import ROOT, WeirServer, free_port
+from support.cli import cli
+from support.cli import poll as wait_for
 
 PLUGIN = ROOT / "plugins" / "data_replicator" / "data_replicator.py"
 NS = 1_000_000_000
@@ -40,27 +41,6 @@ def load_plugin():  # type: ignore[no-untyped-def]
 
 
 # ---- helpers -------------------------------------------------------------------------
-
-
-def cli(server: WeirServer, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "INFLUXDB3_HOST_URL": server.url}
-    p = subprocess.run([*weir_cmd(), *args], capture_output=True, text=True, env=env,
-                       timeout=120)
-    if check and p.returncode != 0:
-        raise AssertionError(f"influxdb3 {' '.join(args)} failed ({p.returncode}):\n"
-                             f"{p.stdout}\n{p.stderr}\n--- server log ---\n{server.log()}")
-    return p
-
-
-def wait_for(fn, timeout: float = 60.0, interval: float = 0.1):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    return last
 
 
 def rows(server: WeirServer, db: str, sql: str) -> list[dict]:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from conftest import WeirServer, free_port
+from support.cli import poll
 
 TRIGGER = "/api/v3/configure/processing_engine_trigger"
 
@@ -81,15 +82,8 @@ def trigger_logs(s: WeirServer, trigger: str) -> list[str]:
            f"WHERE trigger_name = '{trigger}' ORDER BY event_time", "_internal")]
 
 
-def wait_for(fn: Any, timeout: float = 45.0, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    return last
+def wait_for(fn: Any, timeout: float = 45.0) -> Any:
+    return poll(fn, timeout)
 
 
 def write_each(s: WeirServer, table: str, numbers: range) -> float:

@@ -6,36 +6,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 
 import httpx
 import pytest
 
 from conftest import ROOT, weir_cmd
+from support.cli import cli
+from support.cli import poll as wait_for
 
 EXAMPLES = ROOT / "plugins" / "examples"
-
-
-def cli(server, *args: str, check: bool = True, input: str | None = None
-        ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "INFLUXDB3_HOST_URL": server.url}
-    p = subprocess.run([*weir_cmd(), *args], capture_output=True, text=True, env=env,
-                       timeout=120, input=input)
-    if check and p.returncode != 0:
-        raise AssertionError(f"influxdb3 {' '.join(args)} failed ({p.returncode}):\n"
-                             f"{p.stdout}\n{p.stderr}\n--- server log ---\n{server.log()}")
-    return p
-
-
-def wait_for(fn, timeout: float = 60.0, interval: float = 0.1):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    return last
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from e2e.test_engine_environment import tiny_package
+from support.cli import poll as wait_for
 
 TRIGGER = "/api/v3/configure/processing_engine_trigger"
 
@@ -28,17 +29,6 @@ def create_trigger(s, db: str, name: str, plugin: str, spec: str,  # type: ignor
         "trigger_specification": spec, "trigger_arguments": args,
         "trigger_settings": {"run_async": run_async, "error_behavior": error_behavior},
         "disabled": False}, timeout=60)
-
-
-def wait_for(fn, timeout: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    return last
 
 
 def rows(s, db: str, sql: str) -> list[dict]:  # type: ignore[no-untyped-def]

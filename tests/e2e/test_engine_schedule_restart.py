@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from conftest import free_port
-from e2e.test_engine_e2e import cli, wait_for
+from support.cli import cli
+from support.cli import poll as wait_for
 
 TICK = """\
 import json
