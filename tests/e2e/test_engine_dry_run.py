@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from support.inprocess import fast_options, make_config, now_lines, open_database, services_for
+from support.inprocess import (
+    make_config,
+    now_lines,
+    open_database,
+    running_engine,
+)
 from weir.database import Database
 from weir.engine import ProcessingEngine
 from weir.errors import PluginError
@@ -37,12 +42,8 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def engine(db: Database) -> AsyncIterator[ProcessingEngine]:
-    eng = ProcessingEngine(services_for(db), db, db.config, fast_options())
-    await eng.start()
-    try:
+    async with running_engine(db) as eng:
         yield eng
-    finally:
-        await eng.stop()
 
 
 def plugin(engine: ProcessingEngine, name: str, code: str) -> str:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from support.inprocess import fast_options, make_config, open_database, services_for, write
+from support.inprocess import fast_options, make_config, open_database, start_engine, write
 from weir.config import ServeConfig
 from weir.database import Database
-from weir.engine import ProcessingEngine
 from weir.engine.environment import PluginEnvironment
 from weir.errors import ProcessingEngineError
 
@@ -81,8 +80,7 @@ async def test_venv_install_and_workers_use_it(tmp_path: Path,
 
 async def _venv_install_and_workers_use_it(db: Database, config: ServeConfig,
                                             tmp_path: Path) -> None:
-    engine = ProcessingEngine(services_for(db), db, config, fast_options(create_venv=True))
-    await engine.start()
+    engine = await start_engine(db, fast_options(create_venv=True))
     try:
         venv = engine.files.plugin_dir / ".venv"
         assert (venv / "pyvenv.cfg").is_file()

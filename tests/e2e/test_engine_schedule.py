@@ -20,7 +20,7 @@ from support.inprocess import (
     make_config,
     open_database,
     query_rows,
-    services_for,
+    start_engine,
     wait_for,
     write,
 )
@@ -62,9 +62,7 @@ class Engines:
         self.current: ProcessingEngine | None = None
 
     async def start(self, options: EngineOptions | None = None) -> ProcessingEngine:
-        eng = ProcessingEngine(services_for(self.db), self.db, self.db.config,
-                               options or fast_options())
-        await eng.start()
+        eng = await start_engine(self.db, options)
         self.current = eng
         return eng
 

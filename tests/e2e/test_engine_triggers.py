@@ -20,12 +20,11 @@ import pytest
 from conftest import ROOT
 from support.inprocess import (
     WriteLog,
-    fast_options,
     make_config,
     open_database,
     query_rows,
     record_writes,
-    services_for,
+    running_engine,
     wait_for,
     write,
 )
@@ -60,12 +59,8 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def engine(db: Database) -> AsyncIterator[ProcessingEngine]:
-    eng = ProcessingEngine(services_for(db), db, db.config, fast_options())
-    await eng.start()
-    try:
+    async with running_engine(db) as eng:
         yield eng
-    finally:
-        await eng.stop()
 
 
 def written(db: Database) -> WriteLog:
@@ -361,13 +356,9 @@ async def test_system_tables_and_restart(engine: ProcessingEngine, db: Database)
     await engine.stop()
 
     # a new engine over the same catalog starts the enabled triggers
-    again = ProcessingEngine(services_for(db), db, engine.config, fast_options())
-    await again.start()
-    try:
+    async with running_engine(db) as again:
         assert again.running("foo", "t1") and again.running("foo", "t2")
         await wait_for(lambda: "tick" in logs(again, "t1"))
-    finally:
-        await again.stop()
 
 
 async def test_parquet_trigger_and_write_back_errors(

@@ -21,6 +21,7 @@ import pyarrow as pa
 from weir import lineprotocol
 from weir.config import ServeConfig
 from weir.database import Database
+from weir.engine import ProcessingEngine
 from weir.engine.options import EngineOptions
 from weir.service import Services
 
@@ -109,6 +110,25 @@ async def open_database(config: ServeConfig) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.stop()
+
+
+async def start_engine(db: Database, options: EngineOptions | None = None
+                       ) -> ProcessingEngine:
+    """A started processing engine over `db`, built as the server builds it."""
+    engine = ProcessingEngine(services_for(db), db, db.config, options or fast_options())
+    await engine.start()
+    return engine
+
+
+@asynccontextmanager
+async def running_engine(db: Database, options: EngineOptions | None = None
+                         ) -> AsyncIterator[ProcessingEngine]:
+    """`start_engine`, stopped on exit."""
+    engine = await start_engine(db, options)
+    try:
+        yield engine
+    finally:
+        await engine.stop()
 
 
 def now_lines(lp: str, start_ns: int | None = None) -> str:
