@@ -10,6 +10,8 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from support.datagen import iso_ns
+
 
 def test_write_then_query_all_formats(server):
     lp = ("cpu,host=a,region=west usage=1.5,count=3i,ok=true,msg=\"hi\" 1000000000\n"
@@ -257,13 +259,6 @@ def test_a_real_snapshot_lists_its_parquet_files(server_factory):
     s.restart()
     assert s.rows("db1", "SELECT count(*) AS n, min(time) AS lo, max(time) AS hi, "
                          "sum(count) AS c FROM cpu") == [{
-        "n": n, "lo": _iso(min(times)), "hi": _iso(max(times)), "c": sum(range(n))}]
+        "n": n, "lo": iso_ns(min(times)), "hi": iso_ns(max(times)), "c": sum(range(n))}]
 
 
-def _iso(ns: int) -> str:
-    """A timestamp as the JSON output format writes it (RFC 3339 without a zone)."""
-    import datetime
-
-    secs, frac = divmod(ns, 10**9)
-    base = datetime.datetime.fromtimestamp(secs, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{frac:09d}".rstrip("0").rstrip(".")
