@@ -49,7 +49,7 @@ rm -f .coverage .coverage.*
 
 echo "==> pytest (under coverage)"
 set +e
-"$PY" -m coverage run -m pytest -q "$@" 2>&1 | tee "$work/pytest.out"
+"$PY" -m coverage run -m pytest -q --durations=15 "$@" 2>&1 | tee "$work/pytest.out"
 status=${PIPESTATUS[0]}
 set -e
 

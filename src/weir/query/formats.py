@@ -20,7 +20,7 @@ import io
 import json
 import math
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -579,7 +579,7 @@ def encode(table: pa.Table, fmt: str) -> bytes:
 
 
 def encode_batches(batches: Iterable[pa.RecordBatch | pa.Table], fmt: str,
-                   schema: pa.Schema | None = None) -> Iterator[bytes]:
+                   schema: pa.Schema | None = None) -> Generator[bytes, None, None]:
     """Encode a result batch by batch, for streaming; json stays one valid array.
 
     `schema` is only needed for `pretty` when there may be no batches at all (an empty

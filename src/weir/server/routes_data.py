@@ -17,6 +17,7 @@ from weir.query import choose_format, content_type, encode
 from weir.server.errors import HttpError, json_error, write_error_response
 from weir.server.http_io import opt_str, parse_bool, parse_json, read_body, require_str
 from weir.server.state import state_of
+from weir.server.streaming import result_response
 from weir.service import BodyReader
 
 
@@ -115,9 +116,9 @@ async def query_sql(request: Request) -> Response:
     require_str(req, "q")
     params = _params(req)
     fmt = _format(req, request)
-    table = await st.services.queries.sql(req["db"], req["q"], params, _principal(request))
-    body = await asyncio.to_thread(encode, table, fmt)
-    return Response(body, media_type=content_type(fmt))
+    stream = await st.services.queries.sql_stream(req["db"], req["q"], params,
+                                                  _principal(request))
+    return await result_response(stream, fmt)
 
 
 async def query_influxql(request: Request) -> Response:

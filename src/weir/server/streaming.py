@@ -1,0 +1,84 @@
+"""Query results sent as they are computed, not built whole first.
+
+A result is encoded batch by batch (`weir.query.encode_batches`). The first
+`_BUFFERED_BYTES` of output are gathered before the response starts: a result that fits
+(most queries) is sent as one ordinary response, so an error anywhere in it still gets its
+proper status and body. A larger result starts streaming then (chunked transfer), holding
+at most one encoded batch at a time; an error after that point can no longer change the
+status, so the connection is cut without the final chunk, and the client sees a truncated
+transfer rather than a short result that looks complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Generator
+
+from starlette.responses import Response, StreamingResponse
+
+from weir.errors import QueryError
+from weir.ports import BatchStream
+from weir.query import content_type, encode_batches
+
+log = logging.getLogger("weir.server")
+
+#: output gathered before deciding between one response and a stream
+_BUFFERED_BYTES = 4 * 1024 * 1024
+
+
+class ResultCutShort(Exception):
+    """A streamed result failed after its first bytes were sent (the connection is cut)."""
+
+
+async def result_response(stream: BatchStream, fmt: str) -> Response:
+    """The response for `stream` in format `fmt`; errors before streaming starts raise as
+    they would for a whole result, and the stream is closed however the response ends."""
+    chunks = encode_batches(stream, fmt, schema=stream.schema)
+    head: list[bytes] = []
+    size = 0
+    try:
+        while size < _BUFFERED_BYTES:
+            chunk = await asyncio.to_thread(_next_chunk, chunks)
+            if chunk is None:
+                return Response(b"".join(head), media_type=content_type(fmt))
+            head.append(chunk)
+            size += len(chunk)
+    except BaseException:
+        _close(chunks, stream)
+        raise
+    return StreamingResponse(_rest(head, chunks, stream), media_type=content_type(fmt))
+
+
+async def _rest(head: list[bytes], chunks: Generator[bytes, None, None],
+                stream: BatchStream) -> AsyncIterator[bytes]:
+    try:
+        for sent in head:
+            yield sent
+        head.clear()
+        while True:
+            try:
+                chunk: bytes | None = await asyncio.to_thread(_next_chunk, chunks)
+            except QueryError as e:
+                log.warning("query failed after its result started streaming; the "
+                            "response is cut short: %s", e)
+                raise ResultCutShort(str(e)) from None
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        # (also when the client went away: the query stops and its files are released)
+        _close(chunks, stream)
+
+
+def _next_chunk(chunks: Generator[bytes, None, None]) -> bytes | None:
+    return next(chunks, None)
+
+
+def _close(chunks: Generator[bytes, None, None], stream: BatchStream) -> None:
+    stream.close()
+    # (ValueError: a worker thread is still inside it, the request having been cancelled;
+    # it ends at its next batch, the stream being closed)
+    with contextlib.suppress(ValueError):
+        chunks.close()
