@@ -113,15 +113,21 @@ class CpuDataset:
 
     def batch(self, i: int, size: int, prefixes: list[str] | None = None) -> bytes:
         """Lines [i*size, (i+1)*size) as line protocol."""
+        return self.chunk(i * size, (i + 1) * size, prefixes, key=i)
+
+    def chunk(self, first: int, stop: int, prefixes: list[str] | None = None,
+              key: int | None = None) -> bytes:
+        """Lines [first, stop) as line protocol; their values are a pure function of
+        (seed, key), key defaulting to `first`."""
         prefixes = prefixes or self.prefixes()
-        rnd = random.Random((self.seed << 32) ^ i)
+        rnd = random.Random((self.seed << 32) ^ (first if key is None else key))
         r = rnd.random
         step_ns = self.interval_s * 1_000_000_000
         hosts = self.hosts
         start = self.start_ns
         names = [f + "=" for f in FIELDS]
         out = []
-        for n in range(i * size, min((i + 1) * size, self.lines)):
+        for n in range(first, min(stop, self.lines)):
             step, h = divmod(n, hosts)
             # idle is high, the rest small, like a real host; full doubles like TSBS
             vals = [100.0 * r() * r() for _ in range(10)]
@@ -260,6 +266,18 @@ def tree_cpu(pid: int) -> float:
         except (OSError, IndexError, ValueError):
             pass
     return total / _TICK
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat (idle and iowait are
+    not busy)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0
+    v += [0] * (8 - len(v))
+    return sum(v) - v[3] - v[4], sum(v)
 
 
 def cpu_times() -> tuple[int, int]:
@@ -713,9 +731,10 @@ def start_py_spy(server: Server, out_dir: str, label: str) -> subprocess.Popen |
     return p
 
 
-def stop_py_spy(p: subprocess.Popen | None) -> None:
+def stop_py_spy(p: subprocess.Popen | None) -> str | None:
+    """Stop py-spy; print and return the summary of what it recorded (None if nothing)."""
     if p is None:
-        return
+        return None
     p.send_signal(signal.SIGINT)  # py-spy writes its output and exits
     try:
         p.wait(60)
@@ -723,7 +742,10 @@ def stop_py_spy(p: subprocess.Popen | None) -> None:
         p.kill()
     out = getattr(p, "out", None)
     if out and Path(out).exists():
-        warn(summarize_folded(Path(out)))
+        summary = summarize_folded(Path(out))
+        warn(summary)
+        return summary
+    return None
 
 
 def summarize_folded(path: Path, top: int = 15) -> str:
@@ -734,8 +756,9 @@ def summarize_folded(path: Path, top: int = 15) -> str:
     incl: dict[str, int] = {}
     total = idle = 0
     strip = re.compile(r":\d+\)$")
+    # (a thread-pool worker whose leaf is _worker itself waits in its queue's get())
     idle_re = re.compile(r"^(?:[\w<>.]*\.)?(select|poll|epoll_wait|wait|acquire|sleep|"
-                         r"accept|recv_into)\s\(")
+                         r"accept|recv_into)\s\(|^_worker \(concurrent/futures/thread\.py\)")
     for line in path.read_text(errors="replace").splitlines():
         stack, _, n = line.rpartition(" ")
         if not n.isdigit():
@@ -761,3 +784,51 @@ def summarize_folded(path: Path, top: int = 15) -> str:
             continue
         out.append(f"  {100 * k / busy:5.1f}%  {f}")
     return "\n".join(out)
+
+
+def folded_to_svg(folded: Path, svg: Path, title: str = "", width: int = 1800) -> Path:
+    """A flame graph (root at the bottom, one box per frame, width = share of samples,
+    hover for the name and count) of py-spy's folded stacks, as a standalone SVG."""
+    tree: dict = {"n": 0, "kids": {}}
+    for line in folded.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit() or not stack:
+            continue
+        node = tree
+        node["n"] += int(n)
+        for frame in stack.split(";"):
+            node = node["kids"].setdefault(frame, {"n": 0, "kids": {}})
+            node["n"] += int(n)
+    total = max(tree["n"], 1)
+    row_h, boxes, depth_max = 16, [], 0
+
+    def walk(node: dict, x: float, depth: int) -> None:
+        nonlocal depth_max
+        for name, kid in sorted(node["kids"].items()):
+            w = width * kid["n"] / total
+            if w >= 0.5:
+                boxes.append((x, depth, w, name, kid["n"]))
+                depth_max = max(depth_max, depth)
+                walk(kid, x, depth + 1)
+            x += w
+
+    walk(tree, 0.0, 0)
+    height = (depth_max + 3) * row_h
+
+    def esc(t: str) -> str:
+        return t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="monospace" font-size="11">',
+           f'<text x="4" y="13">{esc(title)} ({total} samples; hover a box)</text>']
+    for x, depth, w, name, n in boxes:
+        y = height - (depth + 1) * row_h
+        hue = 20 + (hash(name.split(" ")[0]) % 40)
+        label = esc(name[: int(w / 7)]) if w > 21 else ""
+        out.append(f'<g><title>{esc(name)}: {n} samples ({100 * n / total:.1f}%)</title>'
+                   f'<rect x="{x:.1f}" y="{y}" width="{max(w - 0.5, 0.5):.1f}" '
+                   f'height="{row_h - 1}" fill="hsl({hue},85%,60%)"/>'
+                   f'<text x="{x + 2:.1f}" y="{y + 12}">{label}</text></g>')
+    out.append("</svg>")
+    svg.write_text("\n".join(out) + "\n")
+    return svg

@@ -32,7 +32,7 @@ class DatabaseNotFound(NotFound):
 
 class TableNotFound(NotFound):
     def __init__(self, db: str, table: str) -> None:
-        CatalogError.__init__(self, f"Table not found {table} in database {db}")
+        CatalogError.__init__(self, f"Table {table} not in DB schema for {db}")
         self.what = table
 
 
@@ -44,6 +44,18 @@ class AlreadyExists(CatalogError):
 
 class InvalidName(CatalogError):
     """A database, table or column name that is not allowed."""
+
+
+class InvalidConfiguration(CatalogError):
+    """A cache definition the catalog refuses (a missing column, no columns)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"invalid configuration provided: {message}")
+
+
+class InvalidCacheColumnType(CatalogError):
+    """A column of a type a last-value cache cannot key on, or a distinct-value cache
+    cannot hold."""
 
 
 class LimitExceeded(CatalogError):

@@ -1,6 +1,16 @@
 """The catalog: databases, tables and their typed columns, triggers; versioned and
 persisted to the object store."""
 
+from weir.catalog.caches import (
+    DEFAULT_LAST_CACHE_COUNT,
+    DEFAULT_LAST_CACHE_TTL_S,
+    DEFAULT_MAX_AGE_S,
+    DEFAULT_MAX_CARDINALITY,
+    DistinctCacheDefinition,
+    LastCacheDefinition,
+    column_identifier,
+    column_ordinal,
+)
 from weir.catalog.catalog import (
     INTERNAL_DB,
     Catalog,
@@ -26,6 +36,10 @@ from weir.catalog.schema import (
 __all__ = [
     "API_FIELD_TYPES",
     "ARROW_TYPES",
+    "DEFAULT_LAST_CACHE_COUNT",
+    "DEFAULT_LAST_CACHE_TTL_S",
+    "DEFAULT_MAX_AGE_S",
+    "DEFAULT_MAX_CARDINALITY",
     "FIELD",
     "INTERNAL_DB",
     "KIND_META",
@@ -34,10 +48,14 @@ __all__ = [
     "Catalog",
     "Column",
     "DatabaseSchema",
+    "DistinctCacheDefinition",
     "HardDelete",
+    "LastCacheDefinition",
     "Limits",
     "TableSchema",
     "TriggerDefinition",
+    "column_identifier",
+    "column_ordinal",
     "parse_rfc3339_ns",
     "resolve_hard_delete_time",
     "validate_db_name",

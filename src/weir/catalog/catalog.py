@@ -14,9 +14,21 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
+from weir.catalog.caches import (
+    DEFAULT_LAST_CACHE_TTL_S,
+    DEFAULT_MAX_AGE_S,
+    DEFAULT_MAX_CARDINALITY,
+    DistinctCacheDefinition,
+    DistinctCacheJson,
+    LastCacheDefinition,
+    LastCacheJson,
+    new_distinct_cache,
+    new_last_cache,
+)
 from weir.catalog.schema import (
     FIELD,
     TAG,
@@ -56,6 +68,10 @@ class TableJson(TypedDict):
     columns: list[list[str]]  # [name, kind, type] per column
     deleted: NotRequired[bool]
     hard_delete_time_ns: NotRequired[int | None]
+    # a table's caches and its next cache ids; written only once it has had a cache
+    last_caches: NotRequired[list[LastCacheJson]]
+    distinct_caches: NotRequired[list[DistinctCacheJson]]
+    next_cache_ids: NotRequired[list[int]]  # [last, distinct]
 
 
 class DatabaseJson(TypedDict):
@@ -483,6 +499,67 @@ class Catalog:
             t.columns = cols
             return t
 
+    # ---- last-value and distinct-value caches ---------------------------------------
+
+    def create_last_cache(self, db: str, table: str, *, name: str | None = None,
+                          key_columns: Sequence[str] | None = None,
+                          value_columns: Sequence[str] | None = None, count: int = 1,
+                          ttl_s: int = DEFAULT_LAST_CACHE_TTL_S) -> LastCacheDefinition:
+        """Record a new last-value cache (checked as `caches.new_last_cache` says) and
+        persist the catalog; DatabaseNotFound / TableNotFound if there is no such table."""
+        with self._lock:
+            t = self._cache_table(db, table)
+            cache = new_last_cache(table, t.columns, t.last_caches, t.next_last_cache_id,
+                                   name=name, key_columns=key_columns,
+                                   value_columns=value_columns, count=count, ttl_s=ttl_s)
+            t.last_caches = {**t.last_caches, cache.name: cache}
+            t.next_last_cache_id += 1
+            self._persist_locked()
+            return cache
+
+    def delete_last_cache(self, db: str, table: str, name: str) -> LastCacheDefinition:
+        with self._lock:
+            t = self._cache_table(db, table)
+            cache = t.last_caches.get(name)
+            if cache is None:
+                raise NotFound(name)
+            t.last_caches = {k: v for k, v in t.last_caches.items() if k != name}
+            self._persist_locked()
+            return cache
+
+    def create_distinct_cache(self, db: str, table: str, columns: Sequence[str], *,
+                              name: str | None = None,
+                              max_cardinality: int = DEFAULT_MAX_CARDINALITY,
+                              max_age_s: int = DEFAULT_MAX_AGE_S) -> DistinctCacheDefinition:
+        """Record a new distinct-value cache (checked as `caches.new_distinct_cache`
+        says) and persist the catalog."""
+        with self._lock:
+            t = self._cache_table(db, table)
+            cache = new_distinct_cache(table, t.columns, t.distinct_caches,
+                                       t.next_distinct_cache_id, name=name,
+                                       cache_columns=columns, max_cardinality=max_cardinality,
+                                       max_age_s=max_age_s)
+            t.distinct_caches = {**t.distinct_caches, cache.name: cache}
+            t.next_distinct_cache_id += 1
+            self._persist_locked()
+            return cache
+
+    def delete_distinct_cache(self, db: str, table: str, name: str) -> DistinctCacheDefinition:
+        with self._lock:
+            t = self._cache_table(db, table)
+            cache = t.distinct_caches.get(name)
+            if cache is None:
+                raise NotFound(name)
+            t.distinct_caches = {k: v for k, v in t.distinct_caches.items() if k != name}
+            self._persist_locked()
+            return cache
+
+    def _cache_table(self, db: str, table: str) -> TableSchema:
+        t = self.db(db).tables.get(table)
+        if t is None:
+            raise TableNotFound(db, table)
+        return t
+
     # ---- triggers ----------------------------------------------------------------
 
     def create_trigger(self, defn: TriggerDefinition) -> None:
@@ -550,14 +627,25 @@ def _table_to_json(t: TableSchema) -> TableJson:
     if t.deleted:
         out["deleted"] = True
         out["hard_delete_time_ns"] = t.hard_delete_time_ns
+    if t.next_last_cache_id or t.next_distinct_cache_id:
+        out["last_caches"] = [c.to_json() for c in t.last_caches.values()]
+        out["distinct_caches"] = [c.to_json() for c in t.distinct_caches.values()]
+        out["next_cache_ids"] = [t.next_last_cache_id, t.next_distinct_cache_id]
     return out
 
 
 def _table_from_json(t: TableJson) -> TableSchema:
-    return TableSchema(id=t["id"], name=t["name"],
+    name = t["name"]
+    next_ids = t.get("next_cache_ids", [0, 0])
+    return TableSchema(id=t["id"], name=name,
                        columns={c[0]: Column(*c) for c in t["columns"]},
                        deleted=t.get("deleted", False),
-                       hard_delete_time_ns=t.get("hard_delete_time_ns"))
+                       hard_delete_time_ns=t.get("hard_delete_time_ns"),
+                       last_caches={c["name"]: LastCacheDefinition.from_json(name, c)
+                                    for c in t.get("last_caches", [])},
+                       distinct_caches={c["name"]: DistinctCacheDefinition.from_json(name, c)
+                                        for c in t.get("distinct_caches", [])},
+                       next_last_cache_id=next_ids[0], next_distinct_cache_id=next_ids[1])
 
 
 def _db_to_json(d: DatabaseSchema) -> DatabaseJson:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import NotRequired, TypedDict, cast
+from typing import TYPE_CHECKING, NotRequired, TypedDict, cast
 
 import pyarrow as pa
 
 from weir.errors import InvalidName
+
+if TYPE_CHECKING:
+    from weir.catalog.caches import DistinctCacheDefinition, LastCacheDefinition
 
 TAG = "tag"
 FIELD = "field"
@@ -55,6 +58,13 @@ class TableSchema:
     deleted: bool = False
     #: when a soft-deleted table's data and schema go for good (ns since epoch; None: never)
     hard_delete_time_ns: int | None = None
+    #: the table's last-value and distinct-value caches by name (weir.catalog.caches),
+    #: replaced whole on change so readers never see one half-updated
+    last_caches: dict[str, LastCacheDefinition] = field(default_factory=dict)
+    distinct_caches: dict[str, DistinctCacheDefinition] = field(default_factory=dict)
+    #: the next cache ids (never reused)
+    next_last_cache_id: int = 0
+    next_distinct_cache_id: int = 0
 
     def arrow_schema(self) -> pa.Schema:
         """Columns sorted by name: the order `SELECT *` shows them in."""
