@@ -1,0 +1,253 @@
+"""The last-N-value cache of one table (influxdb3_cache `last_cache` in the reference).
+
+For each distinct combination of the key columns' values it keeps the newest `count` rows'
+value columns, newest first. Rows reach it from every flushed WAL file, in WAL order, and
+enter as the reference lets them: a row missing a key column (or with a null one) is
+ignored, and so is a row older than the newest one kept for its key; a row at the same time
+as that newest one updates it field by field (later non-null values win), as Weir's
+last-write-wins does. Each row lives `ttl` after it entered; an expired row is no longer
+read and is dropped by `evict`.
+
+Beyond the reference, `load` merges rows read back from storage (when the cache is created
+and after a restart): a stored row counts as having entered at its own time, so only rows
+newer than `ttl` come back.
+
+Reads build one Arrow table: the key columns (tags as strings), then the value columns
+(explicit ones in their order with `time` last; else every other column of the table, by
+name, so new fields show up), one row per kept row, keys in ascending order, newest row
+first within a key. The table is kept until the cache changes or its oldest row expires.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from weir.catalog import ARROW_TYPES, TAG, LastCacheDefinition
+
+__all__ = ["ColumnType", "LastCache", "last_cache_schema"]
+
+_NS = 1_000_000_000
+
+
+class ColumnType(Protocol):
+    """A catalog column, as the cache reads it (weir.catalog.Column)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+
+@dataclass
+class _Row:
+    #: when the row entered the cache (ns since the epoch): its TTL counts from here
+    entered_ns: int
+    time: int
+    #: value column -> value (missing: null)
+    values: dict[str, object]
+
+
+def last_cache_schema(definition: LastCacheDefinition, columns: Mapping[str, ColumnType]
+                      ) -> pa.Schema:
+    """The columns `last_cache()` returns for `definition` over a table with `columns`
+    (its current catalog columns, in catalog order)."""
+    keys = definition.key_columns
+    fields = [pa.field(k, pa.string() if columns[k].kind == TAG else ARROW_TYPES[columns[k].type],
+                       nullable=columns[k].kind != TAG) for k in keys]
+    return pa.schema(fields + [pa.field(v, ARROW_TYPES[columns[v].type])
+                               for v in _value_columns(definition, columns)])
+
+
+def _value_columns(definition: LastCacheDefinition, columns: Mapping[str, ColumnType]
+                   ) -> list[str]:
+    keys = set(definition.key_columns)
+    if definition.value_columns is None:
+        return sorted(c for c in columns if c not in keys)
+    return [*(v for v in definition.value_columns if v != "time" and v not in keys), "time"]
+
+
+class LastCache:
+    """One cache's rows. Pushes come from the event loop, reads from query threads: every
+    method takes the cache's lock for the part that touches its state."""
+
+    def __init__(self, definition: LastCacheDefinition) -> None:
+        self.definition = definition
+        self._keys = definition.key_columns
+        self._key_set = frozenset(self._keys)
+        self._count = definition.count
+        self._ttl_ns = definition.ttl_s * _NS
+        self._stores: dict[tuple[object, ...], deque[_Row]] = {}
+        self._lock = threading.Lock()
+        self._version = 0
+        #: the last table read, the (version, schema) it was built for, and when its
+        #: oldest row expires
+        self._read: tuple[int, pa.Schema, int, pa.Table] | None = None
+
+    # ---- writes ----------------------------------------------------------------------
+
+    def push(self, batch: pa.RecordBatch, now_ns: int) -> None:
+        """The rows of one WAL write (oldest first) that may enter the cache."""
+        rows = self._candidates(batch)
+        if not rows:
+            return
+        with self._lock:
+            for row in rows:
+                self._push_row(row, now_ns)
+            self._version += 1
+
+    def load(self, table: pa.Table, now_ns: int) -> None:
+        """Merge rows read back from storage (any order; each counts as having entered at
+        its own time, at the latest now): per key the newest `count` rows of what the
+        cache holds and these are kept, a row the cache holds winning at equal times."""
+        if table.num_rows == 0:
+            return
+        rows = self._candidates(table)
+        by_key: dict[tuple[object, ...], list[_Row]] = {}
+        for row in rows:
+            t = row.pop("time")
+            assert isinstance(t, int)
+            key = tuple(row.pop(k) for k in self._keys)
+            by_key.setdefault(key, []).append(_Row(min(t, now_ns), t, row))
+        with self._lock:
+            for key, loaded in by_key.items():
+                store = self._stores.get(key)
+                held = list(store) if store is not None else []
+                times = {r.time for r in held}
+                merged = held + [r for r in loaded if r.time not in times]
+                merged.sort(key=lambda r: r.time, reverse=True)
+                self._stores[key] = deque(merged[:self._count], maxlen=self._count)
+            self._version += 1
+
+    def _push_row(self, row: dict[str, object], now_ns: int) -> None:
+        t = row.pop("time")
+        assert isinstance(t, int)
+        key = tuple(row.pop(k) for k in self._keys)
+        store = self._stores.get(key)
+        if store is None:
+            store = self._stores[key] = deque(maxlen=self._count)
+        elif store:
+            newest = store[0]
+            if t < newest.time:
+                return  # older than what the cache holds for this key: ignored
+            if t == newest.time:  # the same point again: later non-null fields win
+                newest.values.update((c, v) for c, v in row.items() if v is not None)
+                newest.entered_ns = now_ns
+                return
+        store.appendleft(_Row(now_ns, t, row))
+
+    def _candidates(self, data: pa.RecordBatch | pa.Table) -> list[dict[str, object]]:
+        """The rows of `data` that can matter: per key, the newest `count`, oldest first,
+        as dicts of plain values (`time` as ns). Rows with a missing or null key column
+        are left out; found with Arrow, so that only these rows cost Python time."""
+        names = data.schema.names
+        if "time" not in names or any(k not in names for k in self._keys):
+            return []
+        if self.definition.value_columns is None:
+            values = [n for n in names if n not in self._key_set and n != "time"]
+        else:
+            values = [v for v in self.definition.value_columns
+                      if v in names and v not in self._key_set and v != "time"]
+        cols = {n: _plain(data.column(n)) for n in (*self._keys, *values)}
+        cols["time"] = data.column("time").cast(pa.int64())
+        table = pa.table(cols)
+        if self._keys:
+            valid = pc.and_kleene(*[pc.is_valid(table.column(k)) for k in self._keys]) \
+                if len(self._keys) > 1 else pc.is_valid(table.column(self._keys[0]))
+            if valid.null_count or not pc.all(valid).as_py():
+                table = table.filter(valid)
+        n = table.num_rows
+        if n > self._count:
+            order = pc.sort_indices(table, sort_keys=[*((k, "ascending") for k in self._keys),
+                                                      ("time", "ascending")])
+            table = table.take(order)
+            table = table.filter(pa.array(self._last_of_each_key(table)))
+        rows: list[dict[str, object]] = table.to_pylist()
+        return rows
+
+    def _last_of_each_key(self, table: pa.Table) -> np.ndarray:
+        """For rows sorted by key then time: True for the last `count` rows of each key."""
+        n = table.num_rows
+        ends = np.zeros(n, dtype=bool)
+        ends[-1] = True
+        for k in self._keys:
+            col = table.column(k).combine_chunks()
+            changed = pc.not_equal(col.slice(1), col.slice(0, n - 1))
+            ends[:-1] |= changed.to_numpy(zero_copy_only=False)
+        last = np.flatnonzero(ends)
+        pos = np.arange(n)
+        group_end = last[np.searchsorted(last, pos)]
+        keep: np.ndarray = (group_end - pos) < self._count
+        return keep
+
+    # ---- eviction and reads ----------------------------------------------------------
+
+    def evict(self, now_ns: int) -> None:
+        """Drop expired rows, and keys left with none."""
+        cutoff = now_ns - self._ttl_ns
+        with self._lock:
+            changed = False
+            for key in list(self._stores):
+                store = self._stores[key]
+                kept = [r for r in store if r.entered_ns > cutoff]
+                if len(kept) == len(store):
+                    continue
+                changed = True
+                if kept:
+                    self._stores[key] = deque(kept, maxlen=self._count)
+                else:
+                    del self._stores[key]
+            if changed:
+                self._version += 1
+
+    def __len__(self) -> int:
+        """Keys held (expired rows included until evicted)."""
+        with self._lock:
+            return len(self._stores)
+
+    def read(self, columns: Mapping[str, ColumnType], now_ns: int) -> pa.Table:
+        """Every unexpired row, as `last_cache()` returns them (see the module doc);
+        `columns` are the table's catalog columns now."""
+        schema = last_cache_schema(self.definition, columns)
+        with self._lock:
+            read = self._read
+            if read is not None and read[0] == self._version and read[1].equals(schema) \
+                    and now_ns < read[2]:
+                return read[3]
+            table, expires = self._build(schema, now_ns)
+            self._read = (self._version, schema, expires, table)
+            return table
+
+    def _build(self, schema: pa.Schema, now_ns: int) -> tuple[pa.Table, int]:
+        cutoff = now_ns - self._ttl_ns
+        nkeys = len(self._keys)
+        value_names = schema.names[nkeys:]
+        out: list[list[object]] = [[] for _ in schema.names]
+        expires = np.iinfo(np.int64).max
+        for key in sorted(self._stores):
+            for row in self._stores[key]:
+                if row.entered_ns <= cutoff:
+                    continue
+                expires = min(expires, row.entered_ns + self._ttl_ns)
+                for i, v in enumerate(key):
+                    out[i].append(v)
+                values = row.values
+                for j, name in enumerate(value_names, nkeys):
+                    out[j].append(row.time if name == "time" else values.get(name))
+        arrays = [pa.array(vals, type=f.type) for vals, f in zip(out, schema, strict=True)]
+        return pa.Table.from_arrays(arrays, schema=schema), int(expires)
+
+
+def _plain(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Dictionary-encoded tags as plain strings (Arrow sorts and compares those)."""
+    if pa.types.is_dictionary(col.type):
+        return col.cast(col.type.value_type)
+    return col
