@@ -392,9 +392,36 @@ def _overlaps(files: list[dict]) -> int:
     return sum(1 for a, b in itertools.pairwise(spans) if b[0] <= a[1])
 
 
-def weir_settle(target: Target, timeout: float, label: str) -> dict:
-    """Until compaction is done: the listed files unchanged over 3 compaction intervals
-    (and 6 s), none overlapping another in time."""
+def _compaction_due(files: list[dict], file_rows: int) -> str:
+    """What the compactor (weir.persist.compactor) is documented to merge still in
+    `files`: files overlapping in time, or a run of small neighbours (under half of
+    --compaction-file-rows each, together at most that) of 4 files or half a file's rows.
+    "" when nothing."""
+    if n := _overlaps(files):
+        return f"{n} overlapping file(s)"
+    run: list[int] = []
+    due: list[int] = []
+
+    def close() -> None:
+        if len(run) >= 4 or (len(run) >= 2 and sum(run) >= file_rows // 2):
+            due.append(len(run))
+        run.clear()
+
+    for f in sorted(files, key=lambda f: int(f["min_time"])):
+        rows = int(f["row_count"])
+        if rows >= file_rows // 2:
+            close()
+            continue
+        if run and sum(run) + rows > file_rows:
+            close()
+        run.append(rows)
+    close()
+    return f"runs of {'+'.join(map(str, due))} small files" if due else ""
+
+
+def weir_settle(target: Target, timeout: float, label: str, file_rows: int) -> dict:
+    """Until compaction is done: nothing left that the compactor merges, and the listed
+    files unchanged over 3 compaction intervals (and 6 s)."""
     t0 = time.monotonic()
     prev: frozenset[str] | None = None
     since = time.monotonic()
@@ -405,13 +432,13 @@ def weir_settle(target: Target, timeout: float, label: str) -> dict:
         paths = frozenset(f["path"] for f in files)
         if paths != prev:
             prev, since = paths, time.monotonic()
-        elif (time.monotonic() - since >= max(6.0, 3 * COMPACTION_INTERVAL_S)
-              and not _overlaps(files)):
+        due = _compaction_due(files, file_rows)
+        if not due and time.monotonic() - since >= max(6.0, 3 * COMPACTION_INTERVAL_S):
             break
         if time.monotonic() - last_note >= 5:
             last_note = time.monotonic()
-            warn(f"[{label}] waiting for compaction: {len(files)} Parquet files, "
-                 f"{time.monotonic() - t0:.0f}s")
+            warn(f"[{label}] waiting for compaction: {len(files)} Parquet files"
+                 f"{', ' + due + ' to merge' if due else ''}, {time.monotonic() - t0:.0f}s")
         time.sleep(1.0)
     else:
         warn(f"[{label}] compaction had not settled after {timeout:.0f}s; going on")
@@ -623,6 +650,10 @@ def bench_target(t: str, data: Loaded, plan: dict[str, list[Instance]],
         return {"skipped": "binary not found"}
     out: dict = {"queries": {}}
     target = None
+    weir_args = shlex.split(args.weir_args)
+    file_rows = 1_000_000  # the server's default --compaction-file-rows
+    if "--compaction-file-rows" in weir_args[:-1]:
+        file_rows = int(weir_args[weir_args.index("--compaction-file-rows") + 1])
     try:
         warn(f"[{label}] starting server...")
         server.start(args.start_timeout)
@@ -638,7 +669,7 @@ def bench_target(t: str, data: Loaded, plan: dict[str, list[Instance]],
         if t == "weir":
             out["persist"] = weir_persist(target, data.old_rows, snapshot_size,
                                           args.settle_timeout, label)
-            weir_settle(target, args.settle_timeout, label)
+            weir_settle(target, args.settle_timeout, label, file_rows)
             out["last_cache"] = create_last_cache(target, label)
         else:
             influx_settle(target, args.settle_timeout, label)
@@ -646,7 +677,7 @@ def bench_target(t: str, data: Loaded, plan: dict[str, list[Instance]],
         out["load_recent_s"] = load(target, data.recent, ds.lines - data.old_rows,
                                     f"{label} load last {out['buffer_minutes']:g} min")
         if t == "weir":
-            out["storage"] = st = weir_settle(target, args.settle_timeout, label)
+            out["storage"] = st = weir_settle(target, args.settle_timeout, label, file_rows)
             out["buffer_rows"] = ds.lines - st["rows"]
             if st["rows"] != data.old_rows:
                 out["storage_note"] = (f"{st['rows']:,} rows in Parquet, expected "
@@ -843,7 +874,7 @@ def main() -> int:
     ap.add_argument("--influxd", default="/usr/bin/influxd")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per HTTP request")
     ap.add_argument("--start-timeout", type=float, default=60.0)
-    ap.add_argument("--settle-timeout", type=float, default=900.0,
+    ap.add_argument("--settle-timeout", type=float, default=600.0,
                     help="seconds to wait for persisting / compaction before the queries")
     ap.add_argument("--data-root", metavar="DIR",
                     help="put the servers' temp data dirs under DIR (default: system temp)")
