@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import datafusion
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -55,7 +56,7 @@ from datafusion.catalog import Schema, SchemaProvider, Table
 from datafusion.expr import DescribeTable
 
 from weir.errors import QueryError, QueryFailed, QueryTimeout, QueryUnsupported
-from weir.query.source import DatabaseSnapshot, TableSnapshot
+from weir.query.source import DatabaseSnapshot, TableFunction, TableSnapshot
 
 __all__ = ["QueryEngine", "QueryStream", "SqlQueryError", "legacy_type_name", "query_schema"]
 
@@ -228,6 +229,8 @@ class QueryEngine:
         catalog.register_schema(SYSTEM_SCHEMA, _LazySchema(snap.system_tables, system_table,
                                                            failures))
         catalog.register_schema(INFO_SCHEMA, _LazySchema(_INFO_VIEWS, info.view, failures))
+        for name, function in snap.table_functions.items():
+            ctx.register_udtf(datafusion.udtf(_table_function(function, failures), name))
 
     def _settings_view(self, view: str) -> Table:
         """df_settings, routines or parameters: the same for every session of this engine,
@@ -277,6 +280,34 @@ class _LazySchema(SchemaProvider):
                 self._failures.append(e)
                 raise
         return made
+
+
+def _table_function(function: TableFunction, failures: list[BaseException]
+                    ) -> Callable[..., Table]:
+    """A table function as DataFusion calls it while it plans: literal arguments in, a
+    table out. What it raises is kept in `failures` (DataFusion keeps only its text), a
+    `QueryError` as the planning error DataFusion's own `plan_err!` would give."""
+
+    def call(*args: Any) -> Table:
+        try:
+            rows = function([_literal(a) for a in args])
+            return Table(ds.InMemoryDataset(rows))
+        except QueryError as e:
+            failure: BaseException = _error(f"Error during planning: {e}", "planning")
+        except BaseException as e:  # noqa: BLE001 - kept, then raised as it was
+            failure = e
+        failures.append(failure)
+        raise failure
+
+    return call
+
+
+def _literal(arg: Any) -> object:
+    """A table function's argument as a Python value; a non-literal as a plain object."""
+    if isinstance(arg.to_variant(), datafusion.expr.Literal):
+        value: object = arg.python_value().as_py()  # (a pyarrow scalar)
+        return value
+    return object()
 
 
 def _table_failure(e: BaseException) -> BaseException:

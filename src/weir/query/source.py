@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 
 from weir.system_tables import SystemTable
+
+#: a SQL table function (`last_cache('cpu')`): its literal arguments (a value that is not a
+#: literal comes as an object of no such type) -> its rows. It raises `weir.errors.QueryError`
+#: for arguments it cannot use; the message becomes the planning error.
+TableFunction = Callable[[Sequence[object]], pa.Table]
 
 
 @dataclass(frozen=True)
@@ -39,3 +44,5 @@ class DatabaseSnapshot:
     #: the `system.*` tables: their columns, and their rows built only for a query that
     #: reads them
     system_tables: Mapping[str, SystemTable] = field(default_factory=dict)
+    #: the SQL table functions this database has, by name (its caches')
+    table_functions: Mapping[str, TableFunction] = field(default_factory=dict)
