@@ -22,6 +22,17 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def comma_list(values: str | Sequence[str] | None) -> list[str]:
+    """A list option's items, as the reference's `value_delimiter = ','` reads them: every
+    occurrence of the option (click's `multiple=True` gives them as a tuple) split on
+    commas, so `--columns a,b --columns c` is `[a, b, c]`; blanks are dropped."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    return [s.strip() for v in values for s in v.split(",") if s.strip()]
+
+
 def quoted(text: str) -> str:
     """A name in double quotes, escaped the way the reference prints it (`"my db"`)."""
     return json.dumps(text, ensure_ascii=False)

@@ -8,7 +8,7 @@ import json
 import re
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -229,13 +229,19 @@ def database_option(required: bool = True, help: str = "Database name."
                         required=required, show_envvar=True, help=help)
 
 
-def key_values(text: str | None, flag: str) -> dict[str, str] | None:
-    """`k=v,k2=v2` -> dict: split on commas, then on the first `=` (the reference's rule:
-    values may contain `=` but not `,`)."""
-    if text is None:
+def key_values(values: str | Sequence[str] | None, flag: str) -> dict[str, str] | None:
+    """`k=v,k2=v2` -> dict: every occurrence of the option split on commas, each pair on
+    its first `=` (the reference's rule: values may contain `=` but not `,`). Occurrences
+    accumulate (`--trigger-arguments a=1 --trigger-arguments b=2,c=3` is a, b and c); a key
+    given twice keeps its last value, as the reference's map does. None when not given."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = [values]
+    if not values:
         return None
     out: dict[str, str] = {}
-    for item in text.split(","):
+    for item in (i for text in values for i in text.split(",")):
         if not item.strip():
             continue
         k, eq, v = item.partition("=")
@@ -244,10 +250,6 @@ def key_values(text: str | None, flag: str) -> dict[str, str] | None:
                                      "separated by commas)", param_hint=f"'{flag}'")
         out[k] = v
     return out
-
-
-def comma_list(text: str | None) -> list[str]:
-    return [s.strip() for s in (text or "").split(",") if s.strip()]
 
 
 def print_json(value: Any) -> None:

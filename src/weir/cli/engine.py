@@ -105,8 +105,9 @@ def upload_plugin(client: Client, database: str, path_text: str, context: str) -
                    "(or gh:<path> from the plugins repository; with --upload, a local path).")
 @click.option("--plugin-filename", default=None, metavar="FILE",
               help="Older name of --path.")
-@click.option("--trigger-arguments", default=None, metavar="K=V,...",
-              help="Arguments passed to the plugin as `args`, e.g. key1=val1,key2=val2.")
+@click.option("--trigger-arguments", multiple=True, metavar="K=V,...",
+              help="Arguments passed to the plugin as `args`, e.g. key1=val1,key2=val2; "
+                   "repeat the flag to add more (a repeated key keeps its last value).")
 @click.option("--disabled", is_flag=True, help="Create it disabled.")
 @click.option("--run-asynchronous", is_flag=True,
               help="Let invocations run concurrently instead of one at a time.")
@@ -126,9 +127,9 @@ def upload_plugin(client: Client, database: str, path_text: str, context: str) -
 @click.argument("trigger_name")
 @client_options
 def create_trigger(client: Client, database: str, trigger_spec: str, path: str | None,
-                   plugin_filename: str | None, trigger_arguments: str | None, disabled: bool,
-                   run_asynchronous: bool, error_behavior: str, upload: bool, public: bool,
-                   catch_up: bool, trigger_name: str) -> None:
+                   plugin_filename: str | None, trigger_arguments: tuple[str, ...],
+                   disabled: bool, run_asynchronous: bool, error_behavior: str, upload: bool,
+                   public: bool, catch_up: bool, trigger_name: str) -> None:
     """Create a processing-engine trigger that runs a plugin on writes, on a schedule, or
     on HTTP requests to /api/v3/engine/<path>."""
     if path and plugin_filename:
@@ -287,7 +288,9 @@ def _engine_flags(f: CommandFunc) -> CommandFunc:
                       ("--package-manager", None), ("--plugin-repo", None)):
         f = click.option(flag, "ignored_" + flag.strip("-").replace("-", "_"), envvar=env,
                          default=None, hidden=True)(f)
-    return f
+    # a list in the reference (repeatable, comma-separated)
+    return click.option("--restrict-plugin-triggers-to", "ignored_restrict_plugin_triggers_to",
+                        multiple=True, hidden=True)(f)
 
 
 @command(install, "package", example=["influxdb3 install package pandas requests",
@@ -301,7 +304,7 @@ def install_package(client: Client, requirements: str | None, packages: tuple[st
                     **_ignored: Any) -> None:
     """Install packages into the plugin virtualenv (pip names, run by the server)."""
     for name, value in _ignored.items():
-        if value is not None:
+        if value not in (None, ()):
             flag = "--" + name.removeprefix("ignored_").replace("_", "-")
             click.echo(f"warning: {flag} is ignored: the server's own plugin environment "
                        "settings apply", err=True)
@@ -342,13 +345,15 @@ def test() -> None:
               help="Line protocol the plugin sees as written.")
 @click.option("--file", "file", default=None, metavar="FILE",
               help="Read that line protocol from a local file.")
-@click.option("--input-arguments", default=None, metavar="K=V,...",
-              help="Arguments passed to the plugin as `args`.")
+@click.option("--input-arguments", multiple=True, metavar="K=V,...",
+              help="Arguments passed to the plugin as `args` (comma-separated, or repeat "
+                   "the flag).")
 @click.option("--cache-name", default=None, help="Cache namespace to use across test runs.")
 @click.argument("filename")
 @client_options
 def test_wal_plugin(client: Client, database: str, lp: str | None, file: str | None,
-                    input_arguments: str | None, cache_name: str | None, filename: str) -> None:
+                    input_arguments: tuple[str, ...], cache_name: str | None,
+                    filename: str) -> None:
     """Dry-run a WAL plugin (a file in the server's plugin dir) on some line protocol;
     print its log lines, the writes it would make and any errors."""
     if lp is not None and file is not None:
@@ -371,13 +376,14 @@ def test_wal_plugin(client: Client, database: str, lp: str | None, file: str | N
 @database_option()
 @click.option("--schedule", default=None, metavar="CRON",
               help="Cron expression, seconds first [server default: * * * * * *].")
-@click.option("--input-arguments", default=None, metavar="K=V,...",
-              help="Arguments passed to the plugin as `args`.")
+@click.option("--input-arguments", multiple=True, metavar="K=V,...",
+              help="Arguments passed to the plugin as `args` (comma-separated, or repeat "
+                   "the flag).")
 @click.option("--cache-name", default=None, help="Cache namespace to use across test runs.")
 @click.argument("filename")
 @client_options
 def test_schedule_plugin(client: Client, database: str, schedule: str | None,
-                         input_arguments: str | None, cache_name: str | None,
+                         input_arguments: tuple[str, ...], cache_name: str | None,
                          filename: str) -> None:
     """Dry-run a scheduled plugin once; print its log lines, the writes it would make and
     any errors."""

@@ -9,14 +9,15 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 
-from weir.cli.base import command, fail, group, quoted
-from weir.cli.client import Client, client_options, comma_list, database_option, print_json
+from weir.cli.base import comma_list, command, fail, group, quoted
+from weir.cli.client import Client, client_options, database_option, print_json
 from weir.cli.serve import DURATION
 from weir.config import DurationError, parse_duration
 
@@ -175,9 +176,9 @@ def update_database(client: Client, database: str, retention_period: str) -> Non
 FIELD_TYPES = ("int64", "uint64", "float64", "utf8", "bool")
 
 
-def parse_fields(text: str | None) -> list[dict[str, str]]:
+def parse_fields(values: str | Sequence[str] | None) -> list[dict[str, str]]:
     out = []
-    for item in comma_list(text):
+    for item in comma_list(values):
         name, colon, ftype = item.partition(":")
         if not colon:
             raise click.BadParameter(f"invalid FIELD:VALUE. No `:` found in `{item}`",
@@ -192,13 +193,15 @@ def parse_fields(text: str | None) -> list[dict[str, str]]:
 @command(create, "table", example="influxdb3 create table cpu --database mydb "
                                   "--tags host,region --fields usage:float64,cores:int64")
 @database_option()
-@click.option("--tags", default=None, metavar="TAG,...", help="Tag column names.")
-@click.option("-f", "--fields", default=None, metavar="NAME:TYPE,...",
-              help="Field columns; types int64, uint64, float64, utf8, bool.")
+@click.option("--tags", multiple=True, metavar="TAG,...",
+              help="Tag column names (comma-separated, or repeat the flag).")
+@click.option("-f", "--fields", multiple=True, metavar="NAME:TYPE,...",
+              help="Field columns; types int64, uint64, float64, utf8, bool (comma-separated, "
+                   "or repeat the flag).")
 @click.argument("name")
 @client_options
-def create_table(client: Client, database: str, tags: str | None, fields: str | None,
-                 name: str) -> None:
+def create_table(client: Client, database: str, tags: tuple[str, ...],
+                 fields: tuple[str, ...], name: str) -> None:
     """Create a table with the given tag and field columns."""
     body = {"db": database, "table": name, "tags": comma_list(tags),
             "fields": parse_fields(fields)}
@@ -241,24 +244,27 @@ def _cache_created(r: httpx.Response) -> None:
                                        "--table cpu --key-columns host --value-columns usage")
 @database_option()
 @click.option("-t", "--table", required=True, help="Table the cache is for.")
-@click.option("--key-columns", default=None, metavar="COL,...", help="Key columns.")
-@click.option("--value-columns", default=None, metavar="COL,...", help="Value columns.")
+@click.option("--key-columns", multiple=True, metavar="COL,...",
+              help="Key columns (comma-separated, or repeat the flag).")
+@click.option("--value-columns", multiple=True, metavar="COL,...",
+              help="Value columns (comma-separated, or repeat the flag).")
 @click.option("--count", default=1, type=click.IntRange(1, 10), show_default=True,
               help="Values kept per key.")
 @click.option("--ttl", default="4 hours", type=DURATION, show_default=True,
               help="How long entries live.")
 @click.argument("cache_name", required=False)
 @client_options
-def create_last_cache(client: Client, database: str, table: str, key_columns: str | None,
-                      value_columns: str | None, count: int, ttl: float,
+def create_last_cache(client: Client, database: str, table: str,
+                      key_columns: tuple[str, ...], value_columns: tuple[str, ...], count: int,
+                      ttl: float,
                       cache_name: str | None) -> None:
     """Create a last-value cache."""
     body: dict[str, Any] = {"db": database, "table": table}
     if cache_name:
         body["name"] = cache_name
-    if key_columns is not None:
+    if key_columns:  # not given: not sent, and the server picks them
         body["key_columns"] = comma_list(key_columns)
-    if value_columns is not None:
+    if value_columns:
         body["value_columns"] = comma_list(value_columns)
     body.update(count=count, ttl=int(ttl))
     _cache_created(client.ok("POST", "/api/v3/configure/last_cache",
@@ -269,15 +275,16 @@ def create_last_cache(client: Client, database: str, table: str, key_columns: st
                                            "--table cpu --columns region,host")
 @database_option()
 @click.option("-t", "--table", required=True, help="Table the cache is for.")
-@click.option("--columns", required=True, metavar="COL,...",
-              help="Columns to cache distinct values of, top level first.")
+@click.option("--columns", required=True, multiple=True, metavar="COL,...",
+              help="Columns to cache distinct values of, top level first (comma-separated, "
+                   "or repeat the flag).")
 @click.option("--max-cardinality", default=100000, type=click.IntRange(min=1),
               show_default=True, help="Most value combinations kept.")
 @click.option("--max-age", default="1d", type=DURATION, show_default=True,
               help="How long entries live.")
 @click.argument("cache_name", required=False)
 @client_options
-def create_distinct_cache(client: Client, database: str, table: str, columns: str,
+def create_distinct_cache(client: Client, database: str, table: str, columns: tuple[str, ...],
                           max_cardinality: int, max_age: float, cache_name: str | None) -> None:
     """Create a distinct-value cache."""
     body: dict[str, Any] = {"db": database, "table": table}

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from weir.cli.base import CommandFunc, WeirCommand, fail
+from weir.cli.base import CommandFunc, WeirCommand, comma_list, fail
 from weir.config import (
     DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT,
     DEFAULT_NUM_DATABASE_LIMIT,
@@ -251,8 +251,9 @@ _EXAMPLE = [
               metavar="URL", help="Base URL that gh: plugin names are fetched from "
                                   "[default: the influxdb3_plugins repository on GitHub].")
 @click.option("--restrict-plugin-triggers-to", envvar="INFLUXDB3_RESTRICT_PLUGIN_TRIGGERS_TO",
-              default=None, show_envvar=True, metavar="KINDS",
-              help="Allow only these trigger kinds (comma list of wal, schedule, request).")
+              multiple=True, show_envvar=True, metavar="KINDS",
+              help="Allow only these trigger kinds (wal, schedule, request; comma-separated, "
+                   "or repeat the flag).")
 @click.option("--without-auth", envvar="INFLUXDB3_START_WITHOUT_AUTH", is_flag=True,
               show_envvar=True, help="Serve every request without checking tokens.")
 @click.option("--disable-authz", envvar="INFLUXDB3_DISABLE_AUTHZ", default=None,
@@ -369,8 +370,9 @@ def _bad(flag: str, message: str) -> click.BadParameter:
     return click.BadParameter(message, param_hint=f"'{flag}'")
 
 
-def _choices(flag: str, text: str | None, allowed: tuple[str, ...]) -> list[str]:
-    values = [s.strip() for s in (text or "").split(",") if s.strip()]
+def _choices(flag: str, given: str | tuple[str, ...] | None,
+             allowed: tuple[str, ...]) -> list[str]:
+    values = comma_list(given)
     for v in values:
         if v.lower() not in allowed:
             raise _bad(flag, f"{v!r} is not one of {', '.join(allowed)}")

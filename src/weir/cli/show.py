@@ -9,7 +9,7 @@ from typing import Any, TypedDict
 import click
 import httpx
 
-from weir.cli.base import CommandFunc, command, fail, group
+from weir.cli.base import CommandFunc, comma_list, command, fail, group
 from weir.cli.client import (
     FORMAT_CHOICE,
     WIRE_FORMAT,
@@ -175,19 +175,22 @@ def system_table_list(ctx: click.Context, client: Client, database: str | None,
 @database_option(required=False)
 @click.option("-l", "--limit", default=100, type=click.IntRange(min=0), show_default=True,
               help="Most rows to show; 0 for all.")
-@click.option("-o", "--order-by", default=None, metavar="COL,...", help="Sort by these columns.")
-@click.option("-s", "--select", "select", default=None, metavar="COL,...",
-              help="Only these columns.")
+@click.option("-o", "--order-by", multiple=True, metavar="COL,...",
+              help="Sort by these columns (comma-separated, or repeat the flag).")
+@click.option("-s", "--select", "select", multiple=True, metavar="COL,...",
+              help="Only these columns (comma-separated, or repeat the flag).")
 @format_option
 @click.argument("system_table")
 @client_options
 @click.pass_context
 def system_table(ctx: click.Context, client: Client, database: str | None, limit: int,
-                 order_by: str | None, select: str | None, fmt: str, system_table: str) -> None:
+                 order_by: tuple[str, ...], select: tuple[str, ...], fmt: str,
+                 system_table: str) -> None:
     """Show the rows of one system table."""
     db = _db(ctx, database)
     r = client.request("POST", "/api/v3/query_sql", json_body={
-        "db": db, "q": _system_query(system_table, select, order_by, limit),
+        "db": db, "q": _system_query(system_table, ",".join(comma_list(select)),
+                                     ",".join(comma_list(order_by)), limit),
         "format": WIRE_FORMAT[fmt], "params": None})
     if r.status_code >= 400:
         if "not found" in r.text:

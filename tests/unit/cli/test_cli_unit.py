@@ -1057,3 +1057,79 @@ def test_write_to_a_dead_server_says_so_once() -> None:
     r = run(None, "write", "-d", "db", "--max-request-size", "100", lp,
             env={"INFLUXDB3_HOST_URL": f"http://127.0.0.1:{port}"})
     assert one_line_error(r).startswith(f"error: could not connect to http://127.0.0.1:{port}")
+
+
+# ---- list options: repeated and comma-separated (the reference's `Vec<_>` options with
+# `value_delimiter = ','`, which clap appends to on every occurrence) ------------------------
+
+
+def test_repeated_trigger_arguments_accumulate(srv: FakeServer) -> None:
+    r = run(srv, "create", "trigger", "-d", "db", "--path", "p.py", "--trigger-spec",
+            "all_tables", "--trigger-arguments", "a=1", "--trigger-arguments", "b=2,c=x=y", "t")
+    assert r.exit_code == 0, r.output
+    assert srv.last.json["trigger_arguments"] == {"a": "1", "b": "2", "c": "x=y"}
+    # a key given twice keeps its last value (the reference collects the pairs into a map)
+    run(srv, "create", "trigger", "-d", "db", "--path", "p.py", "--trigger-spec",
+        "all_tables", "--trigger-arguments", "a=1,a=2", "--trigger-arguments", "a=3", "t")
+    assert srv.last.json["trigger_arguments"] == {"a": "3"}
+    # a bad pair in any occurrence is refused before anything is sent
+    n = len(srv.requests)
+    err = one_line_error(run(srv, "create", "trigger", "-d", "db", "--path", "p.py",
+                             "--trigger-spec", "all_tables", "--trigger-arguments", "a=1",
+                             "--trigger-arguments", "oops", "t"), 2)
+    assert "'oops' must be formatted as \"key=value\"" in err and len(srv.requests) == n
+
+
+def test_repeated_input_arguments_accumulate(srv: FakeServer) -> None:
+    run(srv, "test", "wal_plugin", "-d", "db", "--lp", "m v=1", "--input-arguments", "a=1",
+        "--input-arguments", "b=2,c=3", "p.py")
+    assert srv.last.json["input_arguments"] == {"a": "1", "b": "2", "c": "3"}
+    run(srv, "test", "schedule_plugin", "-d", "db", "--input-arguments", "a=1",
+        "--input-arguments", "a=2", "p.py")
+    assert srv.last.json["input_arguments"] == {"a": "2"}
+
+
+def test_repeated_table_and_cache_columns_accumulate(srv: FakeServer) -> None:
+    run(srv, "create", "table", "cpu", "-d", "db", "--tags", "host", "--tags", "region,az",
+        "--fields", "a:int64", "-f", "b:utf8,c:bool")
+    assert srv.last.json == {"db": "db", "table": "cpu", "tags": ["host", "region", "az"],
+                             "fields": [{"name": "a", "type": "int64"},
+                                        {"name": "b", "type": "utf8"},
+                                        {"name": "c", "type": "bool"}]}
+    srv.reply("POST", "/api/v3/configure/last_cache", 201, {"id": 1})
+    run(srv, "create", "last_cache", "-d", "db", "-t", "cpu", "--key-columns", "a",
+        "--key-columns", "b,c", "--value-columns", "x", "--value-columns", "y")
+    assert (srv.last.json["key_columns"], srv.last.json["value_columns"]) == (
+        ["a", "b", "c"], ["x", "y"])
+    run(srv, "create", "last_cache", "-d", "db", "-t", "cpu")  # none given: none sent
+    assert "key_columns" not in srv.last.json and "value_columns" not in srv.last.json
+    srv.reply("POST", "/api/v3/configure/distinct_cache", 201, {"id": 1})
+    run(srv, "create", "distinct_cache", "-d", "db", "-t", "cpu", "--columns", "region",
+        "--columns", "host,core")
+    assert srv.last.json["columns"] == ["region", "host", "core"]
+
+
+def test_repeated_show_system_select_and_order_by(srv: FakeServer) -> None:
+    run(srv, "show", "system", "-d", "db", "table", "queries", "-s", "a", "-s", "b,c",
+        "-o", "a", "--order-by", "b", "-l", "0")
+    assert srv.last.json["q"] == ('SELECT a,b,c FROM system."queries"\nWHERE query_text !~ '
+                                  "'.*(select.queries.|information_schema)*'\nORDER BY a,b")
+
+
+def test_install_package_takes_the_references_list_flag(srv: FakeServer) -> None:
+    r = run(srv, "install", "package", "--restrict-plugin-triggers-to", "wal",
+            "--restrict-plugin-triggers-to", "schedule,request", "pandas")
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count("--restrict-plugin-triggers-to is ignored") == 1
+    assert srv.last.json == {"packages": ["pandas"]}
+    assert "ignored" not in run(srv, "install", "package", "pandas").stderr
+
+
+def test_serve_restrict_plugin_triggers_to_accumulates(served: list[Any]) -> None:
+    r = run(None, "serve", "--node-id", "n", "--restrict-plugin-triggers-to", "wal",
+            "--restrict-plugin-triggers-to", "schedule,request")
+    assert r.exit_code == 0, r.output
+    assert served[-1].restrict_plugin_triggers_to == ["wal", "schedule", "request"]
+    run(None, "serve", "--node-id", "n",
+        env={"INFLUXDB3_RESTRICT_PLUGIN_TRIGGERS_TO": "wal,request"})
+    assert served[-1].restrict_plugin_triggers_to == ["wal", "request"]
