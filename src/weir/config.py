@@ -156,6 +156,14 @@ class ServeConfig:
     plugin_memory_limit: int | None = field(
         default_factory=lambda: parse_size(os.environ["WEIR_PLUGIN_MEMORY_LIMIT"])
         if os.environ.get("WEIR_PLUGIN_MEMORY_LIMIT") else None)
+    #: the environment variables `serve` reads itself (its options'), withheld from plugin
+    #: workers; the CLI derives them from the options (weir.engine.plugin_env says the rest)
+    server_env_vars: list[str] = field(default_factory=list)
+    #: --plugin-env-allow: only names matching these (glob) patterns reach plugins, plus
+    #: what a Python process needs; None: every name but the withheld ones
+    plugin_env_allow: list[str] | None = None
+    #: --plugin-env-deny: names matching these (glob) patterns never reach plugins
+    plugin_env_deny: list[str] = field(default_factory=list)
     log_filter: str = "info"
 
     @property

@@ -148,29 +148,6 @@ def test_token_endpoints_without_auth(server):
     assert r.status_code == 200
 
 
-def test_plugins_get_no_server_secrets(server_factory, tmp_path):
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    (plugins / "env.py").write_text(
-        "import os\n"
-        "def process_scheduled_call(influxdb3_local, call_time, args=None):\n"
-        "    for k in ('INFLUXDB3_AUTH_TOKEN', 'SECRET_X', 'VISIBLE', 'PLUGIN_DIR', 'TZ'):\n"
-        "        influxdb3_local.info(k, os.environ.get(k))\n")
-    s = server_factory(plugin_dir=plugins, env={
-        "INFLUXDB3_AUTH_TOKEN": "server-token", "SECRET_X": "hush", "VISIBLE": "yes",
-        "WEIR_PLUGIN_ENV": "VISIBLE"}).start()
-    httpx.post(f"{s.url}/api/v3/configure/database", json={"db": "d"})
-    r = httpx.post(f"{s.url}/api/v3/plugin_test/schedule",
-                   json={"filename": "env.py", "database": "d"}, timeout=60)
-    assert r.status_code == 200, r.text
-    logs = r.json()["log_lines"]
-    assert "INFO: INFLUXDB3_AUTH_TOKEN None" in logs
-    assert "INFO: SECRET_X None" in logs
-    assert "INFO: VISIBLE yes" in logs
-    assert f"INFO: PLUGIN_DIR {plugins}" in logs
-    assert "INFO: TZ UTC" in logs
-
-
 def test_offline_admin_token_file(server_factory, tmp_path):
     f = tmp_path / "admin.json"
     p = subprocess.run([*weir_cmd(), "create", "token", "--admin", "--offline", "--output-file",

@@ -33,6 +33,8 @@ WIRED: dict[str, str] = {
     "--exec-mem-pool-bytes": "tests/test_hostile_input.py",
     "--query-timeout": "tests/test_hostile_input.py",
     "--plugin-call-timeout": "tests/test_engine_e2e.py",
+    "--plugin-env-allow": "tests/e2e/test_plugin_env.py",
+    "--plugin-env-deny": "tests/e2e/test_plugin_env.py",
     "--num-database-limit": "tests/test_limits_retention_api.py",
     "--num-table-limit": "tests/test_limits_retention_api.py",
     "--num-total-columns-per-table-limit": "tests/test_limits_retention_api.py",

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -28,6 +29,7 @@ from weir.engine.environment import PluginEnvironment
 from weir.engine.loader import PluginFiles, PluginRef, check_entry_point
 from weir.engine.logs import PluginLogs
 from weir.engine.options import EngineOptions
+from weir.engine.plugin_env import PluginEnvPolicy
 from weir.engine.schedule import ScheduleTriggerRunner, TriggerStateStore
 from weir.engine.services import EngineServices
 from weir.engine.specs import (
@@ -108,6 +110,7 @@ class ProcessingEngine:
         self.files = PluginFiles(config.plugin_dir, config.plugin_repo)
         venv = config.venv_dir if config.plugin_dir is not None else None
         self.environment = PluginEnvironment(venv, config.package_manager)
+        self.env_policy = PluginEnvPolicy.from_config(config)
         self.worker_services = EngineServices(services.writes, services.queries, self.logs)
         self._runners: dict[tuple[str, str], TriggerRunner] = {}
         self._paths: dict[str, RequestTriggerRunner] = {}
@@ -163,6 +166,13 @@ class ProcessingEngine:
         self._storage.add_database_deleted_listener(self.on_database_deleted)
         log.info("processing engine started: %d of %d triggers running", len(self._runners),
                  len(enabled))
+        # names only, never values: what an operator checks when a plugin misses a variable
+        withheld = self.env_policy.withheld(os.environ)
+        shown = ", ".join(withheld[:30]) + (f" and {len(withheld) - 30} more"
+                                             if len(withheld) > 30 else "")
+        log.info("plugins see the server's environment except %d variable(s)%s (see "
+                 "--plugin-env-allow, --plugin-env-deny)", len(withheld),
+                 f": {shown}" if withheld else "")
 
     async def stop(self) -> None:
         """Stop every trigger and worker."""
@@ -186,7 +196,8 @@ class ProcessingEngine:
         if plugin_dir is not None:
             env["PLUGIN_DIR"] = env["INFLUXDB3_PLUGIN_DIR"] = str(plugin_dir)
         cwd = str(plugin_dir) if plugin_dir is not None and plugin_dir.is_dir() else None
-        return WorkerSpec(label=label, python=python, init=init, env=env, cwd=cwd,
+        return WorkerSpec(label=label, python=python, init=init, env=env,
+                          env_policy=self.env_policy, cwd=cwd,
                           memory_limit=self.options.memory_limit or None,
                           first_paths=first_paths,
                           start_timeout=self.options.worker_start_timeout,

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 import weir
+from weir.engine.plugin_env import PluginEnvPolicy
 from weir.engine.specs import format_humantime
 from weir.engine.worker.protocol import (
     PREFIX,
@@ -68,18 +69,6 @@ class WorkerDied(Exception):
         self.reason = reason
 
 
-#: what a plugin process inherits from the server's environment: enough to run, and no
-#: secrets. Operators hand plugins more with WEIR_PLUGIN_ENV=NAME,NAME2 (e.g. an API key).
-_BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "USER", "LOGNAME",
-             "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "HF_HOME",
-             "PIP_INDEX_URL", "PIP_FIND_LINKS", "http_proxy", "https_proxy", "no_proxy")
-
-
-def plugin_base_env() -> dict[str, str]:
-    extra = [n.strip() for n in os.environ.get("WEIR_PLUGIN_ENV", "").split(",") if n.strip()]
-    return {k: os.environ[k] for k in (*_BASE_ENV, *extra) if k in os.environ}
-
-
 class WorkerStartError(Exception):
     """A worker process could not be started."""
 
@@ -104,7 +93,9 @@ class WorkerSpec:
     label: str  # the trigger name (or "dry run"), for logs
     python: str
     init: dict[str, Any]
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # set on top of the inherited ones
+    #: which of the server's environment variables the worker inherits (weir.engine.plugin_env)
+    env_policy: PluginEnvPolicy = field(default_factory=PluginEnvPolicy)
     cwd: str | None = None
     memory_limit: int | None = None
     first_paths: list[str] = field(default_factory=list)  # before the server's packages
@@ -174,8 +165,8 @@ class WorkerProcess:
         site_dirs, paths = server_paths()
         boot = {"site_dirs": site_dirs, "paths": paths, "first_paths": spec.first_paths,
                 "memory_limit": spec.memory_limit}
-        env = {**plugin_base_env(), **spec.env, "WEIR_WORKER_BOOT": json.dumps(boot),
-               "PYTHONUNBUFFERED": "1"}
+        env = {**spec.env_policy.apply(os.environ), **spec.env,
+               "WEIR_WORKER_BOOT": json.dumps(boot), "PYTHONUNBUFFERED": "1"}
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 self.python, "-c", BOOTSTRAP, stdin=asyncio.subprocess.PIPE,

@@ -1133,3 +1133,40 @@ def test_serve_restrict_plugin_triggers_to_accumulates(served: list[Any]) -> Non
     run(None, "serve", "--node-id", "n",
         env={"INFLUXDB3_RESTRICT_PLUGIN_TRIGGERS_TO": "wal,request"})
     assert served[-1].restrict_plugin_triggers_to == ["wal", "request"]
+
+
+def test_serve_plugin_env_options(served: list[Any]) -> None:
+    r = run(None, "serve", "--node-id", "n",
+            "--plugin-env-allow", "NORI_API_KEY", "--plugin-env-allow", "TWILIO_*, OTHER",
+            env={"INFLUXDB3_PLUGIN_ENV_DENY": "GITHUB_TOKEN,SSH_*"})
+    assert r.exit_code == 0, r.output
+    cfg = served[-1]
+    assert cfg.plugin_env_allow == ["NORI_API_KEY", "TWILIO_*", "OTHER"]
+    assert cfg.plugin_env_deny == ["GITHUB_TOKEN", "SSH_*"]
+    run(None, "serve", "--node-id", "n")
+    assert (served[-1].plugin_env_allow, served[-1].plugin_env_deny) == (None, [])
+    err = one_line_error(run(None, "serve", "--node-id", "n", "--plugin-env-allow",
+                             "NORI_API_KEY=abc"), 2)
+    assert "--plugin-env-allow" in err and "NAME=VALUE" in err
+
+
+def test_serve_withholds_its_own_variables_from_plugins(served: list[Any]) -> None:
+    run(None, "serve", "--node-id-from-env", "MY_NODE", env={"MY_NODE": "n"})
+    names = set(served[-1].server_env_vars)
+    # derived from serve's options, hidden ones included: credentials and settings
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN",
+                 "AZURE_STORAGE_ACCESS_KEY", "GOOGLE_SERVICE_ACCOUNT",
+                 "INFLUXDB3_ADMIN_TOKEN_FILE", "INFLUXDB3_TLS_KEY", "INFLUXDB3_DB_DIR",
+                 "INFLUXDB3_PLUGIN_ENV_ALLOW", "INFLUXDB3_PLUGIN_ENV_DENY", "MY_NODE"):
+        assert name in names, name
+    # what the CLI (and plugins calling back into the server) use is not the server's
+    assert "INFLUXDB3_AUTH_TOKEN" not in names and "INFLUXDB3_HOST_URL" not in names
+
+
+def test_serve_help_shows_the_plugin_env_options_with_examples() -> None:
+    out = run(None, "serve", "--help").stdout
+    assert "--plugin-env-allow NAMES" in out and "INFLUXDB3_PLUGIN_ENV_ALLOW" in out
+    assert "--plugin-env-deny NAMES" in out and "INFLUXDB3_PLUGIN_ENV_DENY" in out
+    examples = out.split("Examples:")[1]
+    assert "--plugin-env-deny 'GITHUB_TOKEN,SSH_*'" in examples
+    assert "--plugin-env-allow 'TWILIO_*' --plugin-env-allow NORI_API_KEY" in examples
