@@ -9,9 +9,10 @@ listeners and system tables itself.
 
 Modules: `plugin_api` (the contract plugins see), `line_builder`, `specs` (trigger
 specifications, cron, every), `loader` (plugin files), `workers` (worker processes),
-`worker/` (the code that runs inside them), `triggers` (runners), `schedule` (the
-schedule runner), `logs`, `services` (what workers ask of the server), `environment`
-(venv, pip), `dry_run` (test endpoints), `processing_engine` (the engine itself). Its
+`worker/` (the code that runs inside them), `plugin_env` (which of the server's
+environment variables they inherit), `triggers` (runners), `schedule` (the schedule
+runner), `logs`, `services` (what workers ask of the server), `environment` (venv, pip),
+`dry_run` (test endpoints), `processing_engine` (the engine itself). Its
 system tables are `weir.system_tables.engine`.
 
 Imports are lazy so that a worker process, which imports `weir.engine.worker`, does
