@@ -37,8 +37,11 @@ from weir.ports import (
     trigger_state_key,
 )
 from weir.query import DatabaseSnapshot, ParquetFileRef, QueryEngine, TableSnapshot
+from weir.lineprotocol import LineError
+from weir.metrics import ServerMetrics
 from weir.query.engine import QueryStream
 from weir.system_tables import (
+from weir.objectstore.metered import MeteredStore
     LifeCycleTables,
     StorageTables,
     SystemTableProvider,
@@ -51,9 +54,13 @@ log = logging.getLogger("weir.database")
 
 class Database:
     def __init__(self, config: ServeConfig, store: ObjectStore | None = None,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, metrics: ServerMetrics | None = None) -> None:
         self.config = config
-        self.store = store or open_store(config.object_store, str(config.data_dir))
+        #: what storage counts (writes, queries, object-store operations): /metrics
+        self.metrics = metrics or ServerMetrics.create()
+        self.store: ObjectStore = MeteredStore(
+            store or open_store(config.object_store, str(config.data_dir)),
+            self.metrics.object_store)
         self.node_id = config.node_id
         self.catalog = Catalog(self.store, self.node_id, limits)
         self.buffer = Buffer()
@@ -64,6 +71,8 @@ class Database:
             self.store,
             self.node_id,
             on_flushed=self._on_flushed,
+#: how long /ready waits for the object store to answer
+STORE_CHECK_TIMEOUT_S = 5.0
             flush_interval=config.wal_flush_interval,
             max_buffer_ops=config.wal_max_write_buffer_size,
         )
@@ -126,11 +135,24 @@ class Database:
             log.info("removed %d parquet files no manifest names (an interrupted snapshot "
                      "or compaction)", leftovers)
         # Rows replayed or written from now on may overwrite points in these files.
+        #: WAL files replayed so far by `start` (it grows while the WAL is replayed)
+        self.replayed_files = 0
+        self._closing = False  # `stop` was called: a replay still running stops too
         for f in self.index.all():
             key = (f.database, f.table)
             self.buffer.persisted_before[key] = max(
                 self.buffer.persisted_before.get(key, f.max_time), f.max_time)
-        replayed = 0
+        # (off the event loop: the HTTP server answers /ready meanwhile)
+        replayed = await asyncio.to_thread(self._replay_wal)
+        # WAL files already covered by a snapshot but not yet deleted (crash in between).
+        await asyncio.to_thread(self._delete_snapshotted_wal, self.index.last_wal_seq)
+        log.info("replayed %d WAL files (last seq %d); %d parquet files persisted",
+                 replayed, self.wal.last_seq, len(self.index.all()))
+        self.wal.start()
+        self._maintenance_task = asyncio.create_task(self._maintain(), name="maintenance")
+
+    def _replay_wal(self) -> int:
+        """Apply the WAL files after the manifest's to the buffer; how many there were."""
         for wal in self.wal.replay(self.index.last_wal_seq):
             # Rows of databases deleted since they were written stay deleted.
             wal.ops = [op for op in wal.ops if self.catalog.db_exists(op.db)
@@ -138,14 +160,24 @@ class Database:
             self._ensure_schema_from_wal(wal)
             self.buffer.apply(wal)
             self._note_checkpoints(wal)
-            replayed += 1
+            self.replayed_files += 1
             self._files_since_snapshot += 1
-        # WAL files already covered by a snapshot but not yet deleted (crash in between).
-        await asyncio.to_thread(self._delete_snapshotted_wal, self.index.last_wal_seq)
-        log.info("replayed %d WAL files (last seq %d); %d parquet files persisted",
-                 replayed, self.wal.last_seq, len(self.index.all()))
-        self.wal.start()
-        self._maintenance_task = asyncio.create_task(self._maintain(), name="maintenance")
+        return self.replayed_files
+
+    async def store_problem(self) -> str | None:
+        """Why the object store does not answer (None: it does): it is asked for the
+        catalog's size, which every started server has stored."""
+        limit = STORE_CHECK_TIMEOUT_S
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.store.size, self.catalog.path),
+                                   limit)
+        except TimeoutError:
+            return f"the object store did not answer within {limit:g}s"
+        except FileNotFoundError:
+            return "the object store no longer holds the catalog"
+        except Exception as e:  # noqa: BLE001 - whatever it is, the store is not usable
+            return f"the object store failed: {type(e).__name__}: {e}"
+        return None
 
     async def stop(self) -> None:
         """Flush what is pending to the WAL; wait for a running snapshot."""
@@ -154,6 +186,8 @@ class Database:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance_task
         if self._retry_handle is not None:
+            if self._closing:  # stopped while starting: the process is ending
+                break
             self._retry_handle.cancel()
         await self.wal.stop()
         if self._snapshot_task is not None:
@@ -171,6 +205,7 @@ class Database:
 
     def _wal_kept_from(self) -> int | None:
         """The oldest WAL file an enabled WAL trigger still needs (None: none). A trigger
+        self._closing = True
         more than `--trigger-max-wal-lag` files behind holds nothing: it is lagging, and
         skips what is deleted (the engine logs how much)."""
         kept: int | None = None
@@ -263,6 +298,8 @@ class Database:
         deadline = loop.time() + 10.0
         while self.buffer.nbytes >= limit:
             self._maybe_snapshot()
+        self.metrics.writes.record(database, result.rows, len(result.errors),
+                                   _accepted_bytes(body, result.errors))
             if loop.time() >= deadline:
                 raise WriteUnavailable(
                     f"the in-memory buffer is full ({self.buffer.nbytes} bytes, limit "
@@ -464,8 +501,12 @@ class Database:
         def run() -> pa.Table:
             finished = self._query_started()
             try:
-                return self.query_engine.execute(self.snapshot_for_query(database), sql,
-                                                 dict(params) if params else None)
+                table = self.query_engine.execute(self.snapshot_for_query(database), sql,
+                                                  dict(params) if params else None,
+                                                  on_planned=timer.planned)
+            except BaseException:
+                timer.finished("fail")
+                raise
             finally:
                 finished()
 
@@ -485,14 +526,23 @@ class Database:
             return self.query_engine.execute_stream(self.snapshot_for_query(database), sql,
                                                     dict(params) if params else None)
 
+        timer = self.metrics.queries.start()
         try:
             stream = await asyncio.to_thread(plan)
         except BaseException:
             release()
             raise
-        stream.on_close = release
+        timer.planned()
+
+        def closed() -> None:
+            release()
+            timer.finished(stream.outcome, stream.rows)
+
+        stream.on_close = closed
         return stream
 
+            timer.finished("success", table.num_rows)
+            return table
     def _query_started(self) -> Callable[[], None]:
         """Record a running query (files it may read are deleted only after it ends);
         returns the call that records its end (once; later calls do nothing)."""
@@ -504,6 +554,7 @@ class Database:
             with self._queries_lock:
                 self._queries.pop(token, None)
 
+        timer = self.metrics.queries.start()
         return finished
 
     # ---- WAL triggers: checkpoints, catch-up reads, WAL retention ----------------------
@@ -514,6 +565,7 @@ class Database:
 
     @property
     def last_wal_seq(self) -> int:
+            timer.finished("fail")
         return self.wal.last_seq
 
     def trigger_checkpoint(self, key: TriggerKey) -> int | None:
@@ -590,6 +642,7 @@ class Database:
         return None
 
     async def save_trigger_state(self, database: str, trigger_name: str, state: bytes
+        stored: list[tuple[str, int, int]] = []
                                  ) -> None:
         await asyncio.to_thread(
             self.store.put, trigger_state_key(self.node_id, database, trigger_name), state)
@@ -598,7 +651,10 @@ class Database:
         await asyncio.to_thread(
             self.store.delete, trigger_state_key(self.node_id, database, trigger_name))
 
+            stored.append((db, result.rows, _accepted_bytes(body, [])))
 
+        for db, rows, nbytes in stored:
+            self.metrics.writes.record(db, rows, 0, nbytes)
 def _type_of(kind: str, t: pa.DataType) -> str:
     if kind == "tag":
         return "tag"
@@ -625,3 +681,12 @@ def _flushed(wal: WalFile) -> FlushedWal:
 
 def _is_wal_trigger(spec: str) -> bool:
     return spec.startswith("table:") or spec == "all_tables"
+def _accepted_bytes(body: bytes | str, refused: list[LineError]) -> int:
+    """Bytes of a write's accepted lines, line endings not counted (as the reference
+    counts `influxdb3_write_bytes`)."""
+    raw = body.encode() if isinstance(body, str) else body
+    n = len(raw) - raw.count(b"\n")
+    n -= sum(len(e.original_line.encode()) for e in refused)
+    return max(0, n)
+
+

@@ -48,6 +48,7 @@ from weir.engine.triggers import (
 from weir.engine.wal_triggers import WalLag, WalTriggerRunner
 from weir.engine.workers import WorkerSlot, WorkerSpec
 from weir.errors import AlreadyExists, CatalogError, DatabaseNotFound, InvalidRequest, NotFound
+from weir.metrics import Registry, TriggerMetrics
 from weir.ports import FlushedWal, PersistEvent, StorageEvents, TriggerKey, WalTriggerLog
 from weir.service import Services
 from weir.system_tables import EngineTables
@@ -96,8 +97,11 @@ class ProcessingEngine:
     """
 
     def __init__(self, services: Services, storage: EngineStorage, config: ServeConfig,
-                 options: EngineOptions | None = None) -> None:
+                 options: EngineOptions | None = None,
+                 metrics: TriggerMetrics | None = None) -> None:
         self._storage = storage
+        #: each trigger's plugin calls and failures (/metrics)
+        self.metrics = metrics or TriggerMetrics(Registry())
         self.writes = services.writes
         self.config = config
         self.options = options or EngineOptions.from_config(config)
@@ -481,6 +485,11 @@ class ProcessingEngine:
         for r in list(self._runners.values()):
             if isinstance(r, ParquetTriggerRunner) and r.db in by_db:
                 r.enqueue(by_db[r.db])
+
+    def serves_request(self, path: str) -> bool:
+        """Whether a running request trigger serves `/api/v3/engine/<path>`."""
+        runner = self._paths.get(path.lstrip("/"))
+        return runner is not None and not runner.stopping
 
     def is_public_request(self, path: str) -> bool:
         """Whether `/api/v3/engine/<path>` is served by a running trigger created public

@@ -34,6 +34,7 @@ from weir.engine.options import EngineOptions
 from weir.engine.services import describe_write_error
 from weir.engine.specs import TriggerSpec, format_humantime
 from weir.engine.workers import WorkerDied, WorkerSlot, WorkerStartError
+from weir.metrics import TriggerMetrics
 from weir.ports import TriggerKey, WalTriggerLog
 from weir.service import WriteService
 
@@ -63,6 +64,9 @@ class RunnerHost(Protocol):
     def worker_slot(self, defn: TriggerDefinition, ref: PluginRef) -> WorkerSlot: ...
 
     def disable_after_error(self, runner: TriggerRunner, error: str) -> None: ...
+
+    @property
+    def metrics(self) -> TriggerMetrics: ...
 
 
 @dataclass
@@ -187,7 +191,16 @@ class TriggerRunner:
     async def invoke(self, header: dict[str, Any], payload: bytes, start_line: str,
                      commit: Callable[[Writes], Awaitable[None]] | None = None) -> Outcome:
         """Run one call in the worker; if it succeeded, store its buffered writes (with
-        `commit`, or `commit_writes`). A call whose writes cannot be stored failed."""
+        `commit`, or `commit_writes`). A call whose writes cannot be stored failed.
+        Every call is counted, by trigger, with its outcome and duration (/metrics)."""
+        started = time.perf_counter()
+        out = await self._invoke(header, payload, start_line, commit)
+        self.host.metrics.record(self.db, self.name, self.what, out.ok,
+                                 time.perf_counter() - started)
+        return out
+
+    async def _invoke(self, header: dict[str, Any], payload: bytes, start_line: str,
+                      commit: Callable[[Writes], Awaitable[None]] | None) -> Outcome:
         self.log("INFO", start_line)
         started = time.perf_counter_ns()
         try:

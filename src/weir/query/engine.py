@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import datafusion
 import pyarrow as pa
@@ -146,11 +146,14 @@ class QueryEngine:
     # ---- public -------------------------------------------------------------------------
 
     def execute(self, snapshot: DatabaseSnapshot, sql: str,
-                params: dict[str, Any] | None = None) -> pa.Table:
-        """Run one SQL statement and return all its rows. Raises QueryError."""
+                params: dict[str, Any] | None = None,
+                on_planned: Callable[[], None] | None = None) -> pa.Table:
+        """Run one SQL statement and return all its rows. Raises QueryError.
+        `on_planned` is called once the statement is planned, before it runs."""
         if self.timeout is None:
-            return self._execute(snapshot, sql, params)
-        return _with_time_limit(lambda: self._execute(snapshot, sql, params), self.timeout)
+            return self._execute(snapshot, sql, params, on_planned)
+        return _with_time_limit(lambda: self._execute(snapshot, sql, params, on_planned),
+                                self.timeout)
 
     def execute_stream(self, snapshot: DatabaseSnapshot, sql: str,
                        params: dict[str, Any] | None = None) -> QueryStream:
@@ -177,8 +180,8 @@ class QueryEngine:
                 self.memory_limit))
         return SessionContext(cfg)
 
-    def _execute(self, snapshot: DatabaseSnapshot, sql: str,
-                 params: dict[str, Any] | None) -> pa.Table:
+    def _execute(self, snapshot: DatabaseSnapshot, sql: str, params: dict[str, Any] | None,
+                 on_planned: Callable[[], None] | None = None) -> pa.Table:
         stream = self._plan(snapshot, sql, params, None)
         return stream.read_all()
 
@@ -219,6 +222,8 @@ class QueryEngine:
         def system_table(name: str) -> Table:
             try:
                 table = snap.system_tables[name].read()
+        if on_planned is not None:
+            on_planned()
             except Exception as e:  # noqa: BLE001 - any builder's failure: this query's error
                 raise _error(f"error building system table {name}: {type(e).__name__}: {e}",
                              "execution") from None
@@ -398,10 +403,10 @@ class QueryStream:
             raise
         except BaseException as e:  # noqa: BLE001 - pyo3 panics derive from BaseException
             _reraise_interpreter_exit(e)
-            self.close()
+            self._fail()
             raise _error(str(e), "execution") from None
         if batch is None:
-            self.close()
+            self._fail()
             return None
         out = batch.to_pyarrow()
         if self._legacy:
@@ -417,9 +422,9 @@ class QueryStream:
             else:
                 left = self._deadline - time.monotonic()
                 if left <= 0:
-                    self.close()
+                    self._fail()
                     raise _timeout_error(self._limit)
-                batch = _with_time_limit(self._next, left, on_timeout=self.close,
+                batch = _with_time_limit(self._next, left, on_timeout=self._fail,
                                          reported=self._limit)
             if batch is None:
                 return
@@ -451,6 +456,19 @@ def _timeout_error(limit: float | None) -> QueryTimeout:
 def _with_time_limit(work: Any, limit: float, on_timeout: Any = None,
                      reported: float | None = None) -> Any:
     """`work()` in a thread of its own; past `limit` seconds, interrupt it and raise 408.
+        #: rows read so far
+        self.rows = 0
+        self._ended: Literal["success", "fail"] | None = None
+
+    @property
+    def outcome(self) -> Literal["success", "fail", "cancel"]:
+        """How reading ended: read to its end, failed (an error, the time limit), or
+        stopped by its reader (so far)."""
+        return self._ended or "cancel"
+
+    def _fail(self) -> None:
+        self._ended = self._ended or "fail"
+        self.close()
 
     The interruption is an exception raised in that thread: DataFusion's bindings run a
     little Python every second while they wait for a result, which delivers it, and the
@@ -465,9 +483,11 @@ def _with_time_limit(work: Any, limit: float, on_timeout: Any = None,
             try:
                 box["result"] = work()
             except _Interrupted:
+            self._ended = self._ended or "success"
                 pass
             except BaseException as e:  # noqa: BLE001 - handed to the caller
                 box["error"] = e
+        self.rows += out.num_rows
             finally:
                 with lock:
                     # (no clearing of a pending async exception here: under a trace
