@@ -14,12 +14,12 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 import pyarrow as pa
 
 from weir.buffer import Buffer, Generation
-from weir.catalog import Catalog, Column, HardDelete, Limits
+from weir.catalog import Catalog, Column, HardDelete, Limits, TableSchema
 from weir.catalog.validator import raise_refused_lines, validate_write
 from weir.config import ServeConfig
 from weir.errors import DatabaseMissingForQuery, WriteError, WriteUnavailable
@@ -39,11 +39,12 @@ from weir.ports import (
 from weir.query import DatabaseSnapshot, ParquetFileRef, QueryEngine, TableSnapshot
 from weir.lineprotocol import LineError
 from weir.metrics import ServerMetrics
-from weir.query.engine import QueryStream
+from weir.query.engine import QueryDescription, QueryStream
 from weir.system_tables import (
 from weir.objectstore.metered import MeteredStore
     LifeCycleTables,
     StorageTables,
+    SystemTable,
     SystemTableProvider,
     SystemTables,
 )
@@ -543,6 +544,23 @@ STORE_CHECK_TIMEOUT_S = 5.0
 
             timer.finished("success", table.num_rows)
             return table
+    async def describe_query(self, database: str, sql: str,
+                             params: QueryParams | None = None) -> QueryDescription:
+        """What `sql` would return, planned over the tables' schemas alone: no rows are
+        read, no files opened (see `QueryEngine.describe`)."""
+        if not self.catalog.db_exists(database):
+            raise DatabaseMissingForQuery(database)
+        with self.buffer.lock:
+            tables = dict(self.catalog.db(database).tables)
+        snapshot = DatabaseSnapshot(
+            name=database,
+            tables=_SchemaOnlyTables(tables, self.buffer.lock),
+            filesystem=self.store.arrow_filesystem(),
+            system_tables={name: SystemTable(st.schema, st.schema.empty_table)
+                           for name, st in self.system_tables(database).items()})
+        return await asyncio.to_thread(self.query_engine.describe, snapshot, sql,
+                                       dict(params) if params is not None else None)
+
     def _query_started(self) -> Callable[[], None]:
         """Record a running query (files it may read are deleted only after it ends);
         returns the call that records its end (once; later calls do nothing)."""
@@ -655,6 +673,31 @@ STORE_CHECK_TIMEOUT_S = 5.0
 
         for db, rows, nbytes in stored:
             self.metrics.writes.record(db, rows, 0, nbytes)
+class _SchemaOnlyTables(Mapping[str, TableSnapshot]):
+    """A database's tables as `describe_query` plans them: schemas alone (no rows, no
+    files), each made only when the planner asks for it, so describing one table's query
+    does not build every table's schema (FlightSQL's GetTables describes each table)."""
+
+    def __init__(self, tables: dict[str, TableSchema], lock: threading.RLock) -> None:
+        self._tables = tables
+        self._lock = lock  # (held, as snapshot_for_query does, while a schema is read)
+        self._made: dict[str, TableSnapshot] = {}
+
+    def __getitem__(self, name: str) -> TableSnapshot:
+        made = self._made.get(name)
+        if made is None:
+            with self._lock:
+                schema = self._tables[name].arrow_schema()
+            made = self._made[name] = TableSnapshot(name=name, schema=schema)
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tables)
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+
 def _type_of(kind: str, t: pa.DataType) -> str:
     if kind == "tag":
         return "tag"

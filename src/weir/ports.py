@@ -88,7 +88,30 @@ class StreamingQuerySource(Protocol):
         ...
 
 
-class CatalogQuerySource(QuerySource, StreamingQuerySource, Protocol):
+class QueryDescription(Protocol):
+    """What a statement would return, planned but not run."""
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The columns of its result, as `query_stream` would give them."""
+        ...
+
+    @property
+    def parameters(self) -> pa.Schema:
+        """Its `$placeholders` (`$1`, `$host`), typed as the query engine infers them (null
+        where it cannot tell)."""
+        ...
+
+
+class DescribingQuerySource(Protocol):
+    async def describe_query(self, database: str, sql: str,
+                             params: QueryParams | None = None) -> QueryDescription:
+        """Plan `sql` without reading any rows (FlightSQL's schemas and prepared
+        statements); without `params`, its placeholders may stay unbound."""
+        ...
+
+
+class CatalogQuerySource(QuerySource, StreamingQuerySource, DescribingQuerySource, Protocol):
     """A query source whose catalog can be read (InfluxQL plans from the schema)."""
 
     @property

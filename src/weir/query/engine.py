@@ -36,6 +36,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import datafusion
@@ -53,12 +54,14 @@ from datafusion import (
     lit,
 )
 from datafusion.catalog import Schema, SchemaProvider, Table
-from datafusion.expr import DescribeTable
+from datafusion.common import RexType
+from datafusion.expr import DescribeTable, Placeholder
 
 from weir.errors import QueryError, QueryFailed, QueryTimeout, QueryUnsupported
 from weir.query.source import DatabaseSnapshot, TableFunction, TableSnapshot
 
-__all__ = ["QueryEngine", "QueryStream", "SqlQueryError", "legacy_type_name", "query_schema"]
+__all__ = ["QueryDescription", "QueryEngine", "QueryStream", "SqlQueryError",
+           "legacy_type_name", "query_schema"]
 
 CATALOG = "public"
 USER_SCHEMA = "iox"
@@ -168,6 +171,39 @@ class QueryEngine:
             lambda: self._plan(snapshot, sql, params, deadline), limit)
         return stream
 
+    def describe(self, snapshot: DatabaseSnapshot, sql: str,
+                 params: dict[str, Any] | None = None) -> QueryDescription:
+        """Plan one SQL statement without running it (FlightSQL asks before it fetches):
+        the schema `execute_stream` would give its result, and its `$placeholders`. With
+        `params` None, placeholders may stay unbound (a statement being prepared); their
+        types are the ones DataFusion infers from where they stand (`host = $1`: the type
+        of `host`), or null where it cannot tell (`SELECT $1`, `LIMIT $1`). Nothing is
+        read: the user tables are planned as empty stand-ins of their schemas (so a
+        snapshot of schemas alone will do, and no provider is built or cached), the
+        information_schema views as they are with no tables (their columns are the same),
+        and a system table is built only if the statement names it."""
+        values = _param_values(params) if params is not None else None
+        failures: list[BaseException] = []
+        tables = snapshot.tables
+        no_tables = _InformationSchema(self, DatabaseSnapshot(
+            name=snapshot.name, tables={}, filesystem=snapshot.filesystem))
+        try:
+            ctx = self._context(information_schema=False)
+            self._register(ctx, snapshot, failures)
+            catalog = ctx.catalog(CATALOG)
+            catalog.register_schema(USER_SCHEMA, _LazySchema(
+                tables, lambda name: _stand_in(query_schema(tables[name].schema)), failures))
+            catalog.register_schema(INFO_SCHEMA, _LazySchema(_INFO_VIEWS, no_tables.view,
+                                                             failures))
+            df = ctx.sql(sql, options=_SQL_OPTIONS, param_values=values)
+            schema = df.schema()
+            parameters = _placeholders(df.logical_plan())
+        except _Interrupted:
+            raise
+        except BaseException as e:  # noqa: BLE001 - pyo3 panics derive from BaseException
+            raise _planning_failure(e, failures) from None
+        return QueryDescription(schema, parameters)
+
     # ---- one query ------------------------------------------------------------------------
 
     def _context(self, information_schema: bool) -> SessionContext:
@@ -199,14 +235,7 @@ class QueryEngine:
         except _Interrupted:
             raise
         except BaseException as e:  # noqa: BLE001 - pyo3 panics derive from BaseException
-            _reraise_interpreter_exit(e)
-            if failures:  # a table the statement names could not be made
-                failure = failures[0]
-                # (the session holds the list: keeping the exception, whose traceback
-                # holds the session, would make a cycle the collector cannot see)
-                failures.clear()
-                raise _table_failure(failure) from None
-            raise _error(str(e), "planning") from None
+            raise _planning_failure(e, failures) from None
         return QueryStream(schema, stream, deadline, legacy, self.timeout)
 
     def _register(self, ctx: SessionContext, snap: DatabaseSnapshot,
@@ -315,6 +344,20 @@ def _literal(arg: Any) -> object:
     return object()
 
 
+def _planning_failure(e: BaseException, failures: list[BaseException]) -> BaseException:
+    """What to raise when planning failed with `e`: an interpreter exit as it is, what a
+    lazy schema kept (a table the statement names could not be made), else `e` as a
+    planning error."""
+    _reraise_interpreter_exit(e)
+    if failures:
+        failure = failures[0]
+        # (the session holds the list: keeping the exception, whose traceback holds the
+        # session, would make a cycle the collector cannot see)
+        failures.clear()
+        return _table_failure(failure)
+    return _error(str(e), "planning")
+
+
 def _table_failure(e: BaseException) -> BaseException:
     """What to raise for an exception a lazy schema kept: interruptions and query errors as
     they are, anything else as an execution error (a bad snapshot, a failing builder)."""
@@ -373,6 +416,18 @@ def _batches_of(table: pa.Table) -> list[pa.RecordBatch]:
     requirements")."""
     batches: list[pa.RecordBatch] = table.to_batches()
     return batches or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+
+
+@dataclass(frozen=True)
+class QueryDescription:
+    """A statement planned but not run (`QueryEngine.describe`)."""
+
+    #: the columns of its result
+    schema: pa.Schema
+    #: its placeholders as fields named as written (`$1`, `$host`; numbered ones first, in
+    #: order, then named ones as they appear), each typed as DataFusion infers it (a
+    #: dictionary as its value type; null where nothing tells) and nullable
+    parameters: pa.Schema
 
 
 class QueryStream:
@@ -524,7 +579,9 @@ def _param_values(params: dict[str, Any] | None) -> dict[str, pa.Scalar]:
     out: dict[str, pa.Scalar] = {}
     for name, v in params.items():
         key = str(name).removeprefix("$")
-        if v is None:
+        if isinstance(v, pa.Scalar):  # typed already (FlightSQL binds Arrow values)
+            out[key] = v
+        elif v is None:
             out[key] = pa.scalar(None)
         elif isinstance(v, bool):
             out[key] = pa.scalar(v, pa.bool_())
@@ -545,6 +602,73 @@ def _param_values(params: dict[str, Any] | None) -> dict[str, pa.Scalar]:
                          f"type {type(v).__name__} (use a string, number, boolean or null)",
                          "planning")
     return out
+
+
+#: the accessors of DataFusion's plan nodes that hold expressions (a node has some of them)
+_PLAN_EXPRESSIONS = ("projections", "predicate", "group_by_exprs", "aggregate_exprs",
+                     "sort_exprs", "filters", "skip", "fetch", "on", "filter", "values",
+                     "window_expr")
+#: a placeholder in the debug text of a DataFusion plan
+_DEBUG_PLACEHOLDER = re.compile(r'\bPlaceholder \{ id: "([^"]+)"')
+
+
+def _placeholders(plan: Any) -> pa.Schema:
+    """The `$placeholders` of a logical plan (see `QueryDescription.parameters`). The
+    Python bindings have no `get_parameter_types`, so the plan is walked: each node's
+    expressions, their operands, subqueries and inputs."""
+    found: dict[str, pa.DataType] = {}
+
+    def walk_plan(node: Any) -> None:
+        variant = node.to_variant()
+        for name in _PLAN_EXPRESSIONS:
+            accessor = getattr(variant, name, None)
+            if callable(accessor):
+                walk(accessor())
+        for child in node.inputs():
+            walk_plan(child)
+
+    def walk(value: Any) -> None:
+        if isinstance(value, list | tuple):
+            for v in value:
+                walk(v)
+        elif hasattr(value, "rex_type"):
+            walk_expr(value)
+        elif callable(getattr(value, "expr", None)):  # a sort expression
+            walk(value.expr())
+
+    def walk_expr(e: Any) -> None:
+        try:
+            variant = e.to_variant()
+        except Exception:  # noqa: BLE001 - a kind the bindings cannot convert: its operands
+            variant = None
+        if isinstance(variant, Placeholder):
+            field = variant.field()
+            t = field.type if field is not None else pa.null()
+            if pa.types.is_dictionary(t):
+                t = t.value_type
+            if found.get(variant.id(), pa.null()) == pa.null():
+                found[variant.id()] = t
+            return
+        subquery = getattr(variant, "subquery", None)
+        if callable(subquery):  # IN (SELECT ...), EXISTS (...), a scalar subquery
+            if callable(getattr(variant, "expr", None)):
+                walk_expr(variant.expr())
+            # (the bindings give no subquery's plan: its placeholders are read from the
+            # plan's debug text, untyped)
+            for name in _DEBUG_PLACEHOLDER.findall(repr(subquery())):
+                found.setdefault(name, pa.null())
+            return
+        kind = e.rex_type()
+        if kind == RexType.Call:
+            for operand in e.rex_call_operands():
+                walk_expr(operand)
+        elif kind == RexType.Alias:
+            walk_expr(variant.expr())
+
+    walk_plan(plan)
+    numbered = sorted((k for k in found if k[1:].isdigit()), key=lambda k: int(k[1:]))
+    named = [k for k in found if not k[1:].isdigit()]
+    return pa.schema([pa.field(k, found[k], nullable=True) for k in numbered + named])
 
 
 # ---- user tables -------------------------------------------------------------------------

@@ -39,7 +39,7 @@ class TableSnapshot:
 @dataclass
 class DatabaseSnapshot:
     name: str
-    tables: dict[str, TableSnapshot]
+    tables: Mapping[str, TableSnapshot]
     filesystem: pafs.FileSystem
     #: the `system.*` tables: their columns, and their rows built only for a query that
     #: reads them

@@ -10,7 +10,13 @@ from weir.auth import READ
 from weir.errors import AccessDenied, DatabaseMissingForQuery, QueryError
 from weir.influxql.ast import Statement
 from weir.influxql.result import InfluxQLResult
-from weir.ports import BatchStream, CatalogQuerySource, Principal, QueryParams
+from weir.ports import (
+    BatchStream,
+    CatalogQuerySource,
+    Principal,
+    QueryDescription,
+    QueryParams,
+)
 from weir.service.writes import authorize
 
 #: the text of a v1 statement that failed: each statement of a v1 query answers on its own
@@ -31,6 +37,13 @@ class QueryService:
         """`sql`, its rows read batch by batch as they are computed (Flight)."""
         authorize(principal, db, READ)
         return await self._source.query_stream(db, sql, params)
+
+    async def sql_describe(self, db: str, sql: str, params: QueryParams | None,
+                           principal: Principal | None) -> QueryDescription:
+        """What `sql` would return, and its placeholders, without running it (FlightSQL:
+        a result's schema before its rows, a prepared statement's parameters)."""
+        authorize(principal, db, READ)
+        return await self._source.describe_query(db, sql, params)
 
     async def influxql(self, text: str, db: str | None, params: QueryParams | None,
                        principal: Principal | None) -> InfluxQLResult:
