@@ -58,6 +58,8 @@ from weir.objectstore import ObjectStore
 
 INTERNAL_DB = "_internal"
 
+#: `_internal` keeps 7 days, as the reference's does (SHOW RETENTION POLICIES: 168h0m0s)
+INTERNAL_DB_RETENTION_NS = 7 * 24 * 3600 * 1_000_000_000
 
 # The catalog file, `<node>/catalog.json`. Keys marked NotRequired may be missing from a
 # file an older Weir wrote; this one always writes them (except a live table's `deleted`).
@@ -213,7 +215,8 @@ class Catalog:
             raw: CatalogJson = json.loads(self.store.get(self.path))
         except FileNotFoundError:
             with self._lock:
-                self._create_db_locked(INTERNAL_DB, count_limit=False)
+                self._create_db_locked(INTERNAL_DB, count_limit=False,
+                                       retention_period_ns=INTERNAL_DB_RETENTION_NS)
                 self._persist_locked()
             return
         with self._lock:

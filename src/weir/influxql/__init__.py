@@ -3,19 +3,27 @@
 Public face:
 - `parse(text, params)` -> statements (raises InfluxQLSyntaxError / UnsupportedStatement)
 - `statement_database(stmt, param_db, strict)` -> the database a statement runs against
-- `await execute(database, stmt, db)` -> InfluxQLResult (an Arrow table led by
-  `iox::measurement`, plus the GROUP BY tags the v1 API turns into series)
+- `await execute(database, stmt, db, api=...)` -> InfluxQLResult (an Arrow table led by
+  `iox::measurement`, plus the GROUP BY tags the v1 API turns into series; SHOW DATABASES
+  and SHOW RETENTION POLICIES have the shape each API gives them in the reference)
 """
 
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 import pyarrow as pa
 
 from weir.errors import DatabaseMissingForQuery
 from weir.influxql import ast, show
-from weir.influxql.errors import InfluxQLError, InfluxQLSyntaxError, UnsupportedStatement
+from weir.influxql.errors import (
+    InfluxQLError,
+    InfluxQLNotImplemented,
+    InfluxQLPlanError,
+    InfluxQLSyntaxError,
+    UnsupportedStatement,
+)
 from weir.influxql.exprs import TableInfo
 from weir.influxql.parser import parse
 from weir.influxql.result import MEASUREMENT, InfluxQLResult
@@ -24,7 +32,10 @@ from weir.ports import CatalogQuerySource
 
 __all__ = [
     "MEASUREMENT",
+    "Api",
     "InfluxQLError",
+    "InfluxQLNotImplemented",
+    "InfluxQLPlanError",
     "InfluxQLResult",
     "InfluxQLSyntaxError",
     "UnsupportedStatement",
@@ -34,6 +45,10 @@ __all__ = [
 ]
 
 NO_DATABASE = "must specify a 'db' parameter, or provide the database in the InfluxQL query"
+
+#: which front end runs a statement: the v1 `/query`, the v3 `/api/v3/query_influxql` or
+#: Flight; they differ only in SHOW DATABASES / RETENTION POLICIES and qualified names
+Api = Literal["v1", "v3", "flight"]
 
 
 def needs_database(stmt: ast.Statement) -> bool:
@@ -46,10 +61,10 @@ def statement_database(stmt: ast.Statement, param_db: str | None, strict: bool) 
     strict (the v3 API): both given and different is an error; otherwise (v1) the query's
     own database wins, as InfluxDB 1.x does.
     """
-    if isinstance(stmt, ast.Select):
-        dbs = {ast.resolve_dbrp(m.database, m.rp) for m in stmt.sources if m.database}
-        if len(dbs) > 1:
-            raise UnsupportedStatement("a SELECT over several databases")
+    # every source names the same database and retention policy, or none does
+    if isinstance(stmt, ast.Select) and len({(m.database, m.rp) for m in stmt.sources}) > 1:
+        raise InfluxQLError("error in InfluxQL statement: can only perform queries on a "
+                            "single database")
     db, rp = ast.statement_db_rp(stmt)
     query_db = ast.resolve_dbrp(db, rp)
     param_db = param_db or None
@@ -77,22 +92,23 @@ def _tables(database: CatalogQuerySource, db: str) -> dict[str, TableInfo]:
 
 
 async def execute(database: CatalogQuerySource, stmt: ast.Statement, db: str | None,
-                  now_ns: int | None = None) -> InfluxQLResult:
+                  now_ns: int | None = None, *, api: Api = "v3") -> InfluxQLResult:
     """Run one statement against `database` (its catalog plans it; its SQL runs it)."""
     if isinstance(stmt, ast.Unsupported):
         raise stmt.error
     now_ns = time.time_ns() if now_ns is None else now_ns
     catalog = database.catalog
     if isinstance(stmt, ast.ShowDatabases):
-        return show.show_databases(catalog.databases())
+        if api == "v1":
+            return show.show_databases(catalog.databases())
+        if api == "flight":
+            raise InfluxQLNotImplemented("SHOW DATABASES")
+        return show.show_databases_v3(catalog.databases(), catalog.deleted_databases())
     if isinstance(stmt, ast.ShowRetentionPolicies):
-        names = [db] if db else catalog.databases(include_internal=False)
-        rows = []
-        for n in names:
-            if not catalog.db_exists(n):
-                raise DatabaseMissingForQuery(n)
-            rows.append((n, catalog.db(n).retention_period_ns))
-        return show.show_retention_policies(rows)
+        return _show_retention_policies(database, db, api)
+    if api == "flight" and isinstance(stmt, ast.Select) and \
+            any(m.database for m in stmt.sources):
+        raise InfluxQLNotImplemented("database prefix in qualified measurement syntax")
     if not db:
         raise InfluxQLError(NO_DATABASE)
     if not catalog.db_exists(db):
@@ -114,3 +130,25 @@ async def execute(database: CatalogQuerySource, stmt: ast.Statement, db: str | N
     if isinstance(stmt, ast.ShowFieldKeys):
         return show.show_field_keys(stmt, tables)
     raise UnsupportedStatement(type(stmt).__name__)
+
+
+def _show_retention_policies(database: CatalogQuerySource, db: str | None, api: Api
+                             ) -> InfluxQLResult:
+    """v1: the one database's (a database is needed); v3: the database's or every live
+    one's; Flight: the InfluxQL planner's fixed shape."""
+    catalog = database.catalog
+    if api == "v1":
+        if not db:
+            raise InfluxQLError(NO_DATABASE)
+        if not catalog.db_exists(db):
+            raise InfluxQLPlanError(f"database not found: {db}")
+        return show.show_retention_policies_v1(db, catalog.db(db).retention_period_ns)
+    names = [db] if db else catalog.databases()
+    rows = []
+    for n in names:
+        if not catalog.db_exists(n):
+            raise DatabaseMissingForQuery(n)
+        rows.append((n, catalog.db(n).retention_period_ns))
+    if api == "flight":
+        return show.show_retention_policies(rows)
+    return show.show_retention_policies_v3(rows)

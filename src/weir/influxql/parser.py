@@ -12,7 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from weir.influxql import ast
-from weir.influxql.errors import InfluxQLSyntaxError, UnsupportedStatement
+from weir.influxql.errors import (
+    BindParameterError,
+    InfluxQLNotImplemented,
+    InfluxQLSyntaxError,
+    UnsupportedStatement,
+)
 from weir.influxql.timeutil import DURATION_UNITS
 
 _IDENT_START = re.compile(r"[A-Za-z_\u0080-\uffff]")
@@ -104,7 +109,7 @@ class Lexer:
                 return Tok("regex", "".join(out), start, self.text[start:i + 1])
             out.append(c)
             i += 1
-        raise InfluxQLSyntaxError(f"unterminated regular expression at char {start + 1}")
+        raise InfluxQLSyntaxError("invalid regular expression, missing closing /", start)
 
     def next(self) -> Tok:
         self._skip()
@@ -131,7 +136,7 @@ class Lexer:
                 out.append(ch)
                 i += 1
             raise InfluxQLSyntaxError(
-                f"unterminated {'identifier' if c == chr(34) else 'string'} at char {start + 1}")
+                f"unterminated {'identifier' if c == chr(34) else 'string'}", start)
         if c in _DIGITS or (c == "." and start + 1 < len(t) and t[start + 1] in _DIGITS):
             # durations: 10s, 1h30m (numbers immediately followed by units)
             total = 0
@@ -155,7 +160,7 @@ class Lexer:
         if c == "$":
             m = _BIND.match(t, start)
             if not m:
-                raise InfluxQLSyntaxError(f"invalid bind parameter at char {start + 1}")
+                raise InfluxQLSyntaxError("invalid bind parameter", start)
             self.pos = m.end()
             return Tok("bind", m.group(1), start, m.group(0))
         if _IDENT_START.match(c):
@@ -167,7 +172,8 @@ class Lexer:
             if t.startswith(op, start):
                 self.pos = start + len(op)
                 return Tok("op", op, start, op)
-        raise InfluxQLSyntaxError(f"found {c!r}, expected a statement at char {start + 1}")
+        raise InfluxQLSyntaxError("invalid InfluxQL statement", start,
+                                  f"Parsing Error: unexpected character {c!r}")
 
 
 _RESERVED = {"ALL", "ALTER", "AND", "AS", "ASC", "BEGIN", "BY", "CREATE", "DELETE", "DESC",
@@ -192,6 +198,10 @@ class Parser:
         self.lexer = Lexer(text)
         self.text = text
         self.params = params or {}
+        #: where the statement being parsed starts (the position of generic errors)
+        self.stmt_start = 0
+        #: the bind parameters the statement being parsed uses
+        self._used_params: set[str] = set()
         self.tok = self.lexer.next()
         self._peeked: Tok | None = None
 
@@ -211,9 +221,17 @@ class Parser:
         return self._peeked
 
     def error(self, expected: str) -> InfluxQLSyntaxError:
+        """A statement the grammar cannot take, as the reference reports it (`invalid
+        InfluxQL statement` at the statement's start), with what Weir found as details."""
         return InfluxQLSyntaxError(
-            f"error parsing query: found {self.tok.show()}, expected {expected} "
-            f"at line 1, char {self.tok.pos + 1}")
+            "invalid InfluxQL statement", self.stmt_start,
+            f"Parsing Error: found {self.tok.show()}, expected {expected} at pos "
+            f"{self.tok.pos}")
+
+    def fail(self, message: str) -> InfluxQLSyntaxError:
+        """An error the reference's grammar names (`invalid LIMIT clause, ...`), at the
+        current token."""
+        return InfluxQLSyntaxError(message, self.tok.pos)
 
     def is_kw(self, *words: str) -> bool:
         return self.tok.kw() in words
@@ -261,10 +279,10 @@ class Parser:
                 return v
         raise self.error(what)
 
-    def integer(self, what: str) -> int:
+    def integer(self, clause: str) -> int:
         if self.tok.kind == "int":
             return self.advance().int_value
-        raise self.error(what)
+        raise self.fail(f"invalid {clause} clause, expected unsigned integer")
 
     # ---- statements ---------------------------------------------------------------------
 
@@ -275,16 +293,22 @@ class Parser:
                 pass
             if self.tok.kind == "eof":
                 break
+            self.stmt_start = self.tok.pos
+            self._used_params = set()
             try:
                 out.append(self.statement())
-            except UnsupportedStatement as e:
+            except (UnsupportedStatement, InfluxQLNotImplemented) as e:
                 out.append(ast.Unsupported(e))
                 self._skip_statement()
                 continue
             if self.tok.kind != "eof" and not self.is_op(";"):
+                # the reference parses what follows as the next statement
+                self.stmt_start = self.tok.pos
                 raise self.error("EOF or ;")
-        if not out:
-            raise InfluxQLSyntaxError("error parsing query: empty query")
+            unused = [n for n in self.params if n not in self._used_params]
+            if unused:
+                raise BindParameterError(f"Bind parameter '${unused[0]}' was provided but "
+                                         "not found in the InfluxQL statement")
         return out
 
     def _skip_statement(self) -> None:
@@ -319,26 +343,41 @@ class Parser:
         if kw == "SHOW":
             self.advance()
             return self.show()
-        if kw in ("CREATE", "DROP", "DELETE", "ALTER", "GRANT", "REVOKE", "KILL", "SET",
-                  "EXPLAIN", "INSERT", "UPDATE"):
-            words = [kw]
-            nxt = self.peek()
-            if nxt.kind == "ident" and kw != "DELETE":
-                words.append(nxt.str_value.upper())
-            raise UnsupportedStatement(" ".join(words))
+        # what the reference parses but does not run (HTTP 405)
+        nxt = self.peek()
+        if kw == "CREATE":
+            if nxt.kw() != "DATABASE":
+                self.advance()
+                raise self.fail("Invalid CREATE statement, expected DATABASE following "
+                                "CREATE")
+            raise InfluxQLNotImplemented("CREATE DATABASE")
+        if kw == "DROP":
+            if nxt.kw() != "MEASUREMENT":
+                self.advance()
+                raise self.fail("invalid DROP statement, expected MEASUREMENT")
+            raise InfluxQLNotImplemented("DROP MEASUREMENT")
+        if kw == "DELETE":
+            raise InfluxQLNotImplemented("DELETE")
+        if kw == "EXPLAIN":
+            raise UnsupportedStatement("EXPLAIN")
         raise self.error("SELECT, SHOW")
 
     def show(self) -> ast.Statement:
         kw = self.tok.kw()
+        if self.tok.kind == "eof" and self.tok.pos == self.stmt_start + len("SHOW"):
+            raise self.error("DATABASES, MEASUREMENTS, TAG KEYS, TAG VALUES, FIELD KEYS, "
+                             "RETENTION POLICIES")
         if kw == "DATABASES":
             self.advance()
             return ast.ShowDatabases()
         if kw == "RETENTION":
             self.advance()
-            self.expect_kw("POLICIES")
+            if not self.accept_kw("POLICIES"):
+                raise self.fail("invalid SHOW RETENTION POLICIES statement, expected "
+                                "POLICIES")
             db = None
             if self.accept_kw("ON"):
-                db = self.ident("database name")
+                db = self._on_ident()
             return ast.ShowRetentionPolicies(db)
         for words in _UNSUPPORTED_SHOW:
             if self._lookahead_words(words):
@@ -352,15 +391,15 @@ class Parser:
                 return self.show_tag_keys()
             if self.accept_kw("VALUES"):
                 return self.show_tag_values()
-            raise self.error("KEYS, VALUES")
+            raise self.fail("invalid SHOW TAG statement, expected KEYS or VALUES")
         if kw == "FIELD":
             self.advance()
-            self.expect_kw("KEYS")
+            if not self.accept_kw("KEYS"):
+                raise self.fail("invalid SHOW FIELD KEYS statement, expected KEYS")
             return self.show_field_keys()
-        if self.tok.kind == "ident":
-            raise UnsupportedStatement(f"SHOW {self.tok.str_value.upper()}")
-        raise self.error("DATABASES, MEASUREMENTS, TAG KEYS, TAG VALUES, FIELD KEYS, "
-                         "RETENTION POLICIES")
+        raise self.fail("invalid SHOW statement, expected DATABASES, FIELD KEYS, "
+                        "MEASUREMENTS, TAG KEYS, TAG VALUES, or RETENTION POLICIES "
+                        "following SHOW")
 
     def _lookahead_words(self, words: tuple[str, ...]) -> bool:
         lx = Lexer(self.text)
@@ -371,22 +410,27 @@ class Parser:
                 return False
         return True
 
+    def _on_ident(self) -> str:
+        if self.tok.kind in ("ident", "qident") and self.tok.kw() not in _RESERVED:
+            return self.advance().str_value
+        raise self.fail("invalid ON clause, expected identifier")
+
     def _on_clause(self) -> tuple[str | None, str | None]:
         if not self.accept_kw("ON"):
             return None, None
-        db = self.ident("database name")
+        db = self._on_ident()
         rp = None
         if self.accept_op("."):
-            rp = self.ident("retention policy name")
+            rp = self._on_ident()
         return db, rp
 
     def _limit_offset(self, stmt: ast.ShowMeasurements | ast.ShowTagKeys | ast.ShowTagValues
                       | ast.ShowFieldKeys) -> None:
         while True:
             if self.accept_kw("LIMIT"):
-                stmt.limit = self.integer("LIMIT value")
+                stmt.limit = self.integer("LIMIT")
             elif self.accept_kw("OFFSET"):
-                stmt.offset = self.integer("OFFSET value")
+                stmt.offset = self.integer("OFFSET")
             else:
                 return
 
@@ -394,7 +438,8 @@ class Parser:
         st = ast.ShowMeasurements()
         st.database, st.rp = self._on_clause()
         if self.accept_kw("WITH"):
-            self.expect_kw("MEASUREMENT")
+            if not self.accept_kw("MEASUREMENT"):
+                raise self.fail("invalid WITH clause, expected MEASUREMENT")
             if self.accept_op("=~"):
                 r = self.regex()
                 if r is None:
@@ -404,8 +449,7 @@ class Parser:
                 st.name_eq = self.ident("measurement name")
             else:
                 raise self.error("= or =~")
-        if self.accept_kw("WHERE"):
-            st.where = self.expr()
+        st.where = self._where()
         self._limit_offset(st)
         return st
 
@@ -418,8 +462,7 @@ class Parser:
         st = ast.ShowTagKeys()
         st.database, st.rp = self._on_clause()
         st.sources = self._from_sources()
-        if self.accept_kw("WHERE"):
-            st.where = self.expr()
+        st.where = self._where()
         self._limit_offset(st)
         return st
 
@@ -427,8 +470,10 @@ class Parser:
         st = ast.ShowTagValues()
         st.database, st.rp = self._on_clause()
         st.sources = self._from_sources()
-        self.expect_kw("WITH")
-        self.expect_kw("KEY")
+        if not self.accept_kw("WITH"):
+            raise self.fail("invalid SHOW TAG VALUES statement, expected WITH KEY clause")
+        if not self.accept_kw("KEY"):
+            raise self.fail("invalid WITH KEY clause, expected KEY")
         if self.accept_kw("IN"):
             self.expect_op("(")
             st.key_op = "in"
@@ -442,16 +487,19 @@ class Parser:
                     st.key_op = "!=" if op == "<>" else op
                     break
             else:
-                raise self.error("=, !=, =~, !~ or IN")
+                raise self.fail("invalid WITH KEY clause, expected condition")
             if st.key_op in ("=~", "!~"):
                 r = self.regex()
                 if r is None:
-                    raise self.error("regex")
+                    raise self.fail("invalid WITH KEY clause, expected regular expression "
+                                    f"following {'=~' if st.key_op == '=~' else '=!'}")
                 st.key_values = [r]
-            else:
+            elif self.tok.kind in ("ident", "qident", "bind"):
                 st.key_values = [self.ident("tag key")]
-        if self.accept_kw("WHERE"):
-            st.where = self.expr()
+            else:
+                raise self.fail("invalid WITH KEY clause, expected identifier following "
+                                f"{'=' if st.key_op == '=' else '!='}")
+        st.where = self._where()
         self._limit_offset(st)
         return st
 
@@ -473,10 +521,10 @@ class Parser:
         self.expect_kw("FROM")
         sources = self.sources()
         st = ast.Select(fields=fields, sources=sources)
-        if self.accept_kw("WHERE"):
-            st.where = self.expr()
+        st.where = self._where()
         if self.accept_kw("GROUP"):
-            self.expect_kw("BY")
+            if not self.accept_kw("BY"):
+                raise self.fail("invalid GROUP BY clause, expected BY")
             st.group_by = self.group_by()
         if self.accept_kw("FILL"):
             self.expect_op("(")
@@ -487,19 +535,19 @@ class Parser:
             self.order_by(st)
         while True:
             if self.accept_kw("LIMIT"):
-                st.limit = self.integer("LIMIT value")
+                st.limit = self.integer("LIMIT")
             elif self.accept_kw("OFFSET"):
-                st.offset = self.integer("OFFSET value")
+                st.offset = self.integer("OFFSET")
             elif self.accept_kw("SLIMIT"):
-                st.slimit = self.integer("SLIMIT value")
+                st.slimit = self.integer("SLIMIT")
             elif self.accept_kw("SOFFSET"):
-                st.soffset = self.integer("SOFFSET value")
+                st.soffset = self.integer("SOFFSET")
             else:
                 break
         if self.accept_kw("TZ"):
             self.expect_op("(")
             if self.tok.kind != "string":
-                raise self.error("time zone string")
+                raise self.fail("invalid TZ clause, expected string")
             st.tz = self.advance().str_value
             self.expect_op(")")
         return st
@@ -508,8 +556,18 @@ class Parser:
         e = self.expr()
         alias = None
         if self.accept_kw("AS"):
+            if self.tok.kind not in ("ident", "qident", "bind") or \
+                    self.tok.kw() in _RESERVED:
+                raise self.fail("invalid field alias, expected identifier")
             alias = self.ident("alias")
         return ast.Field(e, alias)
+
+    def _where(self) -> ast.Expr | None:
+        if not self.accept_kw("WHERE"):
+            return None
+        if self.tok.kind == "eof" or self.is_op(";"):
+            raise self.fail("invalid conditional expression")
+        return self.expr()
 
     def sources(self) -> list[ast.Measurement]:
         out = [self.source()]
@@ -534,11 +592,14 @@ class Parser:
             if r is not None:
                 parts.append(None)
                 return self._measurement(parts[:-1], None, r)
+            if self.tok.kind not in ("ident", "qident", "bind") or \
+                    self.tok.kw() in _RESERVED:
+                raise self.fail("expected measurement name")
             parts.append(self.ident("measurement name"))
             if not self.accept_op("."):
                 break
             if len(parts) >= 3:
-                raise self.error("measurement name")
+                raise self.fail("expected measurement name")
         return self._measurement(parts[:-1], parts[-1], None)
 
     def _measurement(self, prefix: list[str | None], name: str | None,
@@ -550,7 +611,7 @@ class Parser:
         elif len(prefix) == 1:
             rp = prefix[0]
         elif len(prefix) > 2:
-            raise self.error("measurement name")
+            raise self.fail("expected measurement name")
         return ast.Measurement(name=name, regex=regex, database=db, rp=rp)
 
     def group_by(self) -> ast.GroupBy:
@@ -561,8 +622,8 @@ class Parser:
                 self.advance()
                 iv = self.expr()
                 if not isinstance(iv, ast.DurationLit) or iv.ns <= 0:
-                    raise InfluxQLSyntaxError("time dimension must have a positive duration "
-                                              "argument")
+                    raise self.fail("invalid TIME call, expected a duration for the "
+                                    "interval")
                 gb.time_interval = iv.ns
                 if self.accept_op(","):
                     off = self.expr()
@@ -573,7 +634,7 @@ class Parser:
                     elif isinstance(off, ast.Call) and off.name == "now":
                         raise UnsupportedStatement("GROUP BY time() with a now() offset")
                     else:
-                        raise InfluxQLSyntaxError("time dimension offset must be a duration")
+                        raise self.fail("time dimension offset must be a duration")
                 self.expect_op(")")
             elif self.accept_op("*"):
                 gb.tag_wildcard = True
@@ -602,18 +663,22 @@ class Parser:
             st.fill = "value"
             st.fill_value = -v if neg else v
             return
-        raise self.error("null, none, previous, linear or a number")
+        raise self.fail("invalid FILL option, expected NULL, NONE, PREVIOUS, LINEAR, or a "
+                        "number")
 
     def order_by(self, st: ast.Select) -> None:
-        name = self.ident("time")
-        if name.lower() != "time":
-            raise InfluxQLSyntaxError("only ORDER BY time supported at this time")
+        if self.tok.kw() in ("ASC", "DESC"):  # `ORDER BY DESC` is `ORDER BY time DESC`
+            st.order_desc = self.advance().kw() == "DESC"
+            return
+        if self.tok.kw() != "TIME":
+            raise self.fail("invalid ORDER BY, expected ASC, DESC or TIME")
+        self.advance()
         if self.accept_kw("DESC"):
             st.order_desc = True
         else:
             self.accept_kw("ASC")
         if self.accept_op(","):
-            raise InfluxQLSyntaxError("only ORDER BY time supported at this time")
+            raise self.fail("invalid ORDER BY, expected ASC, DESC or TIME")
 
     # ---- expressions --------------------------------------------------------------------
 
@@ -728,7 +793,7 @@ class Parser:
                 self.expect_op(")")
                 if name == "now":
                     if args:
-                        raise InfluxQLSyntaxError("now() takes no arguments")
+                        raise self.fail("now() takes no arguments")
                     return ast.Now()
                 return ast.Call(name, tuple(args))
         if t.kind == "ident" and t.kw() in _RESERVED:
@@ -740,16 +805,23 @@ class Parser:
                 cast = self.ident("type").lower()
                 if cast not in ("tag", "field", "integer", "float", "string", "boolean",
                                 "unsigned"):
-                    raise InfluxQLSyntaxError(f"invalid type cast ::{cast}")
+                    raise self.fail("invalid data type for tag or field reference, "
+                                    "expected float, integer, unsigned, string, boolean, "
+                                    "field, tag")
             return ast.VarRef(name, cast)
         raise self.error("identifier, string, number, bool")
 
     def _bind(self, name: str) -> object:
         if name not in self.params:
-            raise InfluxQLSyntaxError(f"missing parameter: {name}")
+            raise BindParameterError(f"Bind parameter '${name}' was referenced in the "
+                                     "InfluxQL statement but its value is undefined.")
+        self._used_params.add(name)
         v = self.params[name]
         if isinstance(v, dict):  # {"string": "x"} style typed values
-            return next(iter(v.values()), None)
+            v = next(iter(v.values()), None)
+        if v is None or isinstance(v, list | dict):
+            kind = "NULL" if v is None else type(v).__name__
+            raise BindParameterError(f"Parameter type '{kind}' is not supported by InfluxQL")
         return v
 
 

@@ -75,6 +75,8 @@ class Plan:
     types: list[pa.DataType | None] = field(default_factory=list)
     #: per output column: (transform name, parameter) applied per series, or empty
     transforms: list[tuple[str, int]] = field(default_factory=list)
+    #: the time column's name: `time`, or the alias of `time` in the SELECT list
+    time_name: str = "time"
 
 
 # ---- planning --------------------------------------------------------------------------
@@ -198,8 +200,8 @@ def _regex(pattern: str) -> re.Pattern[str]:
         raise InfluxQLError(f"invalid regular expression /{pattern}/: {e}") from None
 
 
-def _unique_names(names: list[str]) -> list[str]:
-    seen: set[str] = {"time"}
+def _unique_names(names: list[str], time_name: str = "time") -> list[str]:
+    seen: set[str] = {time_name}
     out = []
     for n in names:
         if n not in seen:
@@ -221,10 +223,15 @@ def _strip_transforms(stmt: ast.Select) -> tuple[ast.Select, list[tuple[str, int
         return stmt, []
     gb = stmt.group_by
     interval = gb.time_interval if gb is not None else None
-    fields = []
+    fields: list[ast.Field] = []
     transforms = []
     for f in stmt.fields:
         c = f.expr
+        if isinstance(c, ast.VarRef) and c.name == "time" and \
+                not any(isinstance(x.expr, ast.VarRef) and x.expr.name == "time"
+                        for x in fields):
+            fields.append(f)  # the time column, which _plan_select takes out of the list
+            continue
         if not (isinstance(c, ast.Call) and c.name in TRANSFORMS):
             raise UnsupportedStatement("mixing transformation functions with other fields")
         if not c.args:
@@ -287,10 +294,20 @@ def _plan_select(stmt: ast.Select, tables: list[TableInfo], now_ns: int) -> Plan
         rx = _regex(pat)
         group_tags |= {t for t in u.tags if rx.search(t)}
     group_list = sorted(group_tags)
-    expanded = _expand_fields(stmt, u, group_list, gb.tag_wildcard)
+    # `GROUP BY *` or `/regex/`: `SELECT *` expands to the fields only (the reference's
+    # rewriter leaves every tag out, not only the grouped ones)
+    expanded = _expand_fields(stmt, u, group_list, gb.tag_wildcard or bool(gb.tag_regexes))
+    time_name = "time"
+    for i, (alias, e, _n) in enumerate(expanded):
+        # `time` in the SELECT list is the time column, which always comes first (under
+        # its alias, if it has one), not a second column `time_1`
+        if isinstance(e, ast.VarRef) and e.name == "time":
+            time_name = alias or "time"
+            del expanded[i]
+            break
     if not expanded:
         raise InfluxQLError("at least 1 non-time field must be queried")
-    names = _unique_names([n for _a, _e, n in expanded])
+    names = _unique_names([n for _a, _e, n in expanded], time_name)
     fields = [OutField(n, e, isinstance(e, ast.Call) and e.name == "count")
               for n, (_a, e, _d) in zip(names, expanded, strict=True)]
 
@@ -324,7 +341,7 @@ def _plan_select(stmt: ast.Select, tables: list[TableInfo], now_ns: int) -> Plan
     types = [_output_type(f.expr, u, mode) for f in fields]
     return Plan(fields=fields, group_tags=group_list, projected_tags=projected, mode=mode,
                 rng=rng, conds=conds, selector=calls[0] if mode == "selector" else None,
-                tables=tables, types=types)
+                tables=tables, types=types, time_name=time_name)
 
 
 def _output_type(e: ast.Expr, u: TableInfo, mode: str) -> pa.DataType | None:
@@ -483,7 +500,7 @@ def table_sql(plan: Plan, stmt: ast.Select, t: TableInfo, now_ns: int) -> str | 
     gb = stmt.group_by or ast.GroupBy()
     gcols = _group_cols(plan, t)
     gnames = [f"__g{i}" for i in range(len(plan.group_tags))]
-    order_tags = ", ".join(f"{g} ASC NULLS FIRST" for g in gnames)
+    order_tags = ", ".join(f"{g} ASC NULLS LAST" for g in gnames)
     tbl = qident(t.name)
     if plan.mode == "raw":
         vals = [f"{value_sql(f.expr, t)} AS __c{i}" for i, f in enumerate(plan.fields)]
@@ -526,7 +543,7 @@ def table_sql(plan: Plan, stmt: ast.Select, t: TableInfo, now_ns: int) -> str | 
             sql += " GROUP BY " + ", ".join(group_exprs)
         else:
             sql += " HAVING count(*) > 0"
-        order = ", ".join([*(f"{g} ASC NULLS FIRST" for g in gnames), "__time ASC"])
+        order = ", ".join([*(f"{g} ASC NULLS LAST" for g in gnames), "__time ASC"])
         return sql + f" ORDER BY {order}"
 
     # selector: the row a lone first/last/min/max/percentile picks, with its time and the
@@ -559,7 +576,7 @@ def table_sql(plan: Plan, stmt: ast.Select, t: TableInfo, now_ns: int) -> str | 
     inner = (f"SELECT {', '.join(inner_cols)} FROM {tbl}"
              f"{_where_sql(plan, t, [f'{col} IS NOT NULL'])}")
     outer_cols = ", ".join(["__time", *gnames, *(f"__c{i}" for i in range(len(plan.fields)))])
-    order_out = ", ".join([*(f"{g} ASC NULLS FIRST" for g in gnames), "__time ASC"])
+    order_out = ", ".join([*(f"{g} ASC NULLS LAST" for g in gnames), "__time ASC"])
     return f"SELECT {outer_cols} FROM ({inner}) WHERE {pick} ORDER BY {order_out}"
 
 
@@ -729,7 +746,7 @@ def _finish_table(raw: pa.Table, plan: Plan, stmt: ast.Select, measurement: str,
     cols: list[tuple[str, pa.Array | pa.ChunkedArray]] = [
         (MEASUREMENT, pa.DictionaryArray.from_arrays(pa.array([0] * n, pa.int32()),
                                                      pa.array([measurement]))),
-        ("time", pc.cast(raw.column("__time"), pa.int64()).cast(TIME_TYPE)),
+        (plan.time_name, pc.cast(raw.column("__time"), pa.int64()).cast(TIME_TYPE)),
     ]
     projected_names = {f.name for f in plan.fields}
     for i, g in enumerate(plan.group_tags):
@@ -832,7 +849,7 @@ async def run_select(stmt: ast.Select, tables: list[TableInfo], run_sql: RunSql,
                 continue
             parts.append(_finish_table(raw, plan, stmt, t.name, now_ns, budget))
     if not parts:
-        fields = [(MEASUREMENT, TAG_TYPE), ("time", TIME_TYPE)]
+        fields = [(MEASUREMENT, TAG_TYPE), (plan.time_name, TIME_TYPE)]
         names = {f.name for f in plan.fields}
         fields += [(g, TAG_TYPE) for g in plan.group_tags
                    if not (g in plan.projected_tags and g in names)]

@@ -41,15 +41,50 @@ def _page(items: list[Any], limit: int | None, offset: int | None) -> list[Any]:
 
 
 def show_databases(names: list[str]) -> InfluxQLResult:
-    names = sorted(names)
+    """The v1 API's: the `databases` series, in the order they were created."""
     return InfluxQLResult(pa.table({
         MEASUREMENT: _dict(["databases"] * len(names)),
         "name": pa.array(names, pa.string()),
     }))
 
 
+def show_databases_v3(live: list[str], deleted: list[str]) -> InfluxQLResult:
+    """`/api/v3/query_influxql`'s: `iox::database` and `deleted`, the soft-deleted ones
+    (by their `<name>-<deletion time>`) after the live ones, each sorted by name."""
+    names = sorted(live) + sorted(deleted)
+    return InfluxQLResult(pa.table({
+        "iox::database": pa.array(names, pa.string()),
+        "deleted": pa.array([False] * len(live) + [True] * len(deleted), pa.bool_()),
+    }))
+
+
+def show_retention_policies_v1(db: str, retention_ns: int | None) -> InfluxQLResult:
+    """The v1 API's: one policy per database, named after it, the default."""
+    return InfluxQLResult(pa.table({
+        MEASUREMENT: _dict(["retention_policies"]),
+        "name": pa.array([db], pa.string()),
+        "duration": pa.array([format_v1_duration(retention_ns)], pa.string()),
+        "default": pa.array([True], pa.bool_()),
+    }))
+
+
+def show_retention_policies_v3(dbs: list[tuple[str, int | None]]) -> InfluxQLResult:
+    """`/api/v3/query_influxql`'s: `iox::database`, `name` (the policy: `autogen`, or the
+    `rp` of a `db/rp` database) and `duration`, sorted by database."""
+    rows = []
+    for name, retention_ns in sorted(dbs):
+        db, _, rp = name.partition("/")
+        rows.append((db, rp or "autogen", format_v1_duration(retention_ns)))
+    return InfluxQLResult(pa.table({
+        "iox::database": pa.array([r[0] for r in rows], pa.string()),
+        "name": pa.array([r[1] for r in rows], pa.string()),
+        "duration": pa.array([r[2] for r in rows], pa.string()),
+    }))
+
+
 def show_retention_policies(dbs: list[tuple[str, int | None]]) -> InfluxQLResult:
-    """One `autogen`-style row per database (`db/rp` names give the rp)."""
+    """The InfluxQL planner's (Flight): one `autogen`-style row per database (`db/rp`
+    names give the rp)."""
     rows = []
     for name, retention_ns in sorted(dbs):
         rp = name.split("/", 1)[1] if "/" in name else "autogen"

@@ -8,6 +8,7 @@ import pyarrow as pa
 from weir import influxql
 from weir.auth import READ
 from weir.errors import AccessDenied, DatabaseMissingForQuery, QueryError
+from weir.influxql import Api
 from weir.influxql.ast import Statement
 from weir.influxql.result import InfluxQLResult
 from weir.ports import (
@@ -46,15 +47,16 @@ class QueryService:
         return await self._source.describe_query(db, sql, params)
 
     async def influxql(self, text: str, db: str | None, params: QueryParams | None,
-                       principal: Principal | None) -> InfluxQLResult:
-        """One InfluxQL statement, as `/api/v3/query_influxql` and Flight run it: the
-        database named both in the query and in `db` must agree."""
+                       principal: Principal | None, *, api: Api = "v3") -> InfluxQLResult:
+        """One InfluxQL statement, as `/api/v3/query_influxql` (`api="v3"`) and Flight
+        (`api="flight"`) run it: the database named both in the query and in `db` must
+        agree."""
         statements = influxql.parse(text, dict(params) if params else None)
         if len(statements) != 1:
             raise QueryError("must provide only one InfluxQl statement per query")
         stmt = statements[0]
         target = influxql.statement_database(stmt, db or None, strict=True)
-        return await self._run_authorized(stmt, target, principal)
+        return await self._run_authorized(stmt, target, principal, api)
 
     async def influxql_v1(self, text: str, db: str | None, rp: str | None,
                           params: QueryParams | None, principal: Principal | None
@@ -64,32 +66,41 @@ class QueryService:
         try:
             statements = influxql.parse(text, dict(params) if params else None)
         except QueryError as e:
-            return [str(e)]
+            return [_v1_error(e)]
         out: list[InfluxQLResult | StatementError] = []
         default_db = influxql.ast.resolve_dbrp(db, rp) if db else None
         for stmt in statements:
             try:
                 target = influxql.statement_database(stmt, default_db, strict=False)
-                out.append(await self._run_authorized(stmt, target, principal))
-            except DatabaseMissingForQuery as e:
-                out.append(f"Cannot retrieve database: External error: database not found: "
-                           f"{e.db}")
+                out.append(await self._run_authorized(stmt, target, principal, "v1"))
             except QueryError as e:
-                out.append(str(e))
+                out.append(_v1_error(e))
         return out
 
     async def _run_authorized(self, stmt: Statement, target: str | None,
-                              principal: Principal | None) -> InfluxQLResult:
+                              principal: Principal | None, api: Api) -> InfluxQLResult:
         if principal is None or principal.admin:
-            return await influxql.execute(self._source, stmt, target)
+            return await influxql.execute(self._source, stmt, target, api=api)
         if isinstance(stmt, influxql.ast.ShowDatabases):
             # SHOW DATABASES lists only the databases the token may read
-            result = await influxql.execute(self._source, stmt, target)
-            names = result.table.column("name").to_pylist()
+            result = await influxql.execute(self._source, stmt, target, api=api)
+            column = "name" if api == "v1" else "iox::database"
+            names = result.table.column(column).to_pylist()
             result.table = result.table.filter(
                 pa.array([principal.allows(n, READ) for n in names], pa.bool_()))
             return result
         for name in [target] if target else self._source.catalog.databases():
             if not principal.allows(name, READ):
                 raise AccessDenied(f"token '{principal.name}' may not read database '{name}'")
-        return await influxql.execute(self._source, stmt, target)
+        return await influxql.execute(self._source, stmt, target, api=api)
+
+
+def _v1_error(e: QueryError) -> StatementError:
+    """A v1 statement's error as the reference words it: its planning errors come from
+    DataFusion (`datafusion error: Error during planning: ...`), a missing database from
+    the namespace lookup."""
+    if isinstance(e, DatabaseMissingForQuery):
+        return f"Cannot retrieve database: External error: database not found: {e.db}"
+    if isinstance(e, influxql.InfluxQLPlanError):
+        return f"datafusion error: {e}"
+    return str(e)
