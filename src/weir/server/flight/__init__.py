@@ -10,8 +10,9 @@ is sniffed — the first bytes of a gRPC client are the HTTP/2 connection prefac
 
 The Flight service implements `DoGet` with the reference's JSON ticket
 `{"database", "sql_query", "query_type": "sql"|"influxql", "params"}` (`database`
-aliases: `namespace_name`, `bucket`, `bucket-name`), authenticated by the
-`authorization: Bearer <token>` metadata, streaming the result as Arrow record batches.
+aliases: `namespace_name`, `bucket`, `bucket-name`) or its protobuf `ReadInfo`, and
+FlightSQL (`service.py`, `sql.py`), authenticated by the `authorization: Bearer <token>`
+metadata, streaming results as Arrow record batches.
 """
 
 from __future__ import annotations
