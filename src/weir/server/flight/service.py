@@ -216,7 +216,8 @@ class WeirFlightServer(flight.FlightServerBase):  # type: ignore[misc]  # (untyp
                      ) -> pa.Table | BatchStream:
         queries = self.state.services.queries
         if req["type"] == "influxql":
-            result = await queries.influxql(req["query"], req["db"], req["params"], token)
+            result = await queries.influxql(req["query"], req["db"], req["params"], token,
+                                            api="flight")
             table: pa.Table = result.with_metadata()
             return table
         db = req["db"]
