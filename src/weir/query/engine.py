@@ -28,6 +28,7 @@ a table no statement names is never made:
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import os
 import re
@@ -145,6 +146,8 @@ class QueryEngine:
         #: (settings, view) -> a settings-only information_schema view, patched, as a
         #: memory table every session may share
         self._settings_views: dict[tuple[int, int | None, str], Table] = {}
+        #: (database, table) -> its provider as last made, for the next query to reuse
+        self._providers = _ProviderCache()
 
     # ---- public -------------------------------------------------------------------------
 
@@ -242,11 +245,17 @@ class QueryEngine:
                   failures: list[BaseException]) -> None:
         """The three lazy schemas. (They must not refer to `ctx`: DataFusion holds them,
         and a reference cycle through it would never be collected.)"""
-        scratch, n_partitions = self._scratch, self.target_partitions
+        scratch, n_partitions, providers = (self._scratch, self.target_partitions,
+                                            self._providers)
         catalog = ctx.catalog(CATALOG)
 
         def user_table(name: str) -> Table:
-            return _user_table(scratch, snap.tables[name], snap, n_partitions)
+            t = snap.tables[name]
+            table = providers.get(snap.name, t)
+            if table is None:
+                table = _user_table(scratch, t, snap, n_partitions)
+                providers.put(snap.name, t, table)
+            return _within_retention(scratch, table, t.min_time)
 
         def system_table(name: str) -> Table:
             try:
@@ -734,16 +743,77 @@ def _user_table(scratch: _Scratch, t: TableSnapshot, snap: DatabaseSnapshot,
         parts = [scratch.memory_table(memory)] if memory is not None else []
         if files is not None:
             parts.insert(0, Table(files))
-        table = parts[0] if len(parts) == 1 else \
+        return parts[0] if len(parts) == 1 else \
             Table(scratch.frame(parts[0]).union(scratch.frame(parts[1])))
-        if t.min_time is None:
-            return table
-        # the database's retention period: older rows are gone for every query at once,
-        # before the compactor removes them from storage
-        return Table(scratch.frame(table).filter(
-            col("time") >= lit(pa.scalar(t.min_time, _TS))))
 
     return _off_planner(provider)
+
+
+def _within_retention(scratch: _Scratch, table: Table, min_time: int | None) -> Table:
+    """The database's retention period: older rows are gone for every query at once,
+    before the compactor removes them from storage."""
+    if min_time is None:
+        return table
+    return _off_planner(lambda: Table(scratch.frame(table).filter(
+        col("time") >= lit(pa.scalar(min_time, _TS)))))
+
+
+class _ProviderCache:
+    """Each table's provider (its buffered rows as a memory table, its Parquet files as a
+    dataset), reused by the next query while the table's rows are the same objects.
+
+    Making one costs about a millisecond plus a pass over every buffered batch; most
+    dashboard queries read tables that have not changed since the previous query. The
+    snapshot's batches and files are the key: a write to the table adds or replaces a
+    batch, a snapshot or compaction changes the files, a schema change the schema, and any
+    of these makes the next query build a new provider. An entry holds its batches (so
+    their ids stay theirs), so entries unused for `max_idle` seconds are dropped, and a
+    snapshot's rows are not held long after the buffer let go of them.
+    """
+
+    def __init__(self, max_idle: float = 30.0) -> None:
+        self._entries: dict[tuple[str, str], _CachedProvider] = {}
+        self._lock = threading.Lock()
+        self._max_idle = max_idle
+
+    def get(self, database: str, t: TableSnapshot) -> Table | None:
+        now = time.monotonic()
+        with self._lock:
+            self._sweep(now)
+            entry = self._entries.get((database, t.name))
+            if entry is None or not entry.serves(t):
+                return None
+            entry.used = now
+            return entry.table
+
+    def put(self, database: str, t: TableSnapshot, table: Table) -> None:
+        with self._lock:
+            self._entries[(database, t.name)] = _CachedProvider(
+                list(t.batches), _files_key(t), t.schema, table, time.monotonic())
+
+    def _sweep(self, now: float) -> None:
+        stale = [k for k, e in self._entries.items() if now - e.used > self._max_idle]
+        for k in stale:
+            del self._entries[k]
+
+
+@dataclasses.dataclass
+class _CachedProvider:
+    batches: list[pa.RecordBatch]
+    files: tuple[tuple[str, int, int], ...]
+    schema: pa.Schema
+    table: Table
+    used: float
+
+    def serves(self, t: TableSnapshot) -> bool:
+        return (len(t.batches) == len(self.batches)
+                and all(a is b for a, b in zip(t.batches, self.batches, strict=True))
+                and _files_key(t) == self.files
+                and t.schema.equals(self.schema, check_metadata=False))
+
+
+def _files_key(t: TableSnapshot) -> tuple[tuple[str, int, int], ...]:
+    return tuple((f.path, f.min_time, f.max_time) for f in t.files)
 
 
 def _file_dataset(t: TableSnapshot, schema: pa.Schema, snap: DatabaseSnapshot
