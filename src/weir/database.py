@@ -23,7 +23,10 @@ from weir.catalog import Catalog, Column, HardDelete, Limits, TableSchema
 from weir.catalog.validator import raise_refused_lines, validate_write
 from weir.config import ServeConfig
 from weir.errors import DatabaseMissingForQuery, WriteError, WriteUnavailable
+from weir.lineprotocol import LineError
+from weir.metrics import ServerMetrics
 from weir.objectstore import ObjectStore, open_store
+from weir.objectstore.metered import MeteredStore
 from weir.persist import PersistedIndex, PersistEvent, write_snapshot
 from weir.persist.compactor import Compactor
 from weir.persist.read import TableReader
@@ -37,11 +40,8 @@ from weir.ports import (
     trigger_state_key,
 )
 from weir.query import DatabaseSnapshot, ParquetFileRef, QueryEngine, TableSnapshot
-from weir.lineprotocol import LineError
-from weir.metrics import ServerMetrics
 from weir.query.engine import QueryDescription, QueryStream
 from weir.system_tables import (
-from weir.objectstore.metered import MeteredStore
     LifeCycleTables,
     StorageTables,
     SystemTable,
@@ -51,6 +51,8 @@ from weir.objectstore.metered import MeteredStore
 from weir.wal import TriggerKey, Wal, WalFile, WalOp
 
 log = logging.getLogger("weir.database")
+#: how long /ready waits for the object store to answer
+STORE_CHECK_TIMEOUT_S = 5.0
 
 
 class Database:
@@ -72,8 +74,6 @@ class Database:
             self.store,
             self.node_id,
             on_flushed=self._on_flushed,
-#: how long /ready waits for the object store to answer
-STORE_CHECK_TIMEOUT_S = 5.0
             flush_interval=config.wal_flush_interval,
             max_buffer_ops=config.wal_max_write_buffer_size,
         )
@@ -115,6 +115,9 @@ STORE_CHECK_TIMEOUT_S = 5.0
         self._queries: dict[object, float] = {}
         self._queries_lock = threading.Lock()
         self.started_ns = time.time_ns()
+        #: WAL files replayed so far by `start` (it grows while the WAL is replayed)
+        self.replayed_files = 0
+        self._closing = False  # `stop` was called: a replay still running stops too
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -136,9 +139,6 @@ STORE_CHECK_TIMEOUT_S = 5.0
             log.info("removed %d parquet files no manifest names (an interrupted snapshot "
                      "or compaction)", leftovers)
         # Rows replayed or written from now on may overwrite points in these files.
-        #: WAL files replayed so far by `start` (it grows while the WAL is replayed)
-        self.replayed_files = 0
-        self._closing = False  # `stop` was called: a replay still running stops too
         for f in self.index.all():
             key = (f.database, f.table)
             self.buffer.persisted_before[key] = max(
@@ -155,6 +155,8 @@ STORE_CHECK_TIMEOUT_S = 5.0
     def _replay_wal(self) -> int:
         """Apply the WAL files after the manifest's to the buffer; how many there were."""
         for wal in self.wal.replay(self.index.last_wal_seq):
+            if self._closing:  # stopped while starting: the process is ending
+                break
             # Rows of databases deleted since they were written stay deleted.
             wal.ops = [op for op in wal.ops if self.catalog.db_exists(op.db)
                        or not self.catalog.was_deleted(op.db)]
@@ -182,13 +184,12 @@ STORE_CHECK_TIMEOUT_S = 5.0
 
     async def stop(self) -> None:
         """Flush what is pending to the WAL; wait for a running snapshot."""
+        self._closing = True
         if self._maintenance_task is not None:
             self._maintenance_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._maintenance_task
         if self._retry_handle is not None:
-            if self._closing:  # stopped while starting: the process is ending
-                break
             self._retry_handle.cancel()
         await self.wal.stop()
         if self._snapshot_task is not None:
@@ -206,7 +207,6 @@ STORE_CHECK_TIMEOUT_S = 5.0
 
     def _wal_kept_from(self) -> int | None:
         """The oldest WAL file an enabled WAL trigger still needs (None: none). A trigger
-        self._closing = True
         more than `--trigger-max-wal-lag` files behind holds nothing: it is lagging, and
         skips what is deleted (the engine logs how much)."""
         kept: int | None = None
@@ -277,6 +277,8 @@ STORE_CHECK_TIMEOUT_S = 5.0
                                       accept_partial=accept_partial)
         await self._append([WalOp(database, table, batch) for table, batch in result.tables],
                            wait=not no_sync)
+        self.metrics.writes.record(database, result.rows, len(result.errors),
+                                   _accepted_bytes(body, result.errors))
         raise_refused_lines(result)
         return WriteResult(result.rows, [table for table, _ in result.tables])
 
@@ -299,8 +301,6 @@ STORE_CHECK_TIMEOUT_S = 5.0
         deadline = loop.time() + 10.0
         while self.buffer.nbytes >= limit:
             self._maybe_snapshot()
-        self.metrics.writes.record(database, result.rows, len(result.errors),
-                                   _accepted_bytes(body, result.errors))
             if loop.time() >= deadline:
                 raise WriteUnavailable(
                     f"the in-memory buffer is full ({self.buffer.nbytes} bytes, limit "
@@ -498,6 +498,7 @@ STORE_CHECK_TIMEOUT_S = 5.0
                     ) -> pa.Table:
         if not self.catalog.db_exists(database):
             raise DatabaseMissingForQuery(database)
+        timer = self.metrics.queries.start()
 
         def run() -> pa.Table:
             finished = self._query_started()
@@ -510,6 +511,8 @@ STORE_CHECK_TIMEOUT_S = 5.0
                 raise
             finally:
                 finished()
+            timer.finished("success", table.num_rows)
+            return table
 
         # (the query engine enforces --query-timeout itself, interrupting the query)
         return await asyncio.to_thread(run)
@@ -521,17 +524,18 @@ STORE_CHECK_TIMEOUT_S = 5.0
         failed, or `close()`d by a reader that stops early)."""
         if not self.catalog.db_exists(database):
             raise DatabaseMissingForQuery(database)
+        timer = self.metrics.queries.start()
         release = self._query_started()
 
         def plan() -> QueryStream:
             return self.query_engine.execute_stream(self.snapshot_for_query(database), sql,
                                                     dict(params) if params else None)
 
-        timer = self.metrics.queries.start()
         try:
             stream = await asyncio.to_thread(plan)
         except BaseException:
             release()
+            timer.finished("fail")
             raise
         timer.planned()
 
@@ -542,8 +546,6 @@ STORE_CHECK_TIMEOUT_S = 5.0
         stream.on_close = closed
         return stream
 
-            timer.finished("success", table.num_rows)
-            return table
     async def describe_query(self, database: str, sql: str,
                              params: QueryParams | None = None) -> QueryDescription:
         """What `sql` would return, planned over the tables' schemas alone: no rows are
@@ -572,7 +574,6 @@ STORE_CHECK_TIMEOUT_S = 5.0
             with self._queries_lock:
                 self._queries.pop(token, None)
 
-        timer = self.metrics.queries.start()
         return finished
 
     # ---- WAL triggers: checkpoints, catch-up reads, WAL retention ----------------------
@@ -583,7 +584,6 @@ STORE_CHECK_TIMEOUT_S = 5.0
 
     @property
     def last_wal_seq(self) -> int:
-            timer.finished("fail")
         return self.wal.last_seq
 
     def trigger_checkpoint(self, key: TriggerKey) -> int | None:
@@ -618,6 +618,7 @@ STORE_CHECK_TIMEOUT_S = 5.0
         the result (the others and the checkpoint are still stored)."""
         refused: dict[str, WriteError] = {}
         ops: list[WalOp] = []
+        stored: list[tuple[str, int, int]] = []
         for db, body in writes.items():
             try:
                 result = await validate_write(self.catalog, db, body, precision="ns",
@@ -626,7 +627,10 @@ STORE_CHECK_TIMEOUT_S = 5.0
                 refused[db] = e
                 continue
             ops.extend(WalOp(db, table, batch) for table, batch in result.tables)
+            stored.append((db, result.rows, _accepted_bytes(body, [])))
         await self._append(ops, checkpoints={key: seq})
+        for db, rows, nbytes in stored:
+            self.metrics.writes.record(db, rows, 0, nbytes)
         self.note_trigger_progress(key, seq)
         return refused
 
@@ -660,7 +664,6 @@ STORE_CHECK_TIMEOUT_S = 5.0
         return None
 
     async def save_trigger_state(self, database: str, trigger_name: str, state: bytes
-        stored: list[tuple[str, int, int]] = []
                                  ) -> None:
         await asyncio.to_thread(
             self.store.put, trigger_state_key(self.node_id, database, trigger_name), state)
@@ -669,10 +672,16 @@ STORE_CHECK_TIMEOUT_S = 5.0
         await asyncio.to_thread(
             self.store.delete, trigger_state_key(self.node_id, database, trigger_name))
 
-            stored.append((db, result.rows, _accepted_bytes(body, [])))
 
-        for db, rows, nbytes in stored:
-            self.metrics.writes.record(db, rows, 0, nbytes)
+def _accepted_bytes(body: bytes | str, refused: list[LineError]) -> int:
+    """Bytes of a write's accepted lines, line endings not counted (as the reference
+    counts `influxdb3_write_bytes`)."""
+    raw = body.encode() if isinstance(body, str) else body
+    n = len(raw) - raw.count(b"\n")
+    n -= sum(len(e.original_line.encode()) for e in refused)
+    return max(0, n)
+
+
 class _SchemaOnlyTables(Mapping[str, TableSnapshot]):
     """A database's tables as `describe_query` plans them: schemas alone (no rows, no
     files), each made only when the planner asks for it, so describing one table's query
@@ -724,12 +733,3 @@ def _flushed(wal: WalFile) -> FlushedWal:
 
 def _is_wal_trigger(spec: str) -> bool:
     return spec.startswith("table:") or spec == "all_tables"
-def _accepted_bytes(body: bytes | str, refused: list[LineError]) -> int:
-    """Bytes of a write's accepted lines, line endings not counted (as the reference
-    counts `influxdb3_write_bytes`)."""
-    raw = body.encode() if isinstance(body, str) else body
-    n = len(raw) - raw.count(b"\n")
-    n -= sum(len(e.original_line.encode()) for e in refused)
-    return max(0, n)
-
-

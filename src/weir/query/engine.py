@@ -222,6 +222,8 @@ class QueryEngine:
     def _execute(self, snapshot: DatabaseSnapshot, sql: str, params: dict[str, Any] | None,
                  on_planned: Callable[[], None] | None = None) -> pa.Table:
         stream = self._plan(snapshot, sql, params, None)
+        if on_planned is not None:
+            on_planned()
         return stream.read_all()
 
     def _plan(self, snapshot: DatabaseSnapshot, sql: str, params: dict[str, Any] | None,
@@ -260,8 +262,6 @@ class QueryEngine:
         def system_table(name: str) -> Table:
             try:
                 table = snap.system_tables[name].read()
-        if on_planned is not None:
-            on_planned()
             except Exception as e:  # noqa: BLE001 - any builder's failure: this query's error
                 raise _error(f"error building system table {name}: {type(e).__name__}: {e}",
                              "execution") from None
@@ -456,6 +456,19 @@ class QueryStream:
         self._limit = limit
         #: called once when the stream is closed (read to its end, failed or dropped)
         self.on_close: Callable[[], None] | None = None
+        #: rows read so far
+        self.rows = 0
+        self._ended: Literal["success", "fail"] | None = None
+
+    @property
+    def outcome(self) -> Literal["success", "fail", "cancel"]:
+        """How reading ended: read to its end, failed (an error, the time limit), or
+        stopped by its reader (so far)."""
+        return self._ended or "cancel"
+
+    def _fail(self) -> None:
+        self._ended = self._ended or "fail"
+        self.close()
 
     def _next(self) -> pa.RecordBatch | None:
         if self._stream is None:
@@ -463,16 +476,18 @@ class QueryStream:
         try:
             batch = next(self._stream, None)
         except _Interrupted:
-            self.close()
+            self._fail()
             raise
         except BaseException as e:  # noqa: BLE001 - pyo3 panics derive from BaseException
             _reraise_interpreter_exit(e)
             self._fail()
             raise _error(str(e), "execution") from None
         if batch is None:
-            self._fail()
+            self._ended = self._ended or "success"
+            self.close()
             return None
         out = batch.to_pyarrow()
+        self.rows += out.num_rows
         if self._legacy:
             out = pa.RecordBatch.from_pylist(
                 _legacy_column(pa.Table.from_batches([out]), "data_type").to_pylist(),
@@ -520,19 +535,6 @@ def _timeout_error(limit: float | None) -> QueryTimeout:
 def _with_time_limit(work: Any, limit: float, on_timeout: Any = None,
                      reported: float | None = None) -> Any:
     """`work()` in a thread of its own; past `limit` seconds, interrupt it and raise 408.
-        #: rows read so far
-        self.rows = 0
-        self._ended: Literal["success", "fail"] | None = None
-
-    @property
-    def outcome(self) -> Literal["success", "fail", "cancel"]:
-        """How reading ended: read to its end, failed (an error, the time limit), or
-        stopped by its reader (so far)."""
-        return self._ended or "cancel"
-
-    def _fail(self) -> None:
-        self._ended = self._ended or "fail"
-        self.close()
 
     The interruption is an exception raised in that thread: DataFusion's bindings run a
     little Python every second while they wait for a result, which delivers it, and the
@@ -547,11 +549,9 @@ def _with_time_limit(work: Any, limit: float, on_timeout: Any = None,
             try:
                 box["result"] = work()
             except _Interrupted:
-            self._ended = self._ended or "success"
                 pass
             except BaseException as e:  # noqa: BLE001 - handed to the caller
                 box["error"] = e
-        self.rows += out.num_rows
             finally:
                 with lock:
                     # (no clearing of a pending async exception here: under a trace
