@@ -38,6 +38,7 @@ from weir.catalog.schema import (
     TableSchema,
     TriggerDefinition,
     TriggerJson,
+    soft_deleted_name,
 )
 from weir.config import (
     DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT,
@@ -57,9 +58,9 @@ from weir.errors import (
 from weir.objectstore import ObjectStore
 
 INTERNAL_DB = "_internal"
-
 #: `_internal` keeps 7 days, as the reference's does (SHOW RETENTION POLICIES: 168h0m0s)
 INTERNAL_DB_RETENTION_NS = 7 * 24 * 3600 * 1_000_000_000
+
 
 # The catalog file, `<node>/catalog.json`. Keys marked NotRequired may be missing from a
 # file an older Weir wrote; this one always writes them (except a live table's `deleted`).
@@ -70,6 +71,7 @@ class TableJson(TypedDict):
     columns: list[list[str]]  # [name, kind, type] per column
     deleted: NotRequired[bool]
     hard_delete_time_ns: NotRequired[int | None]
+    deleted_name: NotRequired[str | None]
     # a table's caches and its next cache ids; written only once it has had a cache
     last_caches: NotRequired[list[LastCacheJson]]
     distinct_caches: NotRequired[list[DistinctCacheJson]]
@@ -82,6 +84,7 @@ class DatabaseJson(TypedDict):
     retention_period_ns: NotRequired[int | None]
     deleted: NotRequired[bool]
     hard_delete_time_ns: NotRequired[int | None]
+    deleted_name: NotRequired[str | None]
     tables: list[TableJson]
     deleted_tables: NotRequired[list[TableJson]]
     triggers: NotRequired[list[TriggerJson]]
@@ -119,9 +122,10 @@ class Limits:
         return LimitExceeded(
             f"Adding a new database would exceed limit of {self.databases} databases")
 
-    def table_error(self) -> LimitExceeded:
+    def table_error(self, current: int) -> LimitExceeded:
         return LimitExceeded(
-            f"Update to schema would exceed number of tables limit of {self.tables}")
+            "Update to schema would exceed number of tables limit: attempted to create "
+            f"table but already have {current} table(s) (limit: {self.tables})")
 
     def column_error(self) -> LimitExceeded:
         return LimitExceeded("Update to schema would exceed number of columns per table "
@@ -186,9 +190,49 @@ def resolve_hard_delete_time(value: str | None, now_ns: int,
     try:
         at = parse_rfc3339_ns(v)
     except ValueError:
-        raise ValueError(f"invalid hard_delete_at {value!r}: expected never, now, default "
-                         "or an RFC 3339 time such as 2025-12-31T23:59:59Z") from None
+        raise ValueError(f"Cannot parse the timestamp: {_rfc3339_failure(v)}") from None
     return max(at, now_ns)
+
+
+def _rfc3339_failure(text: str) -> str:
+    """Why `text` is no RFC 3339 time, in the words of the parser the reference uses
+    (chrono's ParseError), for its `Cannot parse the timestamp: ...` answer."""
+    invalid, short = "input contains invalid characters", "premature end of input"
+    i = 0
+
+    def take(spec: str) -> str | None:
+        nonlocal i
+        for c in spec:
+            if i >= len(text):
+                return short
+            ch = text[i]
+            ok = ("0" <= ch <= "9") if c == "d" else (ch in "Tt " if c == "T" else ch == c)
+            if not ok:
+                return invalid
+            i += 1
+        return None
+
+    if (err := take("dddd-dd-ddTdd:dd:dd")) is not None:
+        return err
+    if i < len(text) and text[i] == ".":
+        i += 1
+        if (err := take("d")) is not None:
+            return err
+        while i < len(text) and "0" <= text[i] <= "9":
+            i += 1
+    if i >= len(text):
+        return short
+    if text[i] in "Zz":
+        i += 1
+    elif text[i] in "+-":
+        i += 1
+        if (err := take("dd:dd")) is not None:
+            return err
+    else:
+        return invalid
+    if i < len(text):
+        return "trailing input"
+    return "input is out of range"  # the shape is right: a field is (month 13, 30 Feb)
 
 
 class Catalog:
@@ -259,8 +303,10 @@ class Catalog:
             return [n for n in self._dbs if include_internal or n != INTERNAL_DB]
 
     def deleted_databases(self) -> list[str]:
+        """The soft-deleted databases by the names listings show: `<name>-<deletion
+        time>`, as the reference renames them."""
         with self._lock:
-            return [d.name for d in self._deleted]
+            return [d.deleted_name or d.name for d in self._deleted]
 
     def db_exists(self, name: str) -> bool:
         with self._lock:
@@ -344,6 +390,9 @@ class Catalog:
             d = self.db(name)
             d.deleted = True
             d.hard_delete_time_ns = hard_delete_at_ns
+            d.deleted_name = soft_deleted_name(
+                name, time.time_ns(), d.id,
+                [*self._dbs, *(x.deleted_name or x.name for x in self._deleted)])
             for t in d.triggers.values():
                 t.disabled = True
             del self._dbs[name]
@@ -446,8 +495,8 @@ class Catalog:
                 d = self.db(db)
             if table in d.tables:
                 raise AlreadyExists(f"{db}.{table}")
-            if self.table_count() >= self.limits.tables:
-                raise self.limits.table_error()
+            if (n := self.table_count()) >= self.limits.tables:
+                raise self.limits.table_error(n)
             cols: dict[str, Column] = {}
             for tname in tags:
                 if tname in cols or tname == "time":
@@ -476,6 +525,9 @@ class Catalog:
             del d.tables[table]
             t.deleted = True
             t.hard_delete_time_ns = hard_delete_at_ns
+            t.deleted_name = soft_deleted_name(
+                table, time.time_ns(), t.id,
+                [*d.tables, *(x.deleted_name or x.name for x in d.deleted_tables)])
             d.deleted_tables.append(t)
             self._persist_locked()
             return t
@@ -485,8 +537,8 @@ class Catalog:
         with self._lock:
             d = self.db(db)
             t = d.tables.get(table)
-            if t is None and self.table_count() >= self.limits.tables:
-                raise self.limits.table_error()
+            if t is None and (n := self.table_count()) >= self.limits.tables:
+                raise self.limits.table_error(n)
             known = t.columns if t is not None else {"time": Column("time", TIME, "time")}
             # checked before the table is created, so a refused write leaves no empty table
             if len(known) + len({c.name for c in new} - known.keys()) > \
@@ -630,6 +682,7 @@ def _table_to_json(t: TableSchema) -> TableJson:
     if t.deleted:
         out["deleted"] = True
         out["hard_delete_time_ns"] = t.hard_delete_time_ns
+        out["deleted_name"] = t.deleted_name
     if t.next_last_cache_id or t.next_distinct_cache_id:
         out["last_caches"] = [c.to_json() for c in t.last_caches.values()]
         out["distinct_caches"] = [c.to_json() for c in t.distinct_caches.values()]
@@ -644,6 +697,7 @@ def _table_from_json(t: TableJson) -> TableSchema:
                        columns={c[0]: Column(*c) for c in t["columns"]},
                        deleted=t.get("deleted", False),
                        hard_delete_time_ns=t.get("hard_delete_time_ns"),
+                       deleted_name=t.get("deleted_name"),
                        last_caches={c["name"]: LastCacheDefinition.from_json(name, c)
                                     for c in t.get("last_caches", [])},
                        distinct_caches={c["name"]: DistinctCacheDefinition.from_json(name, c)
@@ -658,6 +712,7 @@ def _db_to_json(d: DatabaseSchema) -> DatabaseJson:
         "retention_period_ns": d.retention_period_ns,
         "deleted": d.deleted,
         "hard_delete_time_ns": d.hard_delete_time_ns,
+        "deleted_name": d.deleted_name,
         "tables": [_table_to_json(t) for t in d.tables.values()],
         "deleted_tables": [_table_to_json(t) for t in d.deleted_tables],
         "triggers": [t.to_json() for t in d.triggers.values()],
@@ -671,6 +726,7 @@ def _db_from_json(raw: DatabaseJson) -> DatabaseSchema:
         retention_period_ns=raw.get("retention_period_ns"),
         deleted=raw.get("deleted", False),
         hard_delete_time_ns=raw.get("hard_delete_time_ns"),
+        deleted_name=raw.get("deleted_name"),
         deleted_tables=[_table_from_json(t) for t in raw.get("deleted_tables", [])],
     )
     for t in raw["tables"]:

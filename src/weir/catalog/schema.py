@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, NotRequired, TypedDict, cast
 
@@ -65,6 +67,9 @@ class TableSchema:
     #: the next cache ids (never reused)
     next_last_cache_id: int = 0
     next_distinct_cache_id: int = 0
+    #: a soft-deleted table's name in listings (soft_deleted_name; None: live, or deleted
+    #: by an older Weir, which listed it by its name)
+    deleted_name: str | None = None
 
     def arrow_schema(self) -> pa.Schema:
         """Columns sorted by name: the order `SELECT *` shows them in."""
@@ -129,6 +134,18 @@ class DatabaseSchema:
     #: soft-deleted tables, kept (out of `tables`, so nothing reads them) until their
     #: hard deletion is done
     deleted_tables: list[TableSchema] = field(default_factory=list)
+    #: a soft-deleted database's name in listings (soft_deleted_name; None: live, or
+    #: deleted by an older Weir, which listed it by its name)
+    deleted_name: str | None = None
+
+
+def soft_deleted_name(name: str, deleted_at_ns: int, id_: int, taken: Iterable[str]) -> str:
+    """The name the reference gives a soft-deleted database or table: the original name,
+    `-` and the deletion time (UTC) as `%Y%m%dT%H%M%S`, e.g. `cpu-20250511T143000`; with
+    `-<id>` after it if that name is `taken` (deleted twice within one second)."""
+    at = datetime.datetime.fromtimestamp(deleted_at_ns // 1_000_000_000, datetime.UTC)
+    stamped = f"{name}-{at:%Y%m%dT%H%M%S}"
+    return f"{stamped}-{id_}" if stamped in set(taken) else stamped
 
 
 _DB_NAME_CHARS = re.compile(r"[A-Za-z0-9_\-]*")

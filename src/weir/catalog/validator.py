@@ -65,7 +65,9 @@ def check_target(catalog: Catalog, database: str) -> None:
         validate_db_name(database)  # (refuses `_internal` too: no leading underscore)
     except InvalidName as e:
         raise WriteError(str(e)) from None
-    if not catalog.db_exists(database) and catalog.was_deleted(database):
+    # the original name until it is created anew, and the `<name>-<time>` listings show
+    if not catalog.db_exists(database) and (catalog.was_deleted(database)
+                                            or database in catalog.deleted_databases()):
         raise WriteError(
             f"cannot write to soft-deleted database '{database}' - it is marked for deletion")
 

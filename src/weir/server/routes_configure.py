@@ -114,8 +114,8 @@ async def delete_table(request: Request) -> Response:
     st = state_of(request)
     q = request.query_params
     db, table = q.get("db"), q.get("table")
-    if not db or not table:
-        raise HttpError(400, "serde error: missing field `db` or `table`")
+    if db is None or table is None:  # serde names the first missing field
+        raise HttpError(400, f"serde error: missing field `{'db' if db is None else 'table'}`")
     await st.services.admin.delete_table(db, table, q.get("hard_delete_at"))
     return Response(status_code=200)
 

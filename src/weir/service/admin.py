@@ -51,10 +51,13 @@ class AdminService:
 
     async def delete_database(self, db: str, hard_delete_at: str | None) -> None:
         """Soft-delete `db`; its data goes for good at `hard_delete_at`."""
+        # the time is read first (a bad one is a 400 even for a missing database), then
+        # DatabaseNotFound before anything changes, as the reference does
+        at = self._hard_delete_time(hard_delete_at)
         if db == INTERNAL_DB:
             raise CatalogError("cannot delete the _internal database")
-        self._storage.catalog.db(db)  # DatabaseNotFound before anything changes
-        await self._storage.delete_database(db, self._hard_delete_time(hard_delete_at))
+        self._storage.catalog.db(db)
+        await self._storage.delete_database(db, at)
 
     async def create_table(self, db: str, table: str, tags: list[str],
                            fields: list[tuple[str, str]]) -> None:
@@ -67,8 +70,9 @@ class AdminService:
         await asyncio.to_thread(catalog.create_table, db, table, list(tags), fields, True)
 
     async def delete_table(self, db: str, table: str, hard_delete_at: str | None) -> None:
+        at = self._hard_delete_time(hard_delete_at)  # as delete_database: the time first
         self._storage.catalog.table(db, table)  # NotFound before anything changes
-        await self._storage.delete_table(db, table, self._hard_delete_time(hard_delete_at))
+        await self._storage.delete_table(db, table, at)
 
 
 def _retention_ns(value: str | None) -> int | None:

@@ -37,7 +37,16 @@ class TableInfo(Protocol):
     @property
     def hard_delete_time_ns(self) -> int | None: ...
 
+    @property
+    def deleted_name(self) -> str | None: ...
+
     def tag_names(self) -> list[str]: ...
+
+    @property
+    def last_caches(self) -> Mapping[str, object]: ...
+
+    @property
+    def distinct_caches(self) -> Mapping[str, object]: ...
 
 
 class DatabaseInfo(Protocol):
@@ -58,6 +67,9 @@ class DatabaseInfo(Protocol):
 
     @property
     def hard_delete_time_ns(self) -> int | None: ...
+
+    @property
+    def deleted_name(self) -> str | None: ...
 
 
 class CatalogInfo(Protocol):
@@ -186,7 +198,9 @@ def databases_table(catalog: CatalogInfo) -> pa.Table:
     rows: list[tuple[str, int | None, bool, int | None]] = [
         (name, catalog.db(name).retention_period_ns, False, None)
         for name in catalog.databases()]
-    rows.extend((d.name, d.retention_period_ns, True, _seconds(d.hard_delete_time_ns))
+    # a soft-deleted database goes by `<name>-<deletion time>`, as in the reference
+    rows.extend((d.deleted_name or d.name, d.retention_period_ns, True,
+                 _seconds(d.hard_delete_time_ns))
                 for d in catalog.deleted_database_schemas())
     return pa.table([
         pa.array([r[0] for r in rows], pa.string()),
@@ -204,16 +218,17 @@ def tables_table(catalog: CatalogInfo) -> pa.Table:
         rows.extend((name, t, False, None) for t in d.tables.values())
         rows.extend((name, t, True, t.hard_delete_time_ns) for t in d.deleted_tables)
     for dd in catalog.deleted_database_schemas():
-        rows.extend((dd.name, t, True, dd.hard_delete_time_ns) for t in dd.tables.values())
-        rows.extend((dd.name, t, True, t.hard_delete_time_ns) for t in dd.deleted_tables)
-    zeros = [0] * len(rows)  # Weir has no last/distinct value caches yet
+        dname = dd.deleted_name or dd.name
+        rows.extend((dname, t, True, dd.hard_delete_time_ns) for t in dd.tables.values())
+        rows.extend((dname, t, True, t.hard_delete_time_ns) for t in dd.deleted_tables)
     return pa.table([
         pa.array([r[0] for r in rows], pa.string()),
-        pa.array([r[1].name for r in rows], pa.string()),
+        # a soft-deleted table goes by `<name>-<deletion time>`, as in the reference
+        pa.array([r[1].deleted_name or r[1].name for r in rows], pa.string()),
         pa.array([len(r[1].columns) for r in rows], pa.uint64()),
-        pa.array([",".join(r[1].tag_names()) for r in rows], pa.string()),
-        pa.array(zeros, pa.uint64()),
-        pa.array(zeros, pa.uint64()),
+        pa.array([", ".join(r[1].tag_names()) for r in rows], pa.string()),
+        pa.array([len(r[1].last_caches) for r in rows], pa.uint64()),
+        pa.array([len(r[1].distinct_caches) for r in rows], pa.uint64()),
         pa.array([r[2] for r in rows], pa.bool_()),
         pa.array([_seconds(r[3]) for r in rows], _HARD_DELETION_TIME),
     ], schema=TABLES_SCHEMA)

@@ -4,6 +4,7 @@ hard-delete time resolution."""
 
 from __future__ import annotations
 
+import calendar
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,7 +58,8 @@ def test_hard_delete_api_is_durable(catalog_dir: Path) -> None:
     c2.complete_hard_delete(due[0])  # twice is harmless
     c3 = _catalog(catalog_dir)
     assert c3.due_hard_deletes(now) == due[1:]
-    assert "a" not in c3.deleted_databases() and "b" in c3.deleted_databases()
+    # listed by the reference's `<name>-<deletion time>`
+    assert [n.split("-")[0] for n in c3.deleted_databases()] == ["b"]
     c3.complete_hard_delete(due[1])
     c4 = _catalog(catalog_dir)
     assert c4.due_hard_deletes(now + 10 * DAY_NS) == [
@@ -97,8 +99,35 @@ def test_catalog_limits_from_options(catalog_dir: Path) -> None:
         c.create_table("one", "t", ["a", "b"], [("c", "float")])
     c.create_table("one", "t", ["a"], [("c", "float")])
     c.create_table("one", "u", [], [])
-    with pytest.raises(LimitExceeded, match=r"tables limit of 2$"):
+    with pytest.raises(LimitExceeded, match=r"^Update to schema would exceed number of tables "
+                                            r"limit: attempted to create table but already have "
+                                            r"2 table\(s\) \(limit: 2\)$"):
         c.create_table("one", "v", [], [])
+
+
+def test_soft_deleted_names_are_the_references(catalog_dir: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A soft-deleted database or table is listed as `<name>-<%Y%m%dT%H%M%S>` (UTC), with
+    `-<id>` after it when that name is taken (deleted twice within a second); the name
+    survives a restart."""
+    at = calendar.timegm((2025, 5, 11, 14, 30, 0, 0, 0, 0)) * NS + 123
+    monkeypatch.setattr(time, "time_ns", lambda: at)  # the clock only
+    c = _catalog(catalog_dir)
+    c.create_table("db", "cpu", ["host"], [("usage", "float")], True)
+    c.delete_table("db", "cpu")
+    c.create_table("db", "cpu", ["host"], [("usage", "float")])
+    c.delete_table("db", "cpu")
+    first, second = c.db("db").deleted_tables
+    assert first.deleted_name == "cpu-20250511T143000"
+    assert second.deleted_name == f"cpu-20250511T143000-{second.id}"
+    c.delete_database("db")
+    assert c.deleted_databases() == ["db-20250511T143000"]
+    monkeypatch.undo()
+    c2 = _catalog(catalog_dir)
+    assert c2.deleted_databases() == ["db-20250511T143000"]
+    [d] = c2.deleted_database_schemas()
+    assert [t.deleted_name for t in d.deleted_tables] == [first.deleted_name,
+                                                          second.deleted_name]
 
 
 def test_hard_delete_time_resolution() -> None:
