@@ -120,3 +120,32 @@ async def test_venv_failure_is_logged_not_raised(tmp_path: Path) -> None:
     assert await env.ensure() is False
     assert env.error is not None and "cannot create the plugin virtualenv" in env.error
     assert env.worker_python()[0] == sys.executable  # the server's interpreter
+
+
+async def test_package_builds_do_not_see_the_servers_secrets(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A package's build runs whatever code it ships: pip gets the server's environment
+    minus what the server reads itself (here an object-store key) and the deny list."""
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cret-for-the-object-store")
+    monkeypatch.setenv("WEIR_TEST_DENIED", "x")
+    monkeypatch.setenv("NORI_API_KEY", "plugins-may-see-this")
+    pkg = tiny_package(tmp_path)
+    seen = tmp_path / "seen_env.json"
+    # the backend notes the names of its environment while it builds
+    (pkg / "backend.py").write_text(BACKEND.replace(
+        "    here = os.path.dirname(os.path.abspath(__file__))\n",
+        "    here = os.path.dirname(os.path.abspath(__file__))\n"
+        f"    import json; open({str(seen)!r}, 'w').write(json.dumps(sorted(os.environ)))\n"))
+    config = make_config(tmp_path, server_env_vars=["AWS_SECRET_ACCESS_KEY"],
+                         plugin_env_deny=["WEIR_TEST_*"])
+    async with open_database(config) as db:
+        engine = await start_engine(db, fast_options(create_venv=True))
+        try:
+            await engine.install_packages([str(pkg)])
+        finally:
+            await engine.stop()
+    names = json.loads(seen.read_text())
+    assert "NORI_API_KEY" in names and "PIP_NO_INDEX" in names
+    assert "AWS_SECRET_ACCESS_KEY" not in names
+    assert "WEIR_TEST_DENIED" not in names

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from weir.engine.plugin_env import PluginEnvPolicy
 from weir.errors import ProcessingEngineError, WeirError
 
 log = logging.getLogger("weir.engine")
@@ -42,9 +43,12 @@ def _install_error(detail: str) -> ProcessingEngineError:
 
 
 class PluginEnvironment:
-    def __init__(self, venv_dir: Path | None, package_manager: str = "discover") -> None:
+    def __init__(self, venv_dir: Path | None, package_manager: str = "discover",
+                 env_policy: PluginEnvPolicy | None = None) -> None:
         self.venv_dir = venv_dir.resolve() if venv_dir is not None else None
         self.package_manager = package_manager
+        #: what of the server's environment installs see (never the server's secrets)
+        self.env_policy = env_policy or PluginEnvPolicy()
         self._install_lock = asyncio.Lock()
         self.error: str | None = None
 
@@ -142,6 +146,9 @@ class PluginEnvironment:
         if self.package_manager == "disabled":
             raise PackageInstallDisabled()
 
+    async def _run(self, cmd: list[str], timeout: float) -> tuple[int, str]:
+        return await _run(cmd, timeout, self.env_policy.for_installs(os.environ))
+
     async def _pip(self, args: list[str]) -> str:
         if self.venv_dir is None:
             raise _install_error("Plugin environment management is disabled")
@@ -149,23 +156,22 @@ class PluginEnvironment:
             if self.python is None:
                 await asyncio.to_thread(self._create)
             py = str(self.python)
-            check = await _run([py, "-m", "pip", "--version"], 120)
+            check = await self._run([py, "-m", "pip", "--version"], 120)
             if check[0] != 0:
-                code, out = await _run([py, "-m", "ensurepip", "--default-pip"], 600)
+                code, out = await self._run([py, "-m", "ensurepip", "--default-pip"], 600)
                 if code != 0:
                     raise _install_error(f"pip is not available in {self.venv_dir} and "
                                          f"ensurepip failed:\n{out[-_OUTPUT_TAIL:]}")
-            code, out = await _run([py, "-m", "pip", "--disable-pip-version-check", *args],
-                                   PIP_TIMEOUT_S)
+            code, out = await self._run(
+                [py, "-m", "pip", "--disable-pip-version-check", *args], PIP_TIMEOUT_S)
             if code != 0:
                 raise _install_error(f"pip exited with code {code}:\n{out[-_OUTPUT_TAIL:]}")
             log.info("pip %s: done", " ".join(args))
             return out
 
 
-async def _run(cmd: list[str], timeout: float) -> tuple[int, str]:
+async def _run(cmd: list[str], timeout: float, env: dict[str, str]) -> tuple[int, str]:
     """Run a command; (exit code, combined output). A timeout counts as a failure."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "PYTHONPATH")}
     try:
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env)

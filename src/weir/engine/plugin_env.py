@@ -101,6 +101,15 @@ class PluginEnvPolicy:
         handed = frozenset(split_names([environ.get(HANDOVER_VAR, "")]))
         return {k: v for k, v in environ.items() if self.admits(k, handed)}
 
+    def for_installs(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """The environment of package installs (pip, uv): the server's, minus what the
+        server reads itself and the deny list. A package's build runs any code it likes, so
+        it must not see the server's credentials either; `allow` does not narrow it (pip
+        needs its own settings: PIP_*, UV_*, proxies, certificates)."""
+        return {k: v for k, v in environ.items()
+                if k not in self.server_vars and k not in INTERPRETER
+                and not _matches(k, self.deny)}
+
     def withheld(self, environ: Mapping[str, str]) -> list[str]:
         """The names set in `environ` that plugins do not see (for the start-up log)."""
         handed = frozenset(split_names([environ.get(HANDOVER_VAR, "")]))

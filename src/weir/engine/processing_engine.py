@@ -113,8 +113,8 @@ class ProcessingEngine:
         self.logs = PluginLogs(self.options.log_capacity)
         self.files = PluginFiles(config.plugin_dir, config.plugin_repo)
         venv = config.venv_dir if config.plugin_dir is not None else None
-        self.environment = PluginEnvironment(venv, config.package_manager)
         self.env_policy = PluginEnvPolicy.from_config(config)
+        self.environment = PluginEnvironment(venv, config.package_manager, self.env_policy)
         self.worker_services = EngineServices(services.writes, services.queries, self.logs)
         self._runners: dict[tuple[str, str], TriggerRunner] = {}
         self._paths: dict[str, RequestTriggerRunner] = {}
