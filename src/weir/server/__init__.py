@@ -20,7 +20,8 @@ from weir.auth import TokenStore
 from weir.catalog import Limits
 from weir.config import ServeConfig
 from weir.database import Database
-from weir.server import routes_configure, routes_data, routes_tokens, routes_v1
+from weir.metrics import ServerMetrics
+from weir.server import metrics, routes_configure, routes_data, routes_tokens, routes_v1
 from weir.server.app import WeirApp
 from weir.server.auth import open_paths
 from weir.server.openapi import document_bytes
@@ -36,7 +37,8 @@ log = logging.getLogger("weir.server")
 
 def build_routes(state: ServerState) -> list[BaseRoute]:
     routes: list[BaseRoute] = [*routes_data.routes, *routes_v1.routes, *routes_configure.routes,
-              *routes_tokens.routes, Route("/openapi.json", _openapi, methods=["GET"])]
+              *metrics.routes, *routes_tokens.routes,
+              Route("/openapi.json", _openapi, methods=["GET"])]
     if state.engine is not None:
         # (the engine's modules load only when --plugin-dir turns the engine on)
         from weir.server.engine_routes import engine_routes
@@ -58,27 +60,27 @@ async def _openapi(request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
-async def serve(config: ServeConfig, ready: asyncio.Event | None = None) -> None:
-    """Start the database (replaying the WAL), the engine, then serve until signalled."""
-    database = Database(config, limits=Limits.from_config(config))
-    await database.start()
+async def serve(config: ServeConfig) -> None:
+    """Listen at once, then start the database (loading the catalog, replaying the WAL)
+    and the engine; until then requests get 503 and /ready says why. Serve until
+    signalled."""
+    server_metrics = ServerMetrics.create()
+    database = Database(config, limits=Limits.from_config(config), metrics=server_metrics)
     services = Services.over(database,
                              hard_delete_default_s=config.hard_delete_default_duration)
-    state = ServerState(config=config, database=database, services=services)
+    state = ServerState(config=config, database=database, services=services,
+                        metrics=server_metrics, starting="loading the catalog")
     if not config.without_auth:
+        # (tokens live in the catalog: none authenticates before it is loaded)
         state.tokens = TokenStore(database.catalog)
-        if config.admin_token_file is not None:
-            _load_admin_token_file(state.tokens, config.admin_token_file)
         database.add_system_tables(TokenTables(state.tokens))
-        if not state.tokens.has_admin():
-            log.warning("authentication is on and no operator token exists yet: create one "
-                        "with `influxdb3 create token --admin`")
     if config.plugin_dir is not None:
         from weir.engine import ProcessingEngine  # (loads the engine only when it is on)
 
-        state.engine = ProcessingEngine(services, database, config)
-        await state.engine.start()
+        state.engine = ProcessingEngine(services, database, config,
+                                        metrics=server_metrics.triggers)
     app = WeirApp(state, build_routes(state))
+    metrics.register_server_gauges(state)
     host, port = config.host_port
     flight = _start_flight(state)
     server = uvicorn.Server(uvicorn.Config(
@@ -86,22 +88,64 @@ async def serve(config: ServeConfig, ready: asyncio.Event | None = None) -> None
         lifespan="off", timeout_graceful_shutdown=5,
         http=flight.protocol_class() if flight is not None else "auto",
     ))
-    log.info("Weir listening on http://%s:%d (node %s, object store %s)", host, port,
-             config.node_id, config.object_store)
     # uvicorn re-raises SIGTERM once its graceful shutdown is done; with the default
     # handler that would end the process before the `finally` below (Flight, engine, WAL)
     # runs, so turn it into SystemExit here
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    started: list[str] = []  # what start-up has started, for the shutdown
+    failure: list[BaseException] = []
+
+    async def start_up() -> None:
+        try:
+            await _start(state, started)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:  # noqa: BLE001 - re-raised once uvicorn has stopped
+            failure.append(e)
+            server.should_exit = True
+
+    startup = asyncio.create_task(start_up(), name="start-up")
     try:
         await server.serve()
     finally:
+        if not startup.done():  # signalled while starting: stop starting
+            startup.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await startup
         if flight is not None:
             await flight.stop()
-        log.info("shutting down: flushing the WAL")
-        if state.engine is not None:
-            await state.engine.stop()
-        await database.stop()
-        log.info("shutdown complete")
+        if "database" in started:
+            log.info("shutting down: flushing the WAL")
+            if "engine" in started and state.engine is not None:
+                await state.engine.stop()
+            await database.stop()
+            log.info("shutdown complete")
+    if failure:
+        raise failure[0]
+
+
+async def _start(state: ServerState, started: list[str]) -> None:
+    """Everything that must be done before the server serves requests."""
+    config, database = state.config, state.database
+    host, port = config.host_port
+    log.info("Weir listening on http://%s:%d (node %s, object store %s); starting",
+             host, port, config.node_id, config.object_store)
+    state.starting = "loading the catalog and replaying the WAL"
+    started.append("database")  # (stop() after a partial start only flushes what exists)
+    await database.start()
+    if state.tokens is not None:
+        if config.admin_token_file is not None:
+            _load_admin_token_file(state.tokens, config.admin_token_file)
+        if not state.tokens.has_admin():
+            log.warning("authentication is on and no operator token exists yet: create one "
+                        "with `influxdb3 create token --admin`")
+    if state.engine is not None:
+        state.starting = "starting the processing engine"
+        started.append("engine")
+        await state.engine.start()
+    state.starting = None
+    log.info("Weir is ready on http://%s:%d (replayed %d WAL files)", host, port,
+             database.replayed_files)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -1,10 +1,10 @@
-"""Databases and tables: /api/v3/configure/database, /table; health, ping, metrics."""
+"""Databases and tables: /api/v3/configure/database, /table; health, ping.
+(/metrics and /ready: weir.server.metrics.)"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -24,9 +24,6 @@ from weir.server.http_io import (
     str_list,
 )
 from weir.server.state import state_of
-
-if TYPE_CHECKING:  # (the engine loads only when --plugin-dir turns it on)
-    from weir.engine.wal_triggers import WalLag
 
 _FORMATS = {"json": "json", "jsonl": "jsonl", "json_lines": "jsonl", "csv": "csv",
             "pretty": "pretty", "parquet": "parquet"}
@@ -135,51 +132,6 @@ async def ping(request: Request) -> Response:
     )
 
 
-async def metrics(request: Request) -> Response:
-    st = state_of(request)
-    db = st.database
-    lines = [
-        "# HELP weir_buffer_bytes Bytes held in the in-memory buffer.",
-        "# TYPE weir_buffer_bytes gauge",
-        f"weir_buffer_bytes {db.buffer.nbytes}",
-        "# HELP weir_wal_last_sequence Sequence number of the newest WAL file.",
-        "# TYPE weir_wal_last_sequence gauge",
-        f"weir_wal_last_sequence {db.wal.last_seq}",
-        "# HELP weir_parquet_files Parquet files persisted.",
-        "# TYPE weir_parquet_files gauge",
-        f"weir_parquet_files {len(db.index.all())}",
-        "# HELP weir_http_requests_total HTTP requests served, by path.",
-        "# TYPE weir_http_requests_total counter",
-    ]
-    for path, n in sorted(st.requests.items()):
-        lines.append(f'weir_http_requests_total{{path="{path}"}} {n}')
-    if st.engine is not None:
-        lines.extend(_wal_trigger_metrics(st.engine.wal_lags()))
-    lines.append(f"weir_uptime_seconds {time.time() - st.started:.3f}")
-    lines.append("# EOF")
-    return PlainTextResponse("\n".join(lines) + "\n",
-                             media_type="text/plain; version=0.0.4; charset=utf-8")
-
-
-def _wal_trigger_metrics(lags: list[tuple[str, str, WalLag]]) -> list[str]:
-    """Each running WAL trigger's lag: WAL files, and seconds (when known)."""
-    files = ["# HELP weir_trigger_wal_lag_files WAL files a WAL trigger has yet to process.",
-             "# TYPE weir_trigger_wal_lag_files gauge"]
-    seconds = ["# HELP weir_trigger_wal_lag_seconds Age of the oldest WAL file a WAL trigger "
-               "has yet to process.", "# TYPE weir_trigger_wal_lag_seconds gauge"]
-    for db, trigger, lag in sorted(lags, key=lambda x: (x[0], x[1])):
-        labels = f'db="{_label(db)}",trigger="{_label(trigger)}"'
-        files.append(f"weir_trigger_wal_lag_files{{{labels}}} {lag.files}")
-        if lag.seconds is not None:
-            seconds.append(f"weir_trigger_wal_lag_seconds{{{labels}}} {lag.seconds:.3f}")
-    return files + seconds
-
-
-def _label(value: str) -> str:
-    """A Prometheus label value: backslash, quote and newline escaped."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def _uuid7() -> str:
     import os
     import uuid
@@ -209,5 +161,4 @@ routes = [
     Route("/health", health, methods=["GET"]),
     Route("/api/v1/health", health, methods=["GET"]),
     Route("/ping", ping, methods=["GET", "POST"]),
-    Route("/metrics", metrics, methods=["GET"]),
 ]

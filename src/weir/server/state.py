@@ -13,6 +13,7 @@ from starlette.requests import Request
 from weir.auth import TokenStore
 from weir.config import ServeConfig
 from weir.database import Database
+from weir.metrics import ServerMetrics
 from weir.service import Services
 
 if TYPE_CHECKING:
@@ -22,13 +23,17 @@ if TYPE_CHECKING:
 @dataclass
 class ServerState:
     config: ServeConfig
-    database: Database  # for the server's own life cycle (start, stop, metrics)
+    database: Database  # for the server's own life cycle (start, stop, /ready, /metrics)
     services: Services
     engine: ProcessingEngine | None = None  # when --plugin-dir is set
     tokens: TokenStore | None = None  # None when started --without-auth
     process_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.time)
-    requests: dict[str, int] = field(default_factory=dict)
+    #: every recorder of this server, over the registry /metrics renders
+    metrics: ServerMetrics = field(default_factory=ServerMetrics.create)
+    #: what the server is doing while it starts (None once it serves): until then every
+    #: request but /ready (and /metrics, when it needs no token) is answered 503
+    starting: str | None = None
 
 
 def state_of(request: Request) -> ServerState:

@@ -198,8 +198,12 @@ def query_paths() -> Json:
 
 
 def service_paths() -> Json:
+    starting = _resp("The server is starting (loading the catalog, replaying the WAL, "
+                     "starting the processing engine): every route answers 503 until then.",
+                     {JSON: _json(_obj({"error": {"type": "string"}}, ["error"]))})
     health = _op("Health", "service", {
         "200": _resp("Serving.", {TEXT: _text("^OK$")}),
+        "503": starting,
         "400": _bad_request(text=False, description="A malformed Authorization header."),
         "401": _ref("responses", "Unauthorized"), "403": _ref("responses", "Forbidden")})
     ping_headers = {name: {"schema": {"type": "string"}, "required": True}
@@ -218,6 +222,15 @@ def service_paths() -> Json:
         "/api/v1/health": {"get": {**health, "operationId": "health_v1"}},
         "/ping": {"get": _op("Ping", "service", ping_responses, operation_id="ping_get"),
                   "post": _op("Ping", "service", ping_responses, operation_id="ping_post")},
+        "/ready": {"get": _op("Readiness", "service", {
+            "200": _resp("Started, and the object store answers.", {JSON: _json(_obj(
+                {"status": {"const": "ready"}, "started": {"type": "string"},
+                 "up": {"type": "string"}}, ["status", "started", "up"]))}),
+            "503": _resp("Still starting (`starting`), or the object store does not answer "
+                         "(`unavailable`); `reason` says why.", {JSON: _json(_obj(
+                             {"status": {"enum": ["starting", "unavailable"]},
+                              "reason": {"type": "string"}}, ["status", "reason"]))}),
+            **_std()}, operation_id="ready")},
         "/metrics": {"get": _op("Prometheus metrics", "service", {
             "200": _resp("Metrics in the Prometheus text format, ending with `# EOF`.",
                          {TEXT: _text(r"# EOF\n$")}),

@@ -198,7 +198,8 @@ def components() -> Json:
                                   {TEXT: _text("^endpoint disabled, started without auth$")}),
         },
         "headers": {
-            "ClusterUuid": {"description": "The catalog's UUID (every response).",
+            "ClusterUuid": {"description": "The catalog's UUID (every response once the "
+                                           "server has started).",
                             "schema": {"type": "string"}},
             "AllowOrigin": {"description": "CORS (every response).",
                             "schema": {"type": "string", "const": "*"}},
