@@ -14,15 +14,30 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
 from weir.buffer import Buffer, Generation
-from weir.catalog import Catalog, Column, HardDelete, Limits, TableSchema
+from weir.cache import (
+    Caches,
+    DistinctCache,
+    LastCache,
+    distinct_cache_refill_sql,
+    last_cache_refill_sql,
+)
+from weir.catalog import (
+    Catalog,
+    Column,
+    DistinctCacheDefinition,
+    HardDelete,
+    LastCacheDefinition,
+    Limits,
+    TableSchema,
+)
 from weir.catalog.validator import raise_refused_lines, validate_write
 from weir.config import ServeConfig
-from weir.errors import DatabaseMissingForQuery, WriteError, WriteUnavailable
+from weir.errors import DatabaseMissingForQuery, QueryError, WriteError, WriteUnavailable
 from weir.lineprotocol import LineError
 from weir.metrics import ServerMetrics
 from weir.objectstore import ObjectStore, open_store
@@ -42,6 +57,7 @@ from weir.ports import (
 from weir.query import DatabaseSnapshot, ParquetFileRef, QueryEngine, TableSnapshot
 from weir.query.engine import QueryDescription, QueryStream
 from weir.system_tables import (
+    CacheTables,
     LifeCycleTables,
     StorageTables,
     SystemTable,
@@ -80,7 +96,11 @@ class Database:
         self._wal_listeners: list[Callable[[FlushedWal], Awaitable[None]]] = []
         self._persist_listeners: list[Callable[[PersistEvent], Awaitable[None]]] = []
         self._delete_listeners: list[DatabaseDeletedListener] = []
-        self.system_tables = SystemTables([StorageTables(self), LifeCycleTables(self)])
+        #: the last-value and distinct-value caches' contents (their definitions are
+        #: the catalog's)
+        self.caches = Caches()
+        self.system_tables = SystemTables([StorageTables(self), LifeCycleTables(self),
+                                           CacheTables(self)])
         self._files_since_snapshot = 0
         self._snapshot_task: asyncio.Task[PersistEvent | None] | None = None
         self._retry_gen: Generation | None = None
@@ -149,6 +169,7 @@ class Database:
         await asyncio.to_thread(self._delete_snapshotted_wal, self.index.last_wal_seq)
         log.info("replayed %d WAL files (last seq %d); %d parquet files persisted",
                  replayed, self.wal.last_seq, len(self.index.all()))
+        await self._start_caches()
         self.wal.start()
         self._maintenance_task = asyncio.create_task(self._maintain(), name="maintenance")
 
@@ -312,6 +333,7 @@ class Database:
 
     async def _on_flushed(self, wal: WalFile) -> None:
         self.buffer.apply(wal)
+        self.caches.push([(op.db, op.table, op.batch) for op in wal.ops])
         self._note_checkpoints(wal)
         self._files_since_snapshot += 1
         if self._wal_listeners:
@@ -492,7 +514,9 @@ class Database:
                 min_time=cutoff,
             )
         return DatabaseSnapshot(name=database, tables=tables,
-                                filesystem=self.store.arrow_filesystem(), system_tables=system)
+                                filesystem=self.store.arrow_filesystem(), system_tables=system,
+                                table_functions=self.caches.table_functions(
+                                    database, dict(dbschema.tables)))
 
     async def query(self, database: str, sql: str, params: QueryParams | None = None
                     ) -> pa.Table:
@@ -644,6 +668,7 @@ class Database:
         then tell the listeners (the processing engine stops its triggers)."""
         await asyncio.to_thread(self.catalog.delete_database, name, hard_delete_at_ns)
         self.buffer.drop(name)
+        self.caches.drop_database(name)
         for cb in self._delete_listeners:
             try:
                 await cb(name)
@@ -654,6 +679,89 @@ class Database:
                            hard_delete_at_ns: int | None = None) -> None:
         await asyncio.to_thread(self.catalog.delete_table, db, table, hard_delete_at_ns)
         self.buffer.drop(db, table)
+        self.caches.drop_table(db, table)
+
+    # ---- last-value and distinct-value caches (weir.ports.CacheStore) -----------------
+
+    async def create_last_cache(self, db: str, table: str, *, name: str | None,
+                                key_columns: Sequence[str] | None,
+                                value_columns: Sequence[str] | None, count: int, ttl_s: int
+                                ) -> LastCacheDefinition:
+        """Record the cache in the catalog, then fill it from stored data (it takes every
+        flushed write from the moment it is recorded; what it is filled with merges in)."""
+        definition = await asyncio.to_thread(
+            self.catalog.create_last_cache, db, table, name=name, key_columns=key_columns,
+            value_columns=value_columns, count=count, ttl_s=ttl_s)
+        await self._fill_last_cache(db, self.caches.add_last_cache(db, definition))
+        return definition
+
+    async def delete_last_cache(self, db: str, table: str, name: str) -> None:
+        await asyncio.to_thread(self.catalog.delete_last_cache, db, table, name)
+        self.caches.remove_last_cache(db, table, name)
+
+    async def create_distinct_cache(self, db: str, table: str, columns: Sequence[str], *,
+                                    name: str | None, max_cardinality: int, max_age_s: int
+                                    ) -> DistinctCacheDefinition:
+        definition = await asyncio.to_thread(
+            self.catalog.create_distinct_cache, db, table, columns, name=name,
+            max_cardinality=max_cardinality, max_age_s=max_age_s)
+        await self._fill_distinct_cache(db, self.caches.add_distinct_cache(db, definition))
+        return definition
+
+    async def delete_distinct_cache(self, db: str, table: str, name: str) -> None:
+        await asyncio.to_thread(self.catalog.delete_distinct_cache, db, table, name)
+        self.caches.remove_distinct_cache(db, table, name)
+
+    async def _start_caches(self) -> None:
+        """Every cache the catalog defines, filled from stored data (the buffer, with the
+        WAL replayed, and the Parquet files): unlike Core's, Weir's caches come back
+        after a restart."""
+        started, filled = time.perf_counter(), 0
+        for db in self.catalog.databases():
+            for ts in list(self.catalog.db(db).tables.values()):
+                for lc in ts.last_caches.values():
+                    await self._fill_last_cache(db, self.caches.add_last_cache(db, lc))
+                    filled += 1
+                for dc in ts.distinct_caches.values():
+                    await self._fill_distinct_cache(db, self.caches.add_distinct_cache(db, dc))
+                    filled += 1
+        if filled:
+            log.info("filled %d last/distinct value caches from stored data in %.2fs", filled,
+                     time.perf_counter() - started)
+
+    async def _fill_last_cache(self, db: str, cache: LastCache) -> None:
+        sql = last_cache_refill_sql(cache.definition, time.time_ns())
+        await self._fill_cache(db, cache, sql, lambda rows: rows.drop_columns(["__weir_rn"]))
+
+    async def _fill_distinct_cache(self, db: str, cache: DistinctCache) -> None:
+        sql = distinct_cache_refill_sql(cache.definition, time.time_ns())
+        await self._fill_cache(db, cache, sql, lambda rows: rows)
+
+    async def _fill_cache(self, db: str, cache: LastCache | DistinctCache, sql: str | None,
+                          prepare: Callable[[pa.Table], pa.Table]) -> None:
+        """Load the stored rows `sql` reads into `cache` (in a worker thread). If they
+        cannot be read, the cache still fills from new writes: that is logged, not
+        raised (the cache exists in the catalog by now)."""
+        if sql is None:
+            return
+
+        def run() -> None:
+            finished = self._query_started()
+            try:
+                rows = self.query_engine.execute(self.snapshot_for_query(db), sql)
+            finally:
+                finished()
+            cache.load(prepare(rows), time.time_ns())
+
+        name = cache.definition.name
+        try:
+            await asyncio.to_thread(run)
+        except QueryError as e:
+            log.warning("cache %s in %s: could not read stored data to fill it (it fills "
+                        "from new writes): %s", name, db, e)
+        except Exception:
+            log.exception("cache %s in %s: filling it from stored data failed (it fills "
+                          "from new writes)", name, db)
 
     # ---- the processing engine's per-trigger records (weir.ports.TriggerStateStore) ----
 

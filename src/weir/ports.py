@@ -7,14 +7,14 @@ protocols, so a second storage back end, or a remote node, can stand behind the 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 from urllib.parse import quote
 
 import pyarrow as pa
 
-from weir.catalog import Catalog
+from weir.catalog import Catalog, DistinctCacheDefinition, LastCacheDefinition
 from weir.errors import WriteError
 from weir.persist import PersistEvent as PersistEvent  # (re-exported: what persist listeners get)
 from weir.system_tables import SystemTableProvider
@@ -169,8 +169,28 @@ class WalTriggerLog(Protocol):
     def trigger_lagging(self, key: TriggerKey) -> bool: ...
 
 
+class CacheStore(Protocol):
+    """Last-value and distinct-value caches: defined in the catalog (checked there, with
+    its errors), kept by storage from every write, and filled from stored data when
+    created. Raises DatabaseNotFound/TableNotFound, AlreadyExists, NotFound and the
+    catalog's InvalidConfiguration/InvalidCacheColumnType."""
+
+    async def create_last_cache(self, db: str, table: str, *, name: str | None,
+                                key_columns: Sequence[str] | None,
+                                value_columns: Sequence[str] | None, count: int, ttl_s: int
+                                ) -> LastCacheDefinition: ...
+
+    async def delete_last_cache(self, db: str, table: str, name: str) -> None: ...
+
+    async def create_distinct_cache(self, db: str, table: str, columns: Sequence[str], *,
+                                    name: str | None, max_cardinality: int, max_age_s: int
+                                    ) -> DistinctCacheDefinition: ...
+
+    async def delete_distinct_cache(self, db: str, table: str, name: str) -> None: ...
+
+
 class Storage(WriteSink, TriggerWriteSink, CatalogQuerySource, StorageEvents, WalTriggerLog,
-              Protocol):
+              CacheStore, Protocol):
     """Everything the services and the processing engine need from a storage back end."""
 
     async def delete_database(self, name: str, hard_delete_at_ns: int | None = None

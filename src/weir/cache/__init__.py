@@ -11,6 +11,7 @@ reference's planning errors.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +27,8 @@ from weir.errors import QueryError
 __all__ = ["CacheTable", "Caches", "DistinctCache", "LastCache", "TableFunction",
            "distinct_cache_refill_sql", "distinct_cache_schema", "last_cache_refill_sql",
            "last_cache_schema"]
+
+log = logging.getLogger("weir.cache")
 
 _NS = 1_000_000_000
 _MIN_NS = -(2**63) + 1
@@ -120,12 +123,16 @@ class Caches:
         now = self._clock()
         for db, table, batch in writes:
             with self._lock:
-                last = list(self._last.get((db, table), {}).values())
-                distinct = list(self._distinct.get((db, table), {}).values())
-            for lc in last:
-                lc.push(batch, now)
-            for dc in distinct:
-                dc.push(batch, now)
+                caches: list[LastCache | DistinctCache] = [
+                    *self._last.get((db, table), {}).values(),
+                    *self._distinct.get((db, table), {}).values()]
+            for cache in caches:
+                try:
+                    cache.push(batch, now)
+                except Exception:  # a cache's failure must not stop the WAL flush
+                    log.exception("cache %s of %s.%s could not take a write; it may miss "
+                                  "rows until it is created again", cache.definition.name,
+                                  db, table)
         if now - self._evicted_ns >= EVICTION_INTERVAL_S * _NS:
             self.evict(now)
 

@@ -20,6 +20,7 @@ first within a key. The table is kept until the cache changes or its oldest row 
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -160,9 +161,8 @@ class LastCache:
         cols["time"] = data.column("time").cast(pa.int64())
         table = pa.table(cols)
         if self._keys:
-            valid = pc.and_kleene(*[pc.is_valid(table.column(k)) for k in self._keys]) \
-                if len(self._keys) > 1 else pc.is_valid(table.column(self._keys[0]))
-            if valid.null_count or not pc.all(valid).as_py():
+            valid = functools.reduce(pc.and_, [pc.is_valid(table.column(k)) for k in self._keys])
+            if not pc.all(valid).as_py():
                 table = table.filter(valid)
         n = table.num_rows
         if n > self._count:

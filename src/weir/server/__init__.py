@@ -25,6 +25,7 @@ from weir.server import metrics, routes_configure, routes_data, routes_tokens, r
 from weir.server.app import WeirApp
 from weir.server.auth import open_paths
 from weir.server.openapi import document_bytes
+from weir.server.routes_caches import routes as cache_routes
 from weir.server.state import ServerState, state_of
 from weir.service import Services
 from weir.system_tables import TokenTables
@@ -39,6 +40,7 @@ def build_routes(state: ServerState) -> list[BaseRoute]:
     routes: list[BaseRoute] = [*routes_data.routes, *routes_v1.routes, *routes_configure.routes,
               *metrics.routes, *routes_tokens.routes,
               Route("/openapi.json", _openapi, methods=["GET"])]
+    routes.extend(cache_routes)
     if state.engine is not None:
         # (the engine's modules load only when --plugin-dir turns the engine on)
         from weir.server.engine_routes import engine_routes

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from weir.ports import Storage
 from weir.service.admin import AdminService
+from weir.service.caches import CacheService, CreatedCache
 from weir.service.queries import QueryService, StatementError
 from weir.service.writes import Api, BodyReader, WriteService, authorize
 
@@ -18,12 +19,13 @@ class Services:
     writes: WriteService
     queries: QueryService
     admin: AdminService
+    caches: CacheService
 
     @classmethod
     def over(cls, storage: Storage, *, hard_delete_default_s: float) -> Services:
         return cls(WriteService(storage), QueryService(storage),
-                   AdminService(storage, hard_delete_default_s))
+                   AdminService(storage, hard_delete_default_s), CacheService(storage))
 
 
-__all__ = ["AdminService", "Api", "BodyReader", "QueryService", "Services", "StatementError",
-           "WriteService", "authorize"]
+__all__ = ["AdminService", "Api", "BodyReader", "CacheService", "CreatedCache", "QueryService",
+           "Services", "StatementError", "WriteService", "authorize"]

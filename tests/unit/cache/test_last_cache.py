@@ -145,3 +145,17 @@ def test_empty_cache_has_the_schema(keys: tuple[str, ...]) -> None:
     got = LastCache(d).read(COLUMNS, time.time_ns())
     assert got.num_rows == 0
     assert got.schema == last_cache_schema(d, COLUMNS)
+
+
+def test_three_key_columns_of_mixed_types() -> None:
+    now = time.time_ns()
+    cache = LastCache(definition(keys=("region", "host", "cores"), count=1))
+    push(cache, "\n".join(f"cpu,host=h{i % 40},region=r{i % 3} cores={i % 2}i,usage={i} "
+                          f"{now - 1000 + i}" for i in range(600))
+         + f"\ncpu,host=h1,region=r1 usage=-1 {now}", now)  # no cores: ignored
+    got = cache.read(COLUMNS, now)
+    assert got.schema.names[:3] == ["region", "host", "cores"]
+    assert got.schema.field("cores").type == pa.int64()
+    assert got.num_rows == len({(i % 3, i % 40, i % 2) for i in range(600)})
+    newest = {(f"r{i % 3}", f"h{i % 40}", i % 2): float(i) for i in range(600)}
+    assert {(r["region"], r["host"], r["cores"]): r["usage"] for r in got.to_pylist()} == newest

@@ -8,7 +8,8 @@ the 500s InfluxDB 3 answers on purpose). This module assembles the document and 
 per server configuration: with `--without-auth` nothing requires a token; without
 `--plugin-dir` the processing-engine routes are absent. The pieces: `parts` (building
 blocks and shared components), and one module per route group: `data` (write, query,
-service), `configure` (databases, tables, tokens), `engine` (the processing engine).
+service), `configure` (databases, tables, tokens), `caches` (last-value and
+distinct-value caches), `engine` (the processing engine).
 
 `tests/unit/server/test_openapi.py` checks that the document and the routes cannot drift apart;
 `tests/fuzz/test_openapi_fuzz.py` fuzzes a live server against it with schemathesis.
@@ -23,6 +24,7 @@ from typing import Any
 
 import weir
 
+from .caches import cache_paths
 from .configure import configure_paths, token_paths
 from .data import OPENAPI_PATH, query_paths, service_paths, write_paths
 from .engine import ENGINE_REQUEST_PATH, engine_paths
@@ -70,7 +72,7 @@ def build_document(*, auth: bool = True, engine: bool = True,
     """The document for a server with/without auth and the processing engine; cached,
     so treat it as read-only (`document_bytes` gives the served bytes)."""
     paths: Json = {**write_paths(), **query_paths(), **service_paths(),
-                   **configure_paths(), **token_paths()}
+                   **configure_paths(), **cache_paths(), **token_paths()}
     if engine:
         paths.update(engine_paths())
     _add_common_headers(paths)
