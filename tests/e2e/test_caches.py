@@ -429,6 +429,12 @@ def test_cli_create_and_delete(srv: WeirServer) -> None:
             "SELECT DISTINCT region FROM distinct_cache('cpu', 'regions') ORDER BY region")
     assert json.loads(p.stdout) == [{"region": "r0"}, {"region": "r1"}, {"region": "r2"}]
 
+    p = cli(srv, "create", "last_cache", "-d", "cli_db", "-t", "cpu", "--key-columns",
+            "region", "--count", "20", "by_region")  # no upper bound, as the reference
+    p = cli(srv, "query", "-d", "cli_db", "--format", "json",
+            "SELECT count(*) AS n FROM last_cache('cpu', 'by_region') WHERE region = 'r0'")
+    assert json.loads(p.stdout) == [{"n": 10}]
+    cli(srv, "delete", "last_cache", "-d", "cli_db", "-t", "cpu", "by_region")
     p = cli(srv, "delete", "last_cache", "-d", "cli_db", "-t", "cpu", "by_host")
     assert p.stdout.strip() == "last cache deleted successfully"
     p = cli(srv, "delete", "distinct_cache", "-d", "cli_db", "-t", "cpu", "regions")

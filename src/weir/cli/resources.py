@@ -248,8 +248,8 @@ def _cache_created(r: httpx.Response) -> None:
               help="Key columns (comma-separated, or repeat the flag).")
 @click.option("--value-columns", multiple=True, metavar="COL,...",
               help="Value columns (comma-separated, or repeat the flag).")
-@click.option("--count", default=1, type=click.IntRange(1, 10), show_default=True,
-              help="Values kept per key.")
+@click.option("--count", default=1, type=click.IntRange(min=1), show_default=True,
+              help="Values kept per key (more use more memory).")
 @click.option("--ttl", default="4 hours", type=DURATION, show_default=True,
               help="How long entries live.")
 @click.argument("cache_name", required=False)
