@@ -852,3 +852,350 @@ def test_configure__test_token_paths_are_not_allowed_when_starting_without_auth(
         r = httpx.post(f"{shared.url}{path}")
         assert (r.status_code, r.text) == (405, "endpoint disabled, started without auth")
     assert httpx.delete(f"{shared.url}/api/v3/configure/token").status_code == 405
+
+
+# ---- auth.rs -----------------------------------------------------------------------------
+
+
+def admin_token(srv: WeirServer) -> str:
+    r = httpx.post(f"{srv.url}/api/v3/configure/token/admin")
+    assert r.status_code == 201, r.text
+    token: str = r.json()["token"]
+    return token
+
+
+@pytest.fixture(scope="module")
+def auth_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WeirServer, str]]:
+    s = start(tmp_path_factory, "auth", auth=True)
+    yield s, admin_token(s)
+    s.stop()
+
+
+NOT_AUTHENTICATED = '{"error": "the request was not authenticated"}'
+MALFORMED = ('{"error": "Authorization header was malformed, the request was not in the form '
+             "of 'Authorization: <auth-scheme> <token>', supported auth-schemes are Bearer, "
+             'Token and Basic"}')
+
+
+def test_auth__auth_http(auth_srv: tuple[WeirServer, str]) -> None:
+    s, token = auth_srv
+    write_url, params = f"{s.url}/api/v3/write_lp", {"db": "foo"}
+    query_url, q = f"{s.url}/api/v3/query_sql", {"db": "foo", "q": "select * from cpu"}
+    body = b"cpu,host=a val=1i 2998574937"
+
+    r = httpx.post(write_url, params=params, content=body)
+    assert (r.status_code, r.text) == (401, NOT_AUTHENTICATED)
+    r = httpx.get(query_url, params=q)
+    assert (r.status_code, r.text) == (401, NOT_AUTHENTICATED)
+    assert httpx.post(write_url, params=params, content=body,
+                      headers={"Authorization": f"Bearer {token}"}).status_code == 204
+    # both the Bearer and the Token scheme
+    assert httpx.post(write_url, params=params, content=body,
+                      headers={"Authorization": f"Token {token}"}).status_code == 204
+    assert httpx.get(query_url, params=q,
+                     headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    for malformed in (f"Bearer {token} whee", f"bearer {token}", "Bearer"):
+        r = httpx.get(query_url, params=q, headers={"Authorization": malformed})
+        assert (r.status_code, r.text) == (400, MALFORMED)
+    r = httpx.get(query_url, params=q, headers={"auth": f"Bearer {token}"})
+    assert r.status_code == 401
+
+
+def test_auth__http_write_basic_auth(auth_srv: tuple[WeirServer, str]) -> None:
+    s, token = auth_srv
+    url, body = f"{s.url}/write", b"cpu,host=a val=1i 2998574937"
+    assert httpx.post(url, params={"db": "foo"}, content=body).status_code == 401
+    assert httpx.post(url, params={"db": "foo"}, content=body,
+                      auth=("username", token)).status_code == 204
+    assert httpx.post(url, params={"db": "foo", "u": "ignored", "p": token},
+                      content=body).status_code == 204
+    r = httpx.get(url, params={"db": "foo"}, headers={"Authorization": f"Basic {token} whee"})
+    assert (r.status_code, r.text) == (400, MALFORMED)
+
+
+def test_auth__v1_password_parameter(auth_srv: tuple[WeirServer, str]) -> None:
+    s, token = auth_srv
+    query_url, write_url = f"{s.url}/query", f"{s.url}/write"
+    for url in (query_url, write_url):
+        assert httpx.get(url).status_code == 401
+        assert httpx.get(url, params={"p": "not-the-token-you-were-looking-for"}
+                         ).status_code == 401
+    assert httpx.post(f"{s.url}/api/v3/write_lp", params={"db": "v1p"},
+                      content=b"cpu,host=a usage=0.9",
+                      headers={"Authorization": f"Bearer {token}"}).status_code == 204
+    q = {"q": "SELECT * FROM cpu", "db": "v1p"}
+    assert httpx.get(query_url, params={"p": token, **q}).status_code == 200
+    assert httpx.get(query_url, params=q,
+                     headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    body = b"cpu,host=val usage=0.5"
+    assert httpx.post(write_url, params={"p": token, "db": "v1p"},
+                      content=body).status_code == 204
+    assert httpx.post(write_url, params={"db": "v1p"}, content=body,
+                      headers={"Authorization": f"Bearer {token}"}).status_code == 204
+
+
+AUTHZ_PATHS = {"health": ["/health", "/api/v1/health"], "ping": ["/ping"],
+               "metrics": ["/metrics"]}
+
+
+@pytest.mark.parametrize("disabled", [[], ["health"], ["ping"], ["metrics"],
+                                      ["health", "ping"], ["health", "metrics"],
+                                      ["ping", "metrics"], ["health", "ping", "metrics"]],
+                         ids=lambda d: ",".join(d) or "none")
+def test_auth__disabled_auth_test_exhaustive(tmp_path_factory: pytest.TempPathFactory,
+                                             disabled: list[str]) -> None:
+    """Also disabled_auth_for_health_and_ping (the `health,ping` case): what
+    --disable-authz names answers without a token, the rest needs one, /health too."""
+    s = start(tmp_path_factory, "authz", *(["--disable-authz", ",".join(disabled)]
+                                           if disabled else []), auth=True)
+    try:
+        token = admin_token(s)
+        for name, paths in AUTHZ_PATHS.items():
+            for path in paths:
+                if name in disabled:
+                    assert httpx.get(f"{s.url}{path}").status_code == 200, path
+                else:
+                    assert httpx.get(f"{s.url}{path}").status_code == 401, path
+                    assert httpx.get(f"{s.url}{path}", headers={
+                        "Authorization": f"Bearer {token}"}).status_code == 200, path
+    finally:
+        s.stop()
+
+
+def test_configure__api_v3_configure_token_delete(auth_srv: tuple[WeirServer, str]) -> None:
+    s, token = auth_srv
+    r = httpx.delete(f"{s.url}/api/v3/configure/token", params={"token_name": "_admin"},
+                     headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 405
+    # the operator token exists: creating it again is a conflict
+    assert httpx.post(f"{s.url}/api/v3/configure/token/admin").status_code == 409
+
+
+# ---- write.rs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("db,precision,rp,status", [
+    (None, None, None, 400), ("foo", None, None, 204), ("foo", "s", None, 204),
+    ("foo", "ms", None, 204), ("foo", "u", "autogen", 204), ("foo", "us", None, 204),
+    ("foo", "n", "autogen", 204), ("foo", "ns", None, 204), ("foo", "invalid", None, 400),
+    ("foo", None, "bar", 204), ("foo", None, "default", 204), ("foo", None, "autogen", 204),
+])
+def test_write__api_v1_write_request_parsing(shared: WeirServer, db: str | None,
+                                             precision: str | None, rp: str | None,
+                                             status: int) -> None:
+    params = {k: v for k, v in [("db", db), ("rp", rp), ("precision", precision)] if v}
+    r = httpx.post(f"{shared.url}/write", params=params, content=b"cpu,host=a usage=0.5")
+    assert r.status_code == status, r.text
+
+
+def test_write__api_v1_write_round_trip(shared: WeirServer) -> None:
+    lp = b"cpu,host=a usage=0.5 2998574931\ncpu,host=a usage=0.6 2998574932\n" \
+         b"cpu,host=a usage=0.7 2998574933"
+    assert httpx.post(f"{shared.url}/write", params={"db": "w_v1_rt", "precision": "s"},
+                      content=lp).status_code == 204
+    r = influxql(shared, q="SELECT time, host, usage FROM w_v1_rt.autogen.cpu",
+                 format="pretty")
+    assert r.text == W_ROUND_TRIP
+
+
+W_ROUND_TRIP = table(
+    "+------------------+---------------------+------+-------+",
+    "| iox::measurement | time                | host | usage |",
+    "+------------------+---------------------+------+-------+",
+    "| cpu              | 2065-01-07T17:28:51 | a    | 0.5   |",
+    "| cpu              | 2065-01-07T17:28:52 | a    | 0.6   |",
+    "| cpu              | 2065-01-07T17:28:53 | a    | 0.7   |",
+    "+------------------+---------------------+------+-------+")
+
+
+@pytest.mark.parametrize("org,bucket,precision,status", [
+    (None, None, None, 400), (None, "foo", None, 204), ("bar", "foo", None, 204),
+    (None, "foo", "s", 204), (None, "foo", "ms", 204), (None, "foo", "us", 204),
+    (None, "foo", "u", 204), (None, "foo", "n", 204), (None, "foo", "ns", 204),
+])
+def test_write__api_v2_write_request_parsing(shared: WeirServer, org: str | None,
+                                             bucket: str | None, precision: str | None,
+                                             status: int) -> None:
+    params = {k: v for k, v in [("bucket", bucket), ("org", org), ("precision", precision)]
+              if v}
+    r = httpx.post(f"{shared.url}/api/v2/write", params=params,
+                   content=b"cpu,host=a usage=0.5")
+    assert r.status_code == status, r.text
+
+
+def test_write__api_v2_write_round_trip(shared: WeirServer) -> None:
+    lp = b"cpu,host=a usage=0.5 2998574931\ncpu,host=a usage=0.6 2998574932\n" \
+         b"cpu,host=a usage=0.7 2998574933"
+    assert httpx.post(f"{shared.url}/api/v2/write",
+                      params={"bucket": "w_v2_rt", "precision": "s"}, content=lp
+                      ).status_code == 204
+    r = influxql(shared, q="SELECT time, host, usage FROM w_v2_rt.autogen.cpu",
+                 format="pretty")
+    assert r.text == W_ROUND_TRIP
+
+
+@pytest.mark.parametrize("token", [None, "apiv3_nonexistent_token"])
+def test_write__api_v2_write_without_or_invalid_token_returns_unauthorized(
+        auth_srv: tuple[WeirServer, str], token: str | None) -> None:
+    s, _admin = auth_srv
+    r = httpx.post(f"{s.url}/api/v2/write", params={"bucket": "mydb", "precision": "ns"},
+                   content=b"cpu,host=a usage=0.5",
+                   headers={"Authorization": f"Bearer {token}"} if token else None)
+    assert r.status_code == 401
+    assert r.json() == {"error": "the request was not authenticated"}
+
+
+def test_write__writes_with_different_schema_should_fail(shared: WeirServer) -> None:
+    write(shared, "w_schema", "t0,t0_tag0=initTag t0_f0=0i\nt0,t0_tag0=initTag t0_f0=1i 2998574931")
+    r = shared.write("w_schema", "t0,t0_tag0=initTag t0_f0=0u 2998574930\n"
+                     "t0,t0_tag0=initTag t0_f0=1u 2998574931", precision="second")
+    assert r.status_code == 400
+
+
+def test_write__duplicate_field_names_should_fail(shared: WeirServer) -> None:
+    r = shared.write("w_dup", "cpu,host=a usage=0.5,usage=0.6", precision="nanosecond")
+    assert r.status_code == 400
+    assert "multiple instances of 'usage' field found" in r.text
+
+
+@pytest.mark.parametrize("path,param", [("/write", "db"), ("/api/v2/write", "bucket"),
+                                        ("/api/v3/write_lp", "db")])
+def test_write__api_no_sync_param(shared: WeirServer, path: str, param: str) -> None:
+    r = httpx.post(f"{shared.url}{path}", params={param: "w_nosync", "no_sync": "true"},
+                   content=b"cpu,host=a usage=0.5")
+    assert r.status_code == 204, r.text
+
+
+@pytest.mark.parametrize("params,body,needle", [
+    # api_v2_write_error_response_format: invalid line protocol
+    ({"bucket": "test_bucket"}, b"invalid_line_protocol_syntax", ""),
+    # api_v2_write_parameter_validation_v2_format: the bucket is missing
+    ({}, b"cpu,host=a usage=0.5", "bucket"),
+    # api_v2_write_empty_body_error
+    ({"bucket": "test_bucket"}, b"", ""),
+    # api_v2_write_malformed_line_protocol_error: no measurement
+    ({"bucket": "test_bucket"}, b",tag=value field=1", ""),
+])
+def test_write__api_v2_write_errors_are_v2_shaped(shared: WeirServer, params: dict[str, str],
+                                                  body: bytes, needle: str) -> None:
+    r = httpx.post(f"{shared.url}/api/v2/write", params=params, content=body)
+    assert r.status_code == 400
+    err = r.json()
+    assert set(err) == {"code", "message"} and err["code"] == "invalid"
+    assert err["message"] and needle in err["message"]
+
+
+def test_write__api_v2_write_error_response_conflicting_schema(shared: WeirServer) -> None:
+    url = f"{shared.url}/api/v2/write"
+    assert httpx.post(url, params={"bucket": "w_v2_conflict"},
+                      content=b"measurement,tag=value field=42i").status_code == 204
+    r = httpx.post(url, params={"bucket": "w_v2_conflict"},
+                   content=b'measurement,tag=value field="string_value"')
+    assert r.status_code == 400
+    err = r.json()
+    assert err["code"] == "invalid"
+    assert any(w in err["message"] for w in ("parsing", "field", "type", "mismatch"))
+
+
+def test_write__api_v2_write_success_no_error_response(shared: WeirServer) -> None:
+    r = httpx.post(f"{shared.url}/api/v2/write", params={"bucket": "test_bucket"},
+                   content=b"cpu,host=server01 usage=0.75")
+    assert (r.status_code, r.text) == (204, "")
+
+
+def test_write__test_table_creation_with_special_characters(shared: WeirServer) -> None:
+    db = "test_special_chars"
+    assert httpx.post(f"{shared.url}/api/v3/configure/database",
+                      json={"db": db}).status_code == 200
+    r = _create_table(shared, {
+        "db": db, "table": "metrics",
+        "tags": ["normal_tag", "tag with spaces", "tag,with,commas", "tag=with=equals",
+                 "tag with spaces,and=all"],
+        "fields": [{"name": "normal_field", "type": "float64"},
+                   {"name": "field with spaces", "type": "int64"},
+                   {"name": "field,with,commas", "type": "utf8"},
+                   {"name": "field=with=equals", "type": "bool"},
+                   {"name": "field with all,special=chars", "type": "uint64"}]})
+    assert r.status_code == 200, r.text
+    write(shared, db, r"metrics,normal_tag=value1,tag\ with\ spaces=value2,tag\,with\,commas"
+          r"=value3,tag\=with\=equals=value4,tag\ with\ spaces\,and\=all=value5 "
+          r'normal_field=1.0,field\ with\ spaces=42i,field\,with\,commas="test",'
+          r"field\=with\=equals=true,field\ with\ all\,special\=chars=100u 1000000000",
+          precision="nanosecond")
+    write(shared, db, r"metrics,normal_tag=value1,tag\ with\ spaces=value\ with\ spaces "
+          r"normal_field=2.0,field\ with\ spaces=84i 2000000000", precision="nanosecond")
+    assert shared.rows(db, "SELECT * FROM metrics ORDER BY time") == [
+        {"field with all,special=chars": 100, "field with spaces": 42,
+         "field,with,commas": "test", "field=with=equals": True, "normal_field": 1.0,
+         "normal_tag": "value1", "tag with spaces": "value2",
+         "tag with spaces,and=all": "value5", "tag,with,commas": "value3",
+         "tag=with=equals": "value4", "time": "1970-01-01T00:00:01"},
+        {"field with spaces": 84, "normal_field": 2.0, "normal_tag": "value1",
+         "tag with spaces": "value with spaces", "time": "1970-01-01T00:00:02"}]
+    want = {
+        "field with all,special=chars": "UInt64", "field with spaces": "Int64",
+        "field,with,commas": "Utf8", "field=with=equals": "Boolean",
+        "normal_field": "Float64", "normal_tag": "Dictionary(Int32, Utf8)",
+        "tag with spaces": "Dictionary(Int32, Utf8)",
+        "tag with spaces,and=all": "Dictionary(Int32, Utf8)",
+        "tag,with,commas": "Dictionary(Int32, Utf8)",
+        "tag=with=equals": "Dictionary(Int32, Utf8)",
+        # Weir's DataFusion spells the reference's `Timestamp(ns)` in its older way
+        "time": "Timestamp(Nanosecond, None)"}
+    cols = shared.rows(db, "SHOW COLUMNS FROM metrics")
+    assert {c["column_name"]: c["data_type"] for c in cols} == want
+    assert all((c["table_catalog"], c["table_schema"], c["table_name"],
+                c["is_nullable"]) == ("public", "iox", "metrics",
+                                      "NO" if c["column_name"] == "time" else "YES")
+               for c in cols)
+
+
+# the write error bodies of the reference's own server unit tests (influxdb3_server tests.rs)
+@pytest.mark.parametrize("db,lp,accept_partial,status,body", [
+    ("foo", "cpu,host=a val= 123\ncpu,host=b val=5 124\ncpu,host=b val= 124", "false", 400,
+     {"error": "line protocol parsing error", "data": {
+         "error_message": "No fields were provided", "line_number": 1,
+         "original_line": "cpu,host=a val= 123"}}),
+    ("foo", "cpu,host=b val=2 155\ncpu,host=a val= 123\ncpu,host=b val=5 199", "true", 400,
+     {"error": "partial write of line protocol occurred", "data": [{
+         "error_message": "No fields were provided", "line_number": 2,
+         "original_line": "cpu,host=a val= 123"}]}),
+    ("this#_is_fine", "cpu,host=b val=2 155\n", "true", 400,
+     {"error": "invalid character in database or rp name: must be ASCII, containing only "
+               "letters, numbers, underscores, or hyphens"}),
+    ("?this_is_fine", "cpu,host=b val=2 155\n", "true", 400,
+     {"error": "db name did not start with a number or letter"}),
+    ("", "cpu,host=b val=2 155\n", "true", 400, {"error": "db name cannot be empty"}),
+])
+def test_write__write_lp_tests(shared: WeirServer, db: str, lp: str, accept_partial: str,
+                               status: int, body: dict[str, Any]) -> None:
+    r = httpx.post(f"{shared.url}/api/v3/write_lp", content=lp.encode(),
+                   params={"db": db, "accept_partial": accept_partial,
+                           "precision": "nanosecond"})
+    assert (r.status_code, r.json()) == (status, body)
+
+
+@pytest.mark.parametrize("path,query,status,body", [
+    ("/api/v3/write_lp", "", 400, "missing query parameter 'db'"),
+    ("/api/v3/write_lp", "precision=s", 400, "serde error: missing field `db`"),
+    ("/write", "", 400, '{"error":"no db destination provided"}'),
+    ("/write", "precision=s", 400, '{"error":"failed to deserialize db/rp/precision in '
+                                   'request: missing field `db`"}'),
+    ("/write", "db=", 400,
+     '{"error":"namespace name  length must be between 1 and 64 characters"}'),
+    ("/write", "db=foo&precision=invalid", 400,
+     '{"error":"failed to deserialize db/rp/precision in request: unknown variant '
+     "`invalid`, expected one of `second`, `s`, `millisecond`, `ms`, `microsecond`, `us`, "
+     '`u`, `nanosecond`, `ns`, `n`"}'),
+    ("/api/v2/write", "", 400,
+     '{"code":"invalid","message":"no org/bucket destination provided"}'),
+    ("/api/v2/write", "org=x", 400, '{"code":"invalid","message":"missing bucket value"}'),
+])
+def test_write__parameter_errors_in_the_references_words(shared: WeirServer, path: str,
+                                                         query: str, status: int,
+                                                         body: str) -> None:
+    """The request parsers' errors (influxdb3_server http.rs, iox_http write/v1.rs and
+    v2.rs): which parameter is missing or wrong, in their words."""
+    url = f"{shared.url}{path}" + (f"?{query}" if query else "")
+    r = httpx.post(url, content=b"cpu,host=a usage=1")
+    assert (r.status_code, r.text) == (status, body)

@@ -105,13 +105,13 @@ def test_docs_serve_command_starts(server_factory, tmp_path: Path) -> None:  # t
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     srv: WeirServer = server_factory(plugin_dir=plugins, auth=True).start()
-    assert httpx.get(f"{srv.url}/health").status_code == 200
+    assert httpx.get(f"{srv.url}/health").status_code == 401  # a token, as the reference
     assert srv.write("db", f"m v=1 {time.time_ns()}").status_code == 401
     assert not WARNING.search(srv.log())
 
 
 def test_disable_authz_opens_only_the_named_endpoints(server_factory) -> None:  # type: ignore[no-untyped-def]
-    # (/health and /ping are open in Weir anyway; /metrics needs a token unless named)
+    # (as in the reference, /health, /ping and /metrics need a token unless named)
     closed: WeirServer = server_factory("closed", auth=True, object_store="memory").start()
     assert httpx.get(f"{closed.url}/metrics").status_code == 401
     srv: WeirServer = server_factory(auth=True, object_store="memory",

@@ -351,7 +351,7 @@ class _Batch:
         types: list[FieldType] = []
         values: list[FieldValue] = []
         for k, eq, raw in items:
-            if not k or not eq:
+            if not k or not eq or not raw:  # the scanner words what is missing
                 return False
             if lazy and raw[-1:] in FLOAT_END and raw:
                 types.append(_FLOAT)
@@ -403,6 +403,8 @@ class _Batch:
         types: list[FieldType] = []
         values: list[FieldValue] = []
         for k, text, raw in found:
+            if text is None and not raw:
+                return False  # a missing value: the scanner words it
             keys.append(k)
             if text is not None:
                 if len(text) > MAX_STRING_BYTES // 4:

@@ -41,6 +41,11 @@ _UNESCAPE_KEY = re.compile(r"\\([\\,= ])")
 _UNESCAPE_STRING = re.compile(r'\\(["\\])')
 
 
+#: the reference's words for a line without a field set (`cpu,host=a`, `cpu 1234`,
+#: `cpu val= 1`)
+NO_FIELDS = "No fields were provided"
+
+
 class LineSyntaxError(Exception):
     """A line is not valid line protocol; the message says why."""
 
@@ -161,7 +166,7 @@ def scan_line(line: str, lazy_floats: bool = False) -> Scanned:
     assert m is not None
     pos = m.end()
     if pos == 0:
-        raise LineSyntaxError("missing measurement")
+        raise LineSyntaxError("Invalid measurement was provided")  # the reference's words
     measurement = unescape_measurement(m.group())
 
     tags: list[tuple[str, str]] = []
@@ -186,7 +191,7 @@ def scan_line(line: str, lazy_floats: bool = False) -> Scanned:
     while pos < n and line[pos] == " ":
         pos += 1
     if pos >= n:
-        raise LineSyntaxError("missing fields")
+        raise LineSyntaxError(NO_FIELDS)
 
     fields: list[tuple[str, FieldType, FieldValue]] = []
     while True:
@@ -194,10 +199,13 @@ def scan_line(line: str, lazy_floats: bool = False) -> Scanned:
         assert m is not None
         key = unescape_key(m.group())
         if not key:
-            raise LineSyntaxError(f"missing field key at column {pos + 1}")
+            raise LineSyntaxError(NO_FIELDS if not fields else
+                                  f"missing field key at column {pos + 1}")
         pos = m.end()
         if pos >= n or line[pos] != "=":
-            raise LineSyntaxError(f"missing '=' after field key '{key}'")
+            # a first "field" that is none (`m 1234`) is a missing field set
+            raise LineSyntaxError(NO_FIELDS if not fields else
+                                  f"missing '=' after field key '{key}'")
         pos += 1
         if pos < n and line[pos] == '"':
             value, pos = _string_value(line, pos, key)
@@ -208,6 +216,8 @@ def scan_line(line: str, lazy_floats: bool = False) -> Scanned:
         else:
             m = _PLAIN_VALUE.match(line, pos)
             assert m is not None
+            if not m.group() and not fields:  # `m v= 1`: no field set either
+                raise LineSyntaxError(NO_FIELDS)
             ftype, v = (field_value_lazy if lazy_floats else field_value)(key, m.group())
             fields.append((key, ftype, v))
             pos = m.end()

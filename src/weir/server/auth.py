@@ -1,8 +1,9 @@
 """Who may do what: authentication before routing, database scope inside handlers.
 
-Every request needs a valid token except `/health`, `/ping` (and what
-`--disable-authz` names), the first creation of the operator token, and the request
-triggers created public (Weir's addition). Admin tokens may do everything;
+Every request needs a valid token except what `--disable-authz` names (`health`,
+`ping`, `metrics`, `ready`: as in the reference, even /health and /ping need one unless
+named), the first creation of the operator token, and the request triggers created
+public (Weir's addition). Admin tokens may do everything;
 database-scoped tokens may only write to and query their databases.
 """
 
@@ -16,20 +17,21 @@ from urllib.parse import parse_qs
 from starlette.types import Scope
 
 from weir.auth import READ, WRITE, AuthError, Token, TokenStore
-from weir.server.errors import HttpError
+from weir.server.errors import auth_error
 
-OPEN_PATHS = {"/health", "/api/v1/health", "/ping"}
+#: what answers without a token whatever --disable-authz says: nothing, as in the reference
+OPEN_PATHS: frozenset[str] = frozenset()
 ENGINE_PREFIX = "/api/v3/engine/"
 _AUTHZ_NAMES = {"health": {"/health", "/api/v1/health"}, "ping": {"/ping"},
                 "metrics": {"/metrics"}, "ready": {"/ready"}}
 #: paths a database-scoped token may reach (its database is checked in the handler)
 SCOPED_PATHS = {"/api/v3/write_lp", "/api/v2/write", "/write", "/api/v3/query_sql",
                 "/api/v3/query_influxql", "/query"}
-NOT_AUTHENTICATED = {"error": "the request was not authenticated"}
 _MALFORMED = (
     "Authorization header was malformed, the request was not in the form of "
     "'Authorization: <auth-scheme> <token>', supported auth-schemes are Bearer, Token and Basic"
 )
+NOT_AUTHENTICATED = "the request was not authenticated"
 
 
 def open_paths(disable_authz: list[str]) -> set[str]:
@@ -45,17 +47,17 @@ def token_from_header(value: str | None) -> str | None:
         return None
     parts = value.split(" ")
     if len(parts) != 2 or parts[0] not in ("Bearer", "Token", "Basic") or not parts[1]:
-        raise HttpError(400, {"error": _MALFORMED})
+        raise auth_error(400, _MALFORMED)
     scheme, cred = parts
     if scheme != "Basic":
         return cred
     try:
         decoded = base64.b64decode(cred, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        raise HttpError(400, {"error": _MALFORMED}) from None
+        raise auth_error(400, _MALFORMED) from None
     user, sep, token = decoded.rpartition(":")
     if not sep or ":" in user:
-        raise HttpError(400, {"error": _MALFORMED})
+        raise auth_error(400, _MALFORMED)
     return token
 
 
@@ -89,9 +91,9 @@ def authenticate(scope: Scope, store: TokenStore | None, open_: set[str],
     try:
         tok = store.authenticate(text)
     except AuthError:
-        raise HttpError(401, NOT_AUTHENTICATED) from None
+        raise auth_error(401, NOT_AUTHENTICATED) from None
     if not tok.admin and path not in SCOPED_PATHS:
-        raise HttpError(403, {"error": "this token does not grant access to this resource"})
+        raise auth_error(403, "this token does not grant access to this resource")
     return tok
 
 

@@ -26,6 +26,8 @@ class HttpError(Exception):
         self.json_body = json_body if json_body is not None else not isinstance(body, str)
 
     def response(self) -> Response:
+        if self.json_body and isinstance(self.body, str):  # already JSON text
+            return Response(self.body, status_code=self.status, media_type="application/json")
         if self.json_body:
             return JSONResponse(self.body, status_code=self.status)
         return PlainTextResponse(str(self.body), status_code=self.status)
@@ -33,6 +35,13 @@ class HttpError(Exception):
 
 def json_error(status: int, message: str) -> HttpError:
     return HttpError(status, {"error": message})
+
+
+def auth_error(status: int, message: str) -> HttpError:
+    """An authentication or authorization refusal byte for byte as the reference writes
+    it: `{"error": "<message>"}`, a space after the colon (its text is formatted, not
+    serialized; clients that compare bodies see the difference)."""
+    return HttpError(status, '{"error": ' + json.dumps(message) + "}", json_body=True)
 
 
 def line_error_json(line: LineError) -> dict[str, object]:
@@ -85,7 +94,7 @@ def to_response(exc: BaseException) -> Response:
         return PlainTextResponse(exc.http_body if isinstance(exc, SqlQueryError) else str(exc),
                                  status_code=query_status(exc))
     if isinstance(exc, e.AccessDenied):
-        return JSONResponse({"error": str(exc)}, status_code=403)
+        return auth_error(403, str(exc)).response()
     if isinstance(exc, e.InvalidName):
         return JSONResponse({"error": str(exc)}, status_code=400)
     if isinstance(exc, e.LimitExceeded):

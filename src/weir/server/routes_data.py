@@ -35,8 +35,11 @@ async def write_lp(request: Request) -> Response:
     st = state_of(request)
     q = request.query_params
     db = q.get("db")
-    if not db:
+    if not request.url.query:
+        raise HttpError(400, "missing query parameter 'db'")
+    if db is None:
         raise HttpError(400, "serde error: missing field `db`")
+    # (an empty `db=` is the service's to refuse: `{"error":"db name cannot be empty"}`)
     accept_partial = parse_bool(q.get("accept_partial"), "accept_partial", True)
     no_sync = parse_bool(q.get("no_sync"), "no_sync", False)
     await st.services.writes.write_http(
@@ -46,11 +49,16 @@ async def write_lp(request: Request) -> Response:
 
 
 async def write_v1(request: Request) -> Response:
+    """The reference's v1 parameter errors: `{"error": ...}` in its request parser's
+    words."""
     st = state_of(request)
     q = request.query_params
     db = q.get("db")
-    if not db:
-        raise json_error(400, "missing query parameter 'db'")
+    if not request.url.query:
+        raise json_error(400, "no db destination provided")
+    if db is None:
+        raise json_error(400, "failed to deserialize db/rp/precision in request: missing "
+                              "field `db`")
     await st.services.writes.write_http(
         "v1", db=db, rp=q.get("rp"), precision=q.get("precision"),
         principal=_principal(request), read_body=_body_reader(request))
@@ -62,8 +70,10 @@ async def write_v2(request: Request) -> Response:
     st = state_of(request)
     q = request.query_params
     bucket = q.get("bucket")
+    if not request.url.query:
+        raise _v2_error(400, "no org/bucket destination provided")
     if not bucket:
-        raise HttpError(400, {"code": "invalid", "message": "missing query parameter 'bucket'"})
+        raise _v2_error(400, "missing bucket value")
     try:
         await st.services.writes.write_http(
             "v2", db=bucket, precision=q.get("precision"), principal=_principal(request),

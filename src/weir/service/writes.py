@@ -16,6 +16,11 @@ Api = Literal["v3", "v2", "v1"]
 #: v3's own (weir.catalog.validator.PRECISION_NS)
 _V1_PRECISIONS = frozenset({"s", "ms", "u", "us", "n", "ns", "second", "millisecond",
                             "microsecond", "nanosecond"})
+#: how the reference's request parser lists them when one is unknown
+_V1_PRECISION_LIST = ("`second`, `s`, `millisecond`, `ms`, `microsecond`, `us`, `u`, "
+                      "`nanosecond`, `ns`, `n`")
+#: the v1/v2 APIs' namespace names: 1 to 64 characters, letters, digits, / _ -
+_NAMESPACE_MAX = 64
 
 #: reads the request body when the service asks for it (after the checks that need none)
 BodyReader = Callable[[], Awaitable[bytes]]
@@ -43,7 +48,8 @@ class WriteService:
         """A write as an HTTP API takes it. v1 and v2 refuse at the first bad line and
         default to nanoseconds; v3 stores the good lines (`accept_partial`) and guesses
         the precision of each timestamp unless told."""
-        if api == "v1" and rp and rp not in ("autogen", "default"):
+        rp = (rp or "").lower()  # as the reference reads `rp` (`''` is none)
+        if api == "v1" and rp not in ("", "''", "autogen", "default"):
             db = f"{db}/{rp}"
         if api == "v3":
             precision = precision or "auto"
@@ -51,8 +57,10 @@ class WriteService:
             precision = precision or "ns"
             accept_partial, no_sync = False, False
             if precision not in _V1_PRECISIONS:
-                raise WriteError(f"invalid precision {precision!r}: expected s, ms, u, us, n "
-                                 "or ns" if api == "v1" else f"invalid precision {precision!r}")
+                what = "db/rp/precision" if api == "v1" else "org/bucket/precision"
+                raise WriteError(f"failed to deserialize {what} in request: unknown variant "
+                                 f"`{precision}`, expected one of {_V1_PRECISION_LIST}")
+            _check_namespace(db)
         authorize(principal, db, WRITE)
         body = await read_body()
         _require_utf8(body)
@@ -69,6 +77,18 @@ class WriteService:
         """A plugin's buffered or immediate write: nanosecond timestamps, all or nothing."""
         return await self._sink.write_lp(db, lines, precision="ns", accept_partial=False,
                                          no_sync=no_sync)
+
+
+def _check_namespace(db: str) -> None:
+    """The v1/v2 APIs' own rule for the database (the reference's namespace name), before
+    the database-name rules every API shares."""
+    if not 1 <= len(db.encode()) <= _NAMESPACE_MAX:
+        raise WriteError(f"namespace name {db} length must be between 1 and "
+                         f"{_NAMESPACE_MAX} characters")
+    for i, c in enumerate(db):
+        if not (c.isalnum() or c in "/_-"):
+            raise WriteError(f"namespace name '{db}' contains invalid character, character "
+                             f"number {i} is not allowed")
 
 
 def _require_utf8(body: bytes) -> None:

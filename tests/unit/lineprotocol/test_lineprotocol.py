@@ -218,7 +218,7 @@ def test_field_value_spellings(raw, ftype, value):
     ("tRUE", "invalid field value for 'v': 'tRUE'"),
     ("yes", "invalid field value for 'v': 'yes'"),
     ("truex", "invalid field value for 'v': 'truex'"),
-    ("", "missing value for field 'v'"),
+    ("", "No fields were provided"),
     ('"open', "unterminated string field value for 'v'"),
     ('"a\\"', "unterminated string field value for 'v'"),
     ('"a"b', "unexpected text after string field value for 'v'"),
@@ -289,18 +289,19 @@ def test_invalid_timestamps(ts, precision, message):
 
 
 @pytest.mark.parametrize("lp,message", [
-    ("m", "missing fields"),
-    ("m,t=a", "missing fields"),
-    (",t=a v=1", "missing measurement"),
-    (" ,t=a v=1", "missing measurement"),
+    ("m", "No fields were provided"),
+    ("m,t=a", "No fields were provided"),
+    (",t=a v=1", "Invalid measurement was provided"),
+    (" ,t=a v=1", "Invalid measurement was provided"),
     ("m,t v=1", "missing '=' after tag key 't'"),
     ("m,t= v=1", "missing value for tag 't'"),
     ("m,=a v=1", "missing tag key at column 3"),
     ("m, v=1", "missing tag key at column 3"),
     ("m,t=a, v=1", "missing tag key at column 7"),
-    ("m v", "missing '=' after field key 'v'"),
-    ("m a,b=1", "missing '=' after field key 'a'"),
-    ("m =1", "missing field key at column 3"),
+    ("m v", "No fields were provided"),  # the reference's words: no field set
+    ("m v=1,w", "missing '=' after field key 'w'"),
+    ("m a,b=1", "No fields were provided"),
+    ("m =1", "No fields were provided"),
     ("m v=1,", "missing field key at column 7"),
     ("m v=1,,w=2", "missing field key at column 7"),
     ("m v=1, w=2", "missing field key at column 7"),
@@ -314,7 +315,7 @@ def test_invalid_timestamps(ts, precision, message):
     ("m time=1", "field key 'time' is reserved"),
     ("m,time=x v=1", "tag key 'time' is reserved"),
     ("m,t=x t=1", "column 't' is a tag in table 'm', cannot use it as a field"),
-    (r"m\ v=1", "missing fields"),
+    (r"m\ v=1", "No fields were provided"),
 ])
 def test_errors_name_the_problem_and_line(lp, message):
     body = f"ok v=1 1\n{lp}\nok v=2 2"

@@ -67,8 +67,7 @@ def _without_auth(paths: Json) -> None:
 
 @functools.cache
 def build_document(*, auth: bool = True, engine: bool = True,
-                   open_paths: frozenset[str] = frozenset({"/health", "/api/v1/health",
-                                                           "/ping"})) -> Json:
+                   open_paths: frozenset[str] = frozenset()) -> Json:
     """The document for a server with/without auth and the processing engine; cached,
     so treat it as read-only (`document_bytes` gives the served bytes)."""
     paths: Json = {**write_paths(), **query_paths(), **service_paths(),
@@ -103,8 +102,7 @@ def build_document(*, auth: bool = True, engine: bool = True,
 
 @functools.cache
 def document_bytes(*, auth: bool = True, engine: bool = True,
-                   open_paths: frozenset[str] = frozenset({"/health", "/api/v1/health",
-                                                           "/ping"})) -> bytes:
+                   open_paths: frozenset[str] = frozenset()) -> bytes:
     """The served JSON of `build_document(...)`, encoded once."""
     return json.dumps(build_document(auth=auth, engine=engine, open_paths=open_paths),
                       ensure_ascii=False, separators=(",", ":")).encode()
