@@ -583,7 +583,9 @@ class Database:
             tables=_SchemaOnlyTables(tables, self.buffer.lock),
             filesystem=self.store.arrow_filesystem(),
             system_tables={name: SystemTable(st.schema, st.schema.empty_table)
-                           for name, st in self.system_tables(database).items()})
+                           for name, st in self.system_tables(database).items()},
+            # (a cache's rows are in memory: the schema of what it would return)
+            table_functions=self.caches.table_functions(database, tables))
         return await asyncio.to_thread(self.query_engine.describe, snapshot, sql,
                                        dict(params) if params is not None else None)
 

@@ -443,3 +443,24 @@ def test_cli_create_and_delete(srv: WeirServer) -> None:
             check=False)
     assert p.returncode != 0 and "404 Not Found" in p.stderr
     assert sql(srv, "cli_db", "SELECT * FROM system.last_caches") == []
+
+
+# ---- FlightSQL (prepared statements plan before they run) --------------------------------
+
+
+def test_functions_over_flightsql(srv: WeirServer) -> None:
+    fsql = pytest.importorskip("adbc_driver_flightsql.dbapi")
+    now = time.time_ns()
+    write_ok(srv, "fsql_db", "\n".join(f"cpu,host=h{i:03d},region=r{i % 4} usage={i} {now + i}"
+                                       for i in range(400)))
+    assert post(srv, LAST, {"db": "fsql_db", "table": "cpu"}).status_code == 201
+    assert post(srv, DISTINCT, {"db": "fsql_db", "table": "cpu",
+                                "columns": ["region"]}).status_code == 201
+    with fsql.connect(f"grpc://127.0.0.1:{srv.port}", autocommit=True, db_kwargs={
+            "adbc.flight.sql.rpc.call_header.database": "fsql_db"}) as conn, \
+            conn.cursor() as cur:
+        cur.execute("SELECT host, usage FROM last_cache('cpu') WHERE host = $1",
+                    parameters=("h123",))
+        assert cur.fetch_arrow_table().to_pylist() == [{"host": "h123", "usage": 123.0}]
+        cur.execute("SELECT * FROM distinct_cache('cpu')")
+        assert cur.fetch_arrow_table().column("region").to_pylist() == ["r0", "r1", "r2", "r3"]
