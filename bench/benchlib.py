@@ -713,8 +713,10 @@ def iter_targets(spec: str, known: dict[str, str]) -> Iterator[str]:
 # --------------------------------------------------------------------------------------
 
 
-def start_py_spy(server: Server, out_dir: str, label: str) -> subprocess.Popen | None:
-    """py-spy on the server tree, folded stacks (flamegraph.pl / speedscope read them)."""
+def start_py_spy(server: Server, out_dir: str, label: str,
+                 native: bool = False) -> subprocess.Popen | None:
+    """py-spy on the server tree, folded stacks (flamegraph.pl / speedscope read them);
+    `native` adds C/C++/Rust frames (DataFusion, Arrow), slower to sample."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not os.path.exists(exe):
         warn("py-spy not found (pip install py-spy); not profiling")
@@ -724,7 +726,7 @@ def start_py_spy(server: Server, out_dir: str, label: str) -> subprocess.Popen |
     warn(f"profiling the server with py-spy into {out}")
     p = subprocess.Popen([exe, "record", "--pid", str(server.pid), "--subprocesses",
                           "--threads", "--rate", "100", "--format", "raw",
-                          "-o", str(out)],
+                          *(["--native"] if native else []), "-o", str(out)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     p.out = out  # type: ignore[attr-defined]
     time.sleep(1.0)  # let it attach before the clock starts
@@ -758,7 +760,8 @@ def summarize_folded(path: Path, top: int = 15) -> str:
     strip = re.compile(r":\d+\)$")
     # (a thread-pool worker whose leaf is _worker itself waits in its queue's get())
     idle_re = re.compile(r"^(?:[\w<>.]*\.)?(select|poll|epoll_wait|wait|acquire|sleep|"
-                         r"accept|recv_into)\s\(|^_worker \(concurrent/futures/thread\.py\)")
+                         r"accept|recv_into|_wait_for_tstate_lock)\s\(|"
+                         r"^_worker \(concurrent/futures/thread\.py\)")
     for line in path.read_text(errors="replace").splitlines():
         stack, _, n = line.rpartition(" ")
         if not n.isdigit():

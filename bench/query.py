@@ -565,7 +565,8 @@ def time_query(target: Target, qt: QueryType, insts: list[Instance], ds: CpuData
         warn(f"[{label}] {qt.name}: {r['note']}")
     profiler = None
     if profile is not None:
-        profiler = start_py_spy(target.server, str(profile.parent), profile.stem)
+        profiler = start_py_spy(target.server, str(profile.parent), profile.stem,
+                                native=args.profile_native)
     lat: list[float] = []
     progress = Progress(f"{label} {qt.name}", args.iterations, "runs", step=25)
     failures = 0
@@ -699,7 +700,7 @@ def bench_target(t: str, data: Loaded, plan: dict[str, list[Instance]],
                 out["queries"][qt.name] = {"skipped": out["last_cache"]}
                 continue
             profile = None
-            if t == "weir" and args.profile == qt.name:
+            if t == "weir" and qt.name in args.profile:
                 safe = qt.name.replace(" ", "-").replace("(", "").replace(")", "")
                 profile = Path(args.profile_dir) / f"query-{dsname}-{safe}.folded"
             out["queries"][qt.name] = time_query(target, qt, plan[qt.name], ds, args, label,
@@ -879,9 +880,11 @@ def main() -> int:
     ap.add_argument("--data-root", metavar="DIR",
                     help="put the servers' temp data dirs under DIR (default: system temp)")
     ap.add_argument("--seed", type=int, default=1, help="seed of the values, hosts and windows")
-    ap.add_argument("--profile", metavar="TYPE",
-                    help="record py-spy on Weir while TYPE is timed: folded stacks + SVG")
+    ap.add_argument("--profile", metavar="TYPE[,TYPE]",
+                    help="record py-spy on Weir while each TYPE is timed: folded stacks + SVG")
     ap.add_argument("--profile-dir", default=str(REPO / "bench" / "results"))
+    ap.add_argument("--profile-native", action="store_true",
+                    help="py-spy --native: also the C++/Rust frames (Arrow, DataFusion)")
     ap.add_argument("--json", metavar="OUT", help="write the results as JSON")
     args = ap.parse_args()
     if args.iterations < 1 or args.warmup < 0 or args.batch < 1 or args.buffer_minutes < 1:
@@ -910,10 +913,11 @@ def main() -> int:
             ap.error(f"unknown query type {x!r}; choose from "
                      + ", ".join(short.get(n, n) for n in QUERY_NAMES))
         wanted.append(name)
-    if args.profile:
-        args.profile = ALIASES.get(args.profile, args.profile)
-        if args.profile not in wanted:
-            ap.error(f"--profile {args.profile!r} is not among the --queries")
+    args.profile = [ALIASES.get(x.strip(), x.strip())
+                    for x in (args.profile or "").split(",") if x.strip()]
+    for x in args.profile:
+        if x not in wanted:
+            ap.error(f"--profile {x!r} is not among the --queries")
     targets = list(iter_targets(args.targets, TARGETS))
     install_cleanup()
     info = machine_info()
