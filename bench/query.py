@@ -648,7 +648,8 @@ def bench_target(t: str, data: Loaded, plan: dict[str, list[Instance]],
     snapshot_size = len(data.old) + len(data.recent) + 50
     server = make_server(t, args, snapshot_size)
     if server is None:
-        return {"skipped": "binary not found"}
+        return {"skipped": f"{args.weir_bin} not found (bash scripts/setup.sh)" if t == "weir"
+                else f"{args.influxd} not found (install: apt-get install -y influxdb)"}
     out: dict = {"queries": {}}
     target = None
     weir_args = shlex.split(args.weir_args)
@@ -792,7 +793,7 @@ def report_dataset(dsname: str, ds: CpuDataset, res: dict, plan_info: dict,
         if "error" in r:
             lines.append(f"   {TARGETS[t]}: FAILED: {r['error']}")
         if "skipped" in r:
-            lines.append(f"   {TARGETS[t]}: skipped ({r['skipped']})")
+            lines.append(f"   {TARGETS[t]}: skipped: {r['skipped']}")
         lines.extend(f"   {TARGETS[t]}: {r[k]}" for k in ("storage_note", "count_note")
                      if r.get(k))
         lines.extend(f"   {TARGETS[t]} / {qn}: {q[k]}" for qn, q in r.get("queries", {}).items()
@@ -843,7 +844,7 @@ def print_report(results: dict, datasets: dict[str, CpuDataset], plans: dict,
     print(machine_line(info))
     if any("weir" in r for r in results.values()):
         print(f"weir revision: {weir_revision() or '?'}")
-    if any("influxdb" in r for r in results.values()):
+    if any("queries" in r.get("influxdb", {}) for r in results.values()):
         print(f"influxdb: {binary_version([args.influxd, 'version']) or '?'}")
 
 
