@@ -67,6 +67,7 @@ from weir.system_tables import (
 from weir.wal import TriggerKey, Wal, WalFile, WalOp
 
 log = logging.getLogger("weir.database")
+_MAX_NS = 2**63 - 1
 #: how long /ready waits for the object store to answer
 STORE_CHECK_TIMEOUT_S = 5.0
 
@@ -714,6 +715,47 @@ class Database:
         await asyncio.to_thread(self.catalog.delete_distinct_cache, db, table, name)
         self.caches.remove_distinct_cache(db, table, name)
 
+    def cached_tag_values(self, database: str, table: str, tag: str,
+                          equal: Mapping[str, str], since_ns: int | None,
+                          until_ns: int | None) -> list[str] | None:
+        """`tag`'s values from a distinct-value cache (weir.ports.TagValueCache), when one
+        answers exactly: it holds `tag` and every `equal` column, never left a combination
+        out, and knows every row the question covers, those at or after `since_ns` and the
+        retention cutoff, because that bound is within its max_age, or because the table
+        holds no row older than its max_age. A cache knows when a combination was last
+        seen, not first: `until_ns` must be past the table's newest row."""
+        now = time.time_ns()
+        bounds = [b for b in (since_ns, self.retention_cutoff(database)) if b is not None]
+        lo = max(bounds) if bounds else None
+        caches = [c for c in self.caches.distinct_caches(database, table)
+                  if tag in c.definition.columns and c.complete and c.definition.max_age_s > 0
+                  and all(col in c.definition.columns for col in equal)]
+        if not caches:
+            return None
+        oldest, newest = self._time_range(database, table)
+        if until_ns is not None and newest > until_ns:
+            return None
+        for cache in caches:
+            known_after = now - cache.definition.max_age_s * 1_000_000_000
+            if (lo is None or lo <= known_after) and oldest <= known_after:
+                continue
+            return cache.values(tag, equal, lo, now)
+        return None
+
+    def _time_range(self, database: str, table: str) -> tuple[int, int]:
+        """The times of `table`'s oldest and newest stored rows (buffer or Parquet);
+        (int64 max, int64 min) when it has none."""
+        dbschema = self.catalog.db(database)
+        ts = dbschema.tables.get(table)
+        if ts is None:
+            return _MAX_NS, -_MAX_NS
+        with self.buffer.lock:
+            files = self.index.for_table(dbschema.id, ts.id)
+            buffered = self.buffer.tables(database, table)
+            lows = [f.min_time for f in files] + [b.min_time for b in buffered]
+            highs = [f.max_time for f in files] + [b.max_time for b in buffered]
+        return min(lows, default=_MAX_NS), max(highs, default=-_MAX_NS)
+
     async def _start_caches(self) -> None:
         """Every cache the catalog defines, filled from stored data (the buffer, with the
         WAL replayed, and the Parquet files): unlike Core's, Weir's caches come back
@@ -758,12 +800,15 @@ class Database:
         name = cache.definition.name
         try:
             await asyncio.to_thread(run)
+            return
         except QueryError as e:
             log.warning("cache %s in %s: could not read stored data to fill it (it fills "
                         "from new writes): %s", name, db, e)
         except Exception:
             log.exception("cache %s in %s: filling it from stored data failed (it fills "
                           "from new writes)", name, db)
+        if isinstance(cache, DistinctCache):
+            cache.complete = False  # SHOW TAG VALUES must ask the data
 
     # ---- the processing engine's per-trigger records (weir.ports.TriggerStateStore) ----
 

@@ -111,7 +111,19 @@ class DescribingQuerySource(Protocol):
         ...
 
 
-class CatalogQuerySource(QuerySource, StreamingQuerySource, DescribingQuerySource, Protocol):
+class TagValueCache(Protocol):
+    def cached_tag_values(self, database: str, table: str, tag: str,
+                          equal: Mapping[str, str], since_ns: int | None,
+                          until_ns: int | None) -> list[str] | None:
+        """The distinct non-null values of tag `tag` in the rows of `table` between
+        `since_ns` and `until_ns` (inclusive; None: unbounded) whose columns in `equal`
+        have those values, sorted, if a distinct-value cache holds exactly that; None when
+        none can say (ask the data)."""
+        ...
+
+
+class CatalogQuerySource(QuerySource, StreamingQuerySource, DescribingQuerySource,
+                         TagValueCache, Protocol):
     """A query source whose catalog can be read (InfluxQL plans from the schema)."""
 
     @property

@@ -464,3 +464,68 @@ def test_functions_over_flightsql(srv: WeirServer) -> None:
         assert cur.fetch_arrow_table().to_pylist() == [{"host": "h123", "usage": 123.0}]
         cur.execute("SELECT * FROM distinct_cache('cpu')")
         assert cur.fetch_arrow_table().column("region").to_pylist() == ["r0", "r1", "r2", "r3"]
+
+
+# ---- SHOW TAG VALUES from a distinct-value cache -----------------------------------------
+
+
+def received_queries(server: WeirServer) -> float:
+    """SQL statements storage has received (the metric Core names so)."""
+    text = httpx.get(f"{server.url}/metrics", timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("influxdb_iox_query_log_phase_entered_total")
+               and 'phase="received"' in line)
+
+
+def tag_values(server: WeirServer, db: str, q: str) -> list[list[str]]:
+    r = httpx.get(f"{server.url}/query", params={"db": db, "q": q}, timeout=60)
+    assert r.status_code == 200, r.text
+    res = r.json()["results"][0]
+    assert "error" not in res, res
+    return [v for s in res.get("series", []) for v in s["values"]]
+
+
+def test_show_tag_values_from_a_distinct_cache(srv: WeirServer) -> None:
+    data = generate(seed=1214, hosts=200, regions=10, points_per_series=2, tables=(CPU,),
+                    span_ns=20 * 60 * NS)
+    write_ok(srv, "tv_db", data.lp())
+    rows = data.table_rows(CPU)
+    hosts = sorted({r.tags["host"] for r in rows})
+    in_r3 = sorted({r.tags["host"] for r in rows if r.tags.get("region") == "region-003"})
+    queries = {
+        "SHOW TAG VALUES FROM cpu WITH KEY = host": [["host", h] for h in hosts],
+        "SHOW TAG VALUES FROM cpu WITH KEY = host WHERE region = 'region-003'":
+            [["host", h] for h in in_r3],
+        "SHOW TAG VALUES FROM cpu WITH KEY IN (region, host) WHERE time > now() - 1h "
+        "AND region = 'region-003' LIMIT 3":
+            [["host", h] for h in in_r3[:3]] + [["region", "region-003"]],
+    }
+    before = {q: tag_values(srv, "tv_db", q) for q in queries}  # no cache: from the data
+    assert before == queries
+
+    assert post(srv, DISTINCT, {"db": "tv_db", "table": "cpu",
+                                "columns": ["region", "host"]}).status_code == 201
+    for q, want in queries.items():
+        n = received_queries(srv)
+        assert tag_values(srv, "tv_db", q) == want, q
+        assert received_queries(srv) == n, f"{q}: answered from the data, not the cache"
+
+    # conditions a cache cannot answer go to the data, and agree
+    n = received_queries(srv)
+    assert tag_values(srv, "tv_db", "SHOW TAG VALUES FROM cpu WITH KEY = host WHERE "
+                                    "region =~ /region-00[3]/") == queries[
+        "SHOW TAG VALUES FROM cpu WITH KEY = host WHERE region = 'region-003'"]
+    assert received_queries(srv) > n
+
+    # a row older than the cache's max_age: only a time range inside max_age stays cached
+    write_ok(srv, "tv_db", f"cpu,host=ancient,region=region-003 usage=1 "
+                           f"{time.time_ns() - 2 * 86400 * NS}")
+    n = received_queries(srv)
+    got = tag_values(srv, "tv_db", "SHOW TAG VALUES FROM cpu WITH KEY = host")
+    assert got == [["host", h] for h in sorted([*hosts, "ancient"])]
+    assert received_queries(srv) > n
+    n = received_queries(srv)
+    got = tag_values(srv, "tv_db", "SHOW TAG VALUES FROM cpu WITH KEY = host "
+                                   "WHERE time > now() - 1h")
+    assert got == [["host", h] for h in hosts]
+    assert received_queries(srv) == n

@@ -109,6 +109,10 @@ class Caches:
         with self._lock:
             return self._distinct.get((db, table), {}).get(name)
 
+    def distinct_caches(self, db: str, table: str) -> list[DistinctCache]:
+        with self._lock:
+            return list(self._distinct.get((db, table), {}).values())
+
     def __len__(self) -> int:
         with self._lock:
             return sum(len(c) for c in self._last.values()) + \

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -49,6 +50,10 @@ class DistinctCache:
         #: does not change what is read until it would have expired)
         self._version = 0
         self._read: tuple[int, int, pa.Table] | None = None
+        #: no combination seen within `max_age` was ever left out (none went for
+        #: max_cardinality, and the refill from storage did not fail): the cache can
+        #: answer exactly what storage would (`values`)
+        self.complete = True
 
     def push(self, data: pa.RecordBatch | pa.Table, now_ns: int) -> None:
         """The rows of one WAL write: each one's combination, seen at its time."""
@@ -93,6 +98,7 @@ class DistinctCache:
                     seen[combo] = t
             over = len(seen) - self._max_cardinality
             if over > 0:
+                self.complete = False
                 for combo, _ in heapq.nsmallest(over, seen.items(), key=lambda kv: kv[1]):
                     del seen[combo]
             if added or over > 0:
@@ -111,6 +117,19 @@ class DistinctCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._seen)
+
+    def values(self, column: str, equal: Mapping[str, str], since_ns: int | None,
+               now_ns: int) -> list[str]:
+        """The distinct non-null values of `column` (one of the cache's) in combinations
+        whose `equal` columns have those values, seen at or after `since_ns` (None: within
+        `max_age`), sorted. (Whether that is all storage holds is the caller's to judge.)"""
+        i = self._columns.index(column)
+        conds = [(self._columns.index(c), v) for c, v in equal.items()]
+        lo = since_ns if since_ns is not None else now_ns - self._max_age_ns + 1
+        with self._lock:
+            found = {c[i] for c, t in self._seen.items()
+                     if t >= lo and all(c[j] == v for j, v in conds)}
+        return sorted(v for v in found if v is not None)
 
     def read(self, now_ns: int) -> pa.Table:
         """The combinations seen within `max_age` of now, sorted (see the module doc)."""

@@ -10,6 +10,7 @@ Public face:
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Literal
 
@@ -126,7 +127,8 @@ async def execute(database: CatalogQuerySource, stmt: ast.Statement, db: str | N
     if isinstance(stmt, ast.ShowTagKeys):
         return await show.show_tag_keys(stmt, tables, run_sql, now_ns)
     if isinstance(stmt, ast.ShowTagValues):
-        return await show.show_tag_values(stmt, tables, run_sql, now_ns)
+        return await show.show_tag_values(stmt, tables, run_sql, now_ns,
+                                          functools.partial(database.cached_tag_values, db))
     if isinstance(stmt, ast.ShowFieldKeys):
         return show.show_field_keys(stmt, tables)
     raise UnsupportedStatement(type(stmt).__name__)

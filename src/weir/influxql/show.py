@@ -4,11 +4,15 @@ Shapes follow InfluxDB 3 (IOx): a leading `iox::measurement` column whose value 
 the v1 series (`databases`, `measurements`, `retention_policies`, or the measurement).
 Unlike the reference, SHOW TAG VALUES and tag-key/measurement filters look at all the
 data unless the WHERE clause restricts time (the reference silently looks back only 24h).
+SHOW TAG VALUES takes its answer from a distinct-value cache when one holds exactly it (a
+WHERE of `tag = 'value'` conditions on the cache's columns and a time range storage says
+the cache covers; weir.ports.TagValueCache), else from the data.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -19,6 +23,12 @@ from weir.influxql.exprs import TableInfo, condition_sql, qident, split_where
 from weir.influxql.result import MEASUREMENT, TAG_TYPE, InfluxQLResult
 from weir.influxql.select import RunSql
 from weir.influxql.timeutil import format_v1_duration
+
+#: a distinct-value cache's answer for one measurement (weir.ports.TagValueCache bound to
+#: the database): (table, tag, tag = value conditions, since, until) -> the tag's values, or
+#: None when no cache holds exactly them
+CachedTagValues = Callable[[str, str, Mapping[str, str], int | None, int | None],
+                           list[str] | None]
 
 _FIELD_TYPE_NAMES = {"float": "float", "integer": "integer", "uinteger": "unsigned",
                      "string": "string", "boolean": "boolean"}
@@ -179,8 +189,26 @@ def _match_keys(st: ast.ShowTagValues, tags: list[str]) -> list[str]:
     return [k for k in tags if not rx.search(k)]
 
 
+def _tag_equalities(conds: list[ast.Expr], t: TableInfo) -> dict[str, str] | None:
+    """`tag = 'value'` conditions (ANDed) as {tag: value}; None if there is anything else."""
+    equal: dict[str, str] = {}
+    for c in conds:
+        while isinstance(c, ast.Paren):
+            c = c.expr
+        if not isinstance(c, ast.BinOp) or c.op != "=":
+            return None
+        ref, lit = (c.left, c.right) if isinstance(c.left, ast.VarRef) else (c.right, c.left)
+        if not isinstance(ref, ast.VarRef) or not isinstance(lit, ast.Literal) \
+                or not isinstance(lit.value, str) or t.kind(ref) != "tag" \
+                or equal.get(ref.name, lit.value) != lit.value:
+            return None
+        equal[ref.name] = lit.value
+    return equal
+
+
 async def show_tag_values(st: ast.ShowTagValues, tables: dict[str, TableInfo],
-                          run_sql: RunSql, now_ns: int) -> InfluxQLResult:
+                          run_sql: RunSql, now_ns: int,
+                          cached: CachedTagValues | None = None) -> InfluxQLResult:
     ms: list[str] = []
     ks: list[str] = []
     vs: list[str] = []
@@ -192,11 +220,16 @@ async def show_tag_values(st: ast.ShowTagValues, tables: dict[str, TableInfo],
         if rng.empty:
             continue
         base = rng.sql() + [condition_sql(c, t) for c in conds]
+        equal = _tag_equalities(conds, t) if cached is not None else None
         for k in keys:
-            parts = [*base, f"{qident(k)} IS NOT NULL"]
-            sql = (f"SELECT DISTINCT CAST({qident(k)} AS VARCHAR) AS v FROM {qident(t.name)} "
-                   f"WHERE {' AND '.join(parts)} ORDER BY v")
-            values = (await run_sql(sql)).column("v").to_pylist()
+            values = None
+            if cached is not None and equal is not None:
+                values = cached(t.name, k, equal, rng.lo, rng.hi)
+            if values is None:
+                parts = [*base, f"{qident(k)} IS NOT NULL"]
+                sql = (f"SELECT DISTINCT CAST({qident(k)} AS VARCHAR) AS v FROM "
+                       f"{qident(t.name)} WHERE {' AND '.join(parts)} ORDER BY v")
+                values = (await run_sql(sql)).column("v").to_pylist()
             for v in _page(values, st.limit, st.offset):
                 ms.append(t.name)
                 ks.append(k)

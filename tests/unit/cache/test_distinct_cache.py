@@ -124,3 +124,18 @@ def test_table_functions_and_their_errors() -> None:
     assert fns["last_cache"](["cpu"]).num_rows == 0  # deleted since the query began
     caches.drop_database("db")
     assert len(caches) == 1
+
+
+def test_values_of_one_column_and_completeness() -> None:
+    now = time.time_ns()
+    cache = DistinctCache(definition(max_cardinality=50, max_age_s=3600))
+    push(cache, "\n".join(f"cpu,host=h{i:02d},region=r{i % 3} v=1 {now - (40 - i) * NS}"
+                          for i in range(40)) + f"\ncpu,region=r0 v=1 {now}", now)
+    assert cache.values("region", {}, None, now) == ["r0", "r1", "r2"]
+    assert cache.values("host", {"region": "r1"}, None, now) == [
+        f"h{i:02d}" for i in range(40) if i % 3 == 1]
+    assert cache.values("host", {"region": "r1"}, now - 10 * NS, now) == ["h31", "h34", "h37"]
+    assert cache.values("host", {"region": "r1", "host": "h01"}, None, now) == ["h01"]
+    assert cache.complete
+    push(cache, "\n".join(f"cpu,host=x{i},region=r9 v=1 {now}" for i in range(20)), now)
+    assert not cache.complete  # 61 combinations for 50: some were left out
