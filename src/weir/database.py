@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
-from weir.buffer import Buffer, Generation
+from weir.buffer import Buffer, Generation, TableBuffer
 from weir.cache import (
     Caches,
     DistinctCache,
@@ -42,7 +42,7 @@ from weir.lineprotocol import LineError
 from weir.metrics import ServerMetrics
 from weir.objectstore import ObjectStore, open_store
 from weir.objectstore.metered import MeteredStore
-from weir.persist import PersistedIndex, PersistEvent, write_snapshot
+from weir.persist import PersistedFile, PersistedIndex, PersistEvent, write_snapshot
 from weir.persist.compactor import Compactor
 from weir.persist.read import TableReader
 from weir.persist.status import SnapshotRecord
@@ -491,29 +491,18 @@ class Database:
     def snapshot_for_query(self, database: str) -> DatabaseSnapshot:
         """A consistent view of `database` for one query: each table's Parquet files to
         scan, and its rows in memory merged by last-write-wins where copies of a point
-        may sit in more than one place (see persist.read). Reads files: call it off the
-        event loop."""
+        may sit in more than one place (see persist.read). What each table reads is
+        fixed here, in one locked step; reading it (files, merges) waits until the query
+        names the table. Call it off the event loop."""
         dbschema = self.catalog.db(database)
         system = self.system_tables(database)
         cutoff = self.retention_cutoff(database)
-        views = {}
+        views: dict[str, _TableView] = {}
         with self.buffer.lock:
             for name, ts in list(dbschema.tables.items()):
-                views[name] = (ts.arrow_schema(), self.index.for_table(dbschema.id, ts.id),
-                               self.buffer.tables(database, name))
-        tables = {}
-        for name, (schema, files, buffered) in views.items():
-            if cutoff is not None:
-                files = [f for f in files if f.max_time >= cutoff]
-            read = self.reader.plan(files, buffered, schema)
-            tables[name] = TableSnapshot(
-                name=name,
-                schema=schema,
-                batches=read.rows,
-                files=[ParquetFileRef(f.path, f.min_time, f.max_time, f.row_count,
-                                      f.size_bytes) for f in read.files],
-                min_time=cutoff,
-            )
+                views[name] = (ts, self.index.for_table(dbschema.id, ts.id),
+                               [tb.frozen() for tb in self.buffer.tables(database, name)])
+        tables = _TableReads(views, self.reader, cutoff)
         return DatabaseSnapshot(name=database, tables=tables,
                                 filesystem=self.store.arrow_filesystem(), system_tables=system,
                                 table_functions=self.caches.table_functions(
@@ -835,6 +824,45 @@ def _accepted_bytes(body: bytes | str, refused: list[LineError]) -> int:
     n = len(raw) - raw.count(b"\n")
     n -= sum(len(e.original_line.encode()) for e in refused)
     return max(0, n)
+
+
+#: what one table reads in a query: its schema, its files, its buffered rows (frozen)
+_TableView = tuple[TableSchema, list[PersistedFile], list[TableBuffer]]
+
+
+class _TableReads(Mapping[str, TableSnapshot]):
+    """A database's tables for one query, each read planned (files listed, rows merged
+    where points may repeat) only when the query names it: a query of one table does not
+    pay for merging every other table's buffer."""
+
+    def __init__(self, views: dict[str, _TableView], reader: TableReader,
+                 cutoff: int | None) -> None:
+        self._views = views
+        self._reader = reader
+        self._cutoff = cutoff
+        self._made: dict[str, TableSnapshot] = {}
+
+    def __getitem__(self, name: str) -> TableSnapshot:
+        made = self._made.get(name)
+        if made is None:
+            ts, files, buffered = self._views[name]
+            cutoff = self._cutoff
+            if cutoff is not None:
+                files = [f for f in files if f.max_time >= cutoff]
+            schema = ts.arrow_schema()
+            read = self._reader.plan(files, buffered, schema)
+            made = self._made[name] = TableSnapshot(
+                name=name, schema=schema, batches=read.rows,
+                files=[ParquetFileRef(f.path, f.min_time, f.max_time, f.row_count,
+                                      f.size_bytes) for f in read.files],
+                min_time=cutoff)
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._views)
+
+    def __len__(self) -> int:
+        return len(self._views)
 
 
 class _SchemaOnlyTables(Mapping[str, TableSnapshot]):

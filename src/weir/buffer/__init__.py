@@ -11,6 +11,8 @@ table remembers whether any of its rows may overwrite an earlier point (see
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import threading
 from dataclasses import dataclass, field
 
@@ -23,6 +25,8 @@ from weir.wal import WalFile
 __all__ = ["Buffer", "Generation", "TableBuffer", "tag_columns"]
 
 Key = tuple[str, str]  # (database, table)
+
+_UIDS = itertools.count(1)
 
 # Past this many small batches since the last concatenation, those batches (only
 # those: the older large ones stay as they are, so the cost is linear in what was
@@ -43,8 +47,10 @@ class TableBuffer:
     #: some row may overwrite an earlier point (of the buffer, or of Parquet files):
     #: merge by last-write-wins before use
     overwrites: bool = False
-    #: bumped on every change, so merged copies can be cached
+    #: bumped on every change, so merged copies can be cached (by `uid` and `version`)
     version: int = 0
+    #: this table buffer's identity, for life (copies made by `frozen` share it)
+    uid: int = field(default_factory=lambda: next(_UIDS))
     #: batches before this index are already concatenated
     _small_from: int = 0
 
@@ -68,6 +74,12 @@ class TableBuffer:
             # what the buffer holds now (the small batches' own buffers are freed), so
             # snapshots and back-pressure are not started early
             self.nbytes = sum(b.nbytes for b in self.batches)
+
+
+    def frozen(self) -> TableBuffer:
+        """A copy that later writes leave as it is (its batch list is its own). Take it
+        with the buffer's lock held: writes change the batch list in place."""
+        return dataclasses.replace(self, batches=list(self.batches))
 
 
 @dataclass

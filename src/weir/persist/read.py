@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -35,6 +36,15 @@ class TableRead:
 
     files: list[PersistedFile]
     rows: list[pa.RecordBatch]
+
+
+@dataclass(frozen=True)
+class _Merged:
+    """Merged rows, and the batches queries get (the same objects every time: the query
+    engine reuses a table's provider while its batches are the same)."""
+
+    table: pa.Table
+    batches: list[pa.RecordBatch]
 
 
 @dataclass
@@ -69,6 +79,11 @@ def _time_groups(items: list[_T]) -> list[list[_T]]:
     return groups
 
 
+def _buffer_key(buffered: list[TableBuffer]) -> tuple[tuple[int, int], ...]:
+    """What a table's buffered rows are: each table buffer's identity and version."""
+    return tuple((tb.uid, tb.version) for tb in buffered)
+
+
 def overlap_groups(files: list[PersistedFile]) -> list[list[PersistedFile]]:
     """Files grouped where their time ranges overlap (each group sorted by `seq`)."""
     return [sorted(g, key=lambda f: f.seq) for g in _time_groups(files)]
@@ -80,12 +95,14 @@ class TableReader:
     def __init__(self, store: ObjectStore, cache_bytes: int = 128 * 1024 * 1024) -> None:
         self.store = store
         self.cache_bytes = cache_bytes
-        self._cache: OrderedDict[tuple[str, ...], pa.Table] = OrderedDict()
+        self._cache: OrderedDict[Hashable, _Merged] = OrderedDict()
         self._cached = 0
         self._lock = threading.Lock()
 
     def plan(self, files: list[PersistedFile], buffered: list[TableBuffer],
              schema: pa.Schema) -> TableRead:
+        """`buffered`: frozen copies (`TableBuffer.frozen`), which writes do not change
+        while this reads them."""
         sources = [_Source(f.min_time, f.max_time, f.merge, f) for f in files]
         rows_in_buffer = [tb for tb in buffered if tb.rows]
         if rows_in_buffer:
@@ -107,33 +124,57 @@ class TableReader:
             out.files.extend(group_files)
             if has_buffer:
                 if any(tb.overwrites for tb in buffered):
-                    out.rows.extend(buffered_rows(buffered, schema).to_batches())
+                    out.rows.extend(self._merged_buffer(buffered, schema).batches)
                 else:  # as written: no copy of the buffer per query
                     out.rows.extend(b for tb in buffered for b in tb.batches)
             return
-        parts = [self.merged_files(group_files, schema)] if group_files else []
-        if has_buffer:
+        if not has_buffer:
+            out.rows.extend(self._merged_files(group_files, schema).batches)
+            return
+
+        def merge() -> pa.Table:
+            parts = [self.merged_files(group_files, schema)] if group_files else []
             parts.append(buffered_rows(buffered, schema))
-        merged = dedupe(pa.concat_tables(parts)) if len(parts) > 1 else parts[0]
-        out.rows.extend(merged.to_batches())
+            return dedupe(pa.concat_tables(parts)) if len(parts) > 1 else parts[0]
+
+        key = ("files+buffer", tuple(f.path for f in group_files), _buffer_key(buffered),
+               schema)
+        out.rows.extend(self._kept(key, merge).batches)
+
+    def _merged_buffer(self, buffered: list[TableBuffer], schema: pa.Schema) -> _Merged:
+        """The buffer's rows merged by last-write-wins: made again only after a write
+        (a dashboard's queries between two writes share one merge, and the same batches,
+        which lets the query engine reuse the table's provider too)."""
+        return self._kept(("buffer", _buffer_key(buffered), schema),
+                          lambda: buffered_rows(buffered, schema))
 
     def merged_files(self, files: list[PersistedFile], schema: pa.Schema) -> pa.Table:
         """The files' rows (sorted by seq, oldest first) merged into one row per point."""
-        key = tuple(f.path for f in files)
+        return self._merged_files(files, schema).table
+
+    def _merged_files(self, files: list[PersistedFile], schema: pa.Schema) -> _Merged:
+        return self._kept(
+            ("files", tuple(f.path for f in files), schema),
+            lambda: dedupe(pa.concat_tables([self.read_file(f, schema) for f in files])))
+
+    def _kept(self, key: Hashable, make: Callable[[], pa.Table]) -> _Merged:
+        """`make()`, kept for the next call with the same key while the cache has room
+        (least recently used go first; no entry over a quarter of the room)."""
         with self._lock:
             hit = self._cache.get(key)
-            if hit is not None and hit.schema.equals(schema, check_metadata=False):
+            if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        t = dedupe(pa.concat_tables([self.read_file(f, schema) for f in files]))
+        t = make()
+        merged = _Merged(t, t.to_batches())
         with self._lock:
             if key not in self._cache and t.nbytes <= self.cache_bytes // 4:
-                self._cache[key] = t
+                self._cache[key] = merged
                 self._cached += t.nbytes
                 while self._cached > self.cache_bytes and self._cache:
                     _, old = self._cache.popitem(last=False)
-                    self._cached -= old.nbytes
-        return t
+                    self._cached -= old.table.nbytes
+        return merged
 
     def read_file(self, f: PersistedFile, schema: pa.Schema,
                   time_range: tuple[int, int] | None = None) -> pa.Table:
