@@ -304,7 +304,9 @@ def write_snapshot(
     """Write `gen` as Parquet files (not yet published). Runs in a worker thread."""
     seq = gen.max_seq
     event = PersistEvent(seq=seq)
-    for (db, table), tb in gen.tables.items():
+    # a copy: deleting a database or table drops its buffers from this generation too,
+    # from another thread, while this runs (what was dropped is skipped below)
+    for (db, table), tb in list(gen.tables.items()):
         try:
             dbs = catalog.db(db)
             tschema = catalog.table(db, table)
