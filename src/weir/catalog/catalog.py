@@ -106,7 +106,8 @@ class CatalogJson(TypedDict):
 @dataclass
 class Limits:
     """How many databases (`_internal` not counted), tables (all databases together) and
-    columns per table (`time` included) the catalog takes; the `serve` options
+    columns per table (tags and fields; `time` is not counted, as in the reference's v3
+    catalog) the catalog takes; the `serve` options
     --num-database-limit, --num-table-limit and --num-total-columns-per-table-limit."""
 
     databases: int = DEFAULT_NUM_DATABASE_LIMIT
@@ -483,7 +484,7 @@ class Catalog:
         """Create a table; with `create_database`, its database too if missing. Every limit
         is checked before anything changes, so a refused request leaves nothing behind."""
         with self._lock:
-            if len(set(tags) | {name for name, _ in fields} | {"time"}) > \
+            if len(set(tags) | {name for name, _ in fields} - {"time"}) > \
                     self.limits.columns_per_table:
                 raise self.limits.column_error()
             new_db = create_database and db not in self._dbs
@@ -540,8 +541,9 @@ class Catalog:
             if t is None and (n := self.table_count()) >= self.limits.tables:
                 raise self.limits.table_error(n)
             known = t.columns if t is not None else {"time": Column("time", TIME, "time")}
-            # checked before the table is created, so a refused write leaves no empty table
-            if len(known) + len({c.name for c in new} - known.keys()) > \
+            # checked before the table is created, so a refused write leaves no empty
+            # table; `time` is not counted
+            if len(known.keys() - {"time"}) + len({c.name for c in new} - known.keys()) > \
                     self.limits.columns_per_table:
                 raise self.limits.column_error()
             if t is None:

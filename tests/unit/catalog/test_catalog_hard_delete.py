@@ -96,8 +96,8 @@ def test_catalog_limits_from_options(catalog_dir: Path) -> None:
                                             r"databases$"):
         c.create_database("two")
     with pytest.raises(LimitExceeded, match="columns per table limit of 3 columns"):
-        c.create_table("one", "t", ["a", "b"], [("c", "float")])
-    c.create_table("one", "t", ["a"], [("c", "float")])
+        c.create_table("one", "t", ["a", "b"], [("c", "float"), ("d", "float")])
+    c.create_table("one", "t", ["a", "b"], [("c", "float")])  # (time is not counted)
     c.create_table("one", "u", [], [])
     with pytest.raises(LimitExceeded, match=r"^Update to schema would exceed number of tables "
                                             r"limit: attempted to create table but already have "

@@ -94,7 +94,7 @@ async def test_a_column_used_only_by_refused_rows_never_enters_the_catalog() -> 
 
 async def test_a_write_that_stores_nothing_creates_no_database() -> None:
     c = catalog(Limits(columns_per_table=3))
-    result = await validate(c, f"m a=1i,b=2i,c=3i {NOW}\n", db="fresh")
+    result = await validate(c, f"m a=1i,b=2i,c=3i,d=4i {NOW}\n", db="fresh")
     assert result.tables == [] and result.limit_lines == {1}
     assert not c.db_exists("fresh")
     with pytest.raises(PartialWrite) as info:
