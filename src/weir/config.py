@@ -165,6 +165,9 @@ class ServeConfig:
     #: --plugin-env-deny: names matching these (glob) patterns never reach plugins
     plugin_env_deny: list[str] = field(default_factory=list)
     log_filter: str = "info"
+    #: the `serve` options the operator gave (long name without `--` -> value, flags
+    #: "true"), shown redacted in system.nodes.cli_params as the reference does
+    cli_params: dict[str, str] = field(default_factory=dict)
 
     @property
     def host_port(self) -> tuple[str, int]:

@@ -1199,3 +1199,174 @@ def test_write__parameter_errors_in_the_references_words(shared: WeirServer, pat
     url = f"{shared.url}{path}" + (f"?{query}" if query else "")
     r = httpx.post(url, content=b"cpu,host=a usage=1")
     assert (r.status_code, r.text) == (status, body)
+
+
+# ---- query.rs: SHOW TABLES; system_tables.rs (queries, generations, nodes) ----------------
+
+#: Weir's own system tables (the storage life cycle), beside the reference's
+WEIR_SYSTEM_TABLES = {"compactions", "snapshots"}
+
+
+def test_query__api_v3_query_show_tables_ordering(shared: WeirServer) -> None:
+    for t in ["xxx", "table_002", "table_009", "table_001", "table_003", "table_006", "aaa"]:
+        assert _create_table(shared, {"db": "q_show_tables", "table": t, "tags": ["t"],
+                                      "fields": []}).status_code == 200
+    rows = shared.rows("q_show_tables", "SHOW TABLES")
+    got = [(r["table_schema"], r["table_name"], r["table_type"]) for r in rows]
+    assert all(r["table_catalog"] == "public" for r in rows)
+    system = sorted({"distinct_caches", "influxdb_schema", "last_caches", "parquet_files",
+                     "processing_engine_logs", "processing_engine_trigger_arguments",
+                     "processing_engine_triggers", "queries"} | WEIR_SYSTEM_TABLES)
+    # the reference's snapshot: iox tables, then system ones, by name; then
+    # information_schema's views in DataFusion's order (no --plugin-dir: the engine's
+    # tables are there all the same)
+    assert got == [
+        *[("iox", t, "BASE TABLE") for t in ["aaa", "table_001", "table_002", "table_003",
+                                              "table_006", "table_009", "xxx"]],
+        *[("system", t, "BASE TABLE") for t in system],
+        *[("information_schema", v, "VIEW") for v in ["tables", "views", "columns",
+                                                      "df_settings", "schemata", "routines",
+                                                      "parameters"]]]
+
+
+def test_system_tables__queries_table(fresh: WeirServer) -> None:
+    """The reference asks over FlightSQL (query_type flightsql, text `CommandStatementQuery
+    ...`); over HTTP the log says `sql` and the query's text."""
+    write(fresh, "foo", "cpu,host=s1,region=us-east usage=0.9 2998574931\n"
+          "cpu,host=s1,region=us-east usage=0.89 2998574932\n"
+          "cpu,host=s1,region=us-east usage=0.85 2998574933")
+    count = "SELECT COUNT(*) FROM system.queries WHERE running = false"
+    assert fresh.rows("foo", count) == [{"count(*)": 0}]
+    for q in ["SELECT * FROM cpu", "SELECT * FROM mem", "SELECT usage, time FROM cpu"]:
+        fresh.query("foo", q)  # (mem is no table: that query fails)
+    rows = fresh.rows("foo", "SELECT phase, query_type, query_text, success, running, "
+                             "cancelled FROM system.queries WHERE success = true")
+    assert sorted(r["query_text"] for r in rows) == sorted(
+        ["SELECT * FROM cpu", count, "SELECT usage, time FROM cpu"])
+    assert all((r["phase"], r["query_type"], r["success"], r["running"], r["cancelled"])
+               == ("success", "sql", True, False, False) for r in rows)
+    failed = fresh.rows("foo", "SELECT phase FROM system.queries "
+                               "WHERE query_text = 'SELECT * FROM mem'")
+    assert failed == [{"phase": "fail"}]
+
+
+def test_system_tables__test_generation_durations_system_table_with_defaults(
+        shared: WeirServer) -> None:
+    assert shared.rows("_internal", "select * from system.generation_durations") == [
+        {"level": 1, "duration_seconds": 600}]
+
+
+def test_system_tables__test_generation_durations_system_table_with_non_defaults(
+        tmp_path: Path) -> None:
+    s = WeirServer(tmp_path / "data", extra_args=["--gen1-duration", "1m"]).start()
+    try:
+        q = "select * from system.generation_durations"
+        assert s.rows("_internal", q) == [{"level": 1, "duration_seconds": 60}]
+        # the same data dir with another --gen1-duration: the first one stays
+        s.stop()
+        s.extra_args = ["--gen1-duration", "5m"]
+        s.start()
+        assert s.rows("_internal", q) == [{"level": 1, "duration_seconds": 60}]
+    finally:
+        s.stop()
+
+
+def test_system_tables__test_nodes_table_with_cli_params(shared: WeirServer) -> None:
+    [row] = shared.rows("_internal", "SELECT node_id, cli_params FROM system.nodes")
+    assert row["node_id"] == "test-node"
+    params = json.loads(row["cli_params"])
+    assert params["node-id"] == "test-node"
+    assert params["without-auth"] == "*******"
+    # every other option is there as given
+    assert params["wal-snapshot-size"] == "1" and params["object-store"] == "memory"
+
+
+def test_system_tables__test_nodes_table_filters_sensitive_params(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    s = start(tmp_path_factory, "nodes", "--aws-secret-access-key", "s3cr3t",
+              "--aws-access-key-id", "AKIA", "--bucket", "b")
+    try:
+        [row] = s.rows("_internal", "SELECT cli_params FROM system.nodes")
+        params = json.loads(row["cli_params"])
+        for key, value in params.items():
+            low = key.lower()
+            if any(w in low for w in ("key", "secret", "password", "token")) or key in (
+                    "without-auth", "tls-cert", "tls-key"):
+                assert value == "*******", key
+        assert params["node-id"] != "*******" and params["bucket"] == "b"
+        assert "s3cr3t" not in row["cli_params"] and "AKIA" not in row["cli_params"]
+    finally:
+        s.stop()
+
+
+# ---- ping.rs -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_ping__test_ping(shared: WeirServer, method: str) -> None:
+    r = httpx.request(method, f"{shared.url}/ping")
+    assert r.status_code == 200
+    assert r.headers["Request-Id"] and r.headers["X-Request-Id"]
+    assert r.headers["X-Influxdb-Build"] == "Core" and r.headers["X-Influxdb-Version"]
+    body = r.json()
+    assert "version" in body and "revision" in body
+
+
+# ---- limits.rs ---------------------------------------------------------------------------
+
+
+def test_limits__limits(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The reference's Core limits (5 databases, 2000 tables in all, 500 columns); Weir's
+    defaults are higher (README, Differences), so they are given here."""
+    s = start(tmp_path_factory, "limits", "--num-database-limit", "5",
+              "--num-table-limit", "2000")
+    try:
+        line = "cpu,host=s1,region=us-east usage=0.9 2998574938\n"
+        for db in ["one", "two", "three", "four", "five"]:
+            write(s, db, line)
+        assert s.write("six", line, **SECOND).status_code == 422
+        # 1995 more tables (2000 in all): the 2001st, in another database, is refused
+        write(s, "one", "".join(f"cpu{i},host=s1,region=us-east usage=0.9 2998574938\n"
+                                for i in range(1995)))
+        assert s.write("two", "cpu2000,host=s1 usage=0.9 2998574938", **SECOND
+                       ).status_code == 422
+        assert httpx.delete(f"{s.url}/api/v3/configure/database",
+                            params={"db": "one"}).status_code == 200
+        write(s, "two", "cpu2000,host=s1,region=us-east usage=0.9 2998574938")
+        # 500 columns besides time fit; a 501st does not
+        cols = "".join(f",column{i}=1" for i in range(4, 501))
+        write(s, "two", f"cpu,host=foo,region=bar usage=2{cols} 2998574938")
+        r = s.write("two", f"cpu,host=foo,region=bar usage=2{cols},column501=1 2998574938",
+                    **SECOND)
+        assert r.status_code == 422
+    finally:
+        s.stop()
+
+
+# ---- flight.rs: InfluxQL over the JSON ticket --------------------------------------------
+
+
+def test_flight__flight_influxql_json_ticket(shared: WeirServer) -> None:
+    import pyarrow.flight as flight
+
+    write(shared, "f_influxql", "cpu,host=s1,region=us-east usage=0.9 2998574936\n"
+          "cpu,host=s1,region=us-east usage=0.89 2998574937\n"
+          "cpu,host=s1,region=us-east usage=0.85 2998574938")
+    client = flight.connect(f"grpc+tcp://127.0.0.1:{shared.port}")
+
+    def get(q: str) -> Any:
+        ticket = {"database": "f_influxql", "sql_query": q, "query_type": "influxql"}
+        return client.do_get(flight.Ticket(json.dumps(ticket).encode())).read_all()
+
+    try:
+        t = get("SHOW MEASUREMENTS")
+        assert t.to_pylist() == [{"iox::measurement": "measurements", "name": "cpu"}]
+        # qualified measurement names are not supported over Flight
+        with pytest.raises(flight.FlightError,
+                           match="database prefix in qualified measurement syntax"):
+            get("SELECT time, host, region, usage FROM f_influxql.autogen.cpu")
+        with pytest.raises(flight.FlightError,
+                           match="This feature is not implemented: SHOW DATABASES"):
+            get("SHOW DATABASES")
+    finally:
+        client.close()

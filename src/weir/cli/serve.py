@@ -566,4 +566,40 @@ def build_config(kw: dict[str, Any]) -> ServeConfig:
     )
     if kw.get("plugin_repo"):
         cfg.plugin_repo = kw["plugin_repo"]
+    cfg.cli_params = given_params(ctx)
     return cfg
+
+
+def given_params(ctx: click.Context | None, argv: list[str] | None = None) -> dict[str, str]:
+    """The options the operator gave, on the command line or through their environment
+    variables, as typed (long name without `--` -> text; a flag is "true"; a repeated
+    option's values joined by commas): system.nodes shows them (redacted)."""
+    if ctx is None:
+        return {}
+    argv = sys.argv[1:] if argv is None else argv
+    out: dict[str, str] = {}
+    for p in serve.params:
+        if not isinstance(p, click.Option) or not p.name or not p.opts:
+            continue
+        source = ctx.get_parameter_source(p.name)
+        name = max(p.opts, key=len).lstrip("-")
+        if source == click.core.ParameterSource.ENVIRONMENT:
+            envs = [p.envvar] if isinstance(p.envvar, str) else list(p.envvar or ())
+            text = next((os.environ[e] for e in envs if e in os.environ), None)
+            if text is not None:
+                out[name] = text
+        elif source == click.core.ParameterSource.COMMANDLINE:
+            values: list[str] = []
+            for i, arg in enumerate(argv):
+                opt, eq, inline = arg.partition("=")
+                if opt not in p.opts:
+                    continue
+                if p.is_flag:
+                    values.append("true")
+                elif eq:
+                    values.append(inline)
+                elif i + 1 < len(argv):
+                    values.append(argv[i + 1])
+            if values:
+                out[name] = ",".join(values)
+    return out

@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.requests import Request
@@ -28,7 +30,7 @@ from weir.server.openapi import document_bytes
 from weir.server.routes_caches import routes as cache_routes
 from weir.server.state import ServerState, state_of
 from weir.service import Services
-from weir.system_tables import TokenTables
+from weir.system_tables import EngineTables, NodeInfo, ServerTables, TokenTables
 
 if TYPE_CHECKING:
     from weir.server.flight import FlightService
@@ -76,11 +78,23 @@ async def serve(config: ServeConfig) -> None:
         # (tokens live in the catalog: none authenticates before it is loaded)
         state.tokens = TokenStore(database.catalog)
         database.add_system_tables(TokenTables(state.tokens))
+    else:  # the table is there without auth too (no hash column), as in the reference
+        database.add_system_tables(TokenTables(TokenStore(database.catalog),
+                                               started_with_auth=False))
+    _add_server_tables(state)
     if config.plugin_dir is not None:
         from weir.engine import ProcessingEngine  # (loads the engine only when it is on)
 
         state.engine = ProcessingEngine(services, database, config,
                                         metrics=server_metrics.triggers)
+    else:
+        # the engine's tables are there without --plugin-dir too, as in the reference:
+        # the catalog's triggers, no plugin log, no plugin files
+        from weir.engine.specs import system_table_spec  # (plain Python, no engine)
+
+        database.add_system_tables(EngineTables(database.catalog, _NoPluginLogs(),
+                                                _NoPluginFiles(),
+                                                render_spec=system_table_spec))
     app = WeirApp(state, build_routes(state))
     metrics.register_server_gauges(state)
     host, port = config.host_port
@@ -148,6 +162,29 @@ async def _start(state: ServerState, started: list[str]) -> None:
     state.starting = None
     log.info("Weir is ready on http://%s:%d (replayed %d WAL files)", host, port,
              database.replayed_files)
+
+
+def _add_server_tables(state: ServerState) -> None:
+    """system.queries (the query log) and system.nodes (this node)."""
+    config, database = state.config, state.database
+    started_ms = int(time.time() * 1000)
+
+    def node() -> NodeInfo:
+        return NodeInfo(node_id=config.node_id, instance_id=database.catalog.uuid,
+                        core_count=os.cpu_count() or 1, started_at_ms=started_ms,
+                        cli_params=config.cli_params)
+
+    database.add_system_tables(ServerTables(node, state.services.queries.log))
+
+
+class _NoPluginLogs:
+    def entries(self) -> list[Any]:
+        return []
+
+
+class _NoPluginFiles:
+    def list_files(self, plugin_filename: str) -> list[tuple[str, str, int, int]]:
+        return []
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

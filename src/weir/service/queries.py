@@ -18,6 +18,7 @@ from weir.ports import (
     QueryDescription,
     QueryParams,
 )
+from weir.service.query_log import QueryLog
 from weir.service.writes import authorize
 
 #: the text of a v1 statement that failed: each statement of a v1 query answers on its own
@@ -27,17 +28,26 @@ StatementError = str
 class QueryService:
     def __init__(self, source: CatalogQuerySource) -> None:
         self._source = source
+        #: every query run here (system.queries)
+        self.log = QueryLog()
 
     async def sql(self, db: str, sql: str, params: QueryParams | None,
-                  principal: Principal | None) -> pa.Table:
+                  principal: Principal | None, *, query_type: str = "sql",
+                  log_text: str | None = None) -> pa.Table:
+        """`query_type` and `log_text` say how system.queries shows it (FlightSQL:
+        `flightsql`, `CommandStatementQuery <sql>`)."""
         authorize(principal, db, READ)
-        return await self._source.query(db, sql, params)
+        with self.log.record(query_type, sql if log_text is None else log_text):
+            return await self._source.query(db, sql, params)
 
     async def sql_stream(self, db: str, sql: str, params: QueryParams | None,
-                         principal: Principal | None) -> BatchStream:
-        """`sql`, its rows read batch by batch as they are computed (Flight)."""
+                         principal: Principal | None, *, query_type: str = "sql",
+                         log_text: str | None = None) -> BatchStream:
+        """`sql`, its rows read batch by batch as they are computed (Flight). Logged as a
+        success once it runs, as the reference logs it."""
         authorize(principal, db, READ)
-        return await self._source.query_stream(db, sql, params)
+        with self.log.record(query_type, sql if log_text is None else log_text):
+            return await self._source.query_stream(db, sql, params)
 
     async def sql_describe(self, db: str, sql: str, params: QueryParams | None,
                            principal: Principal | None) -> QueryDescription:
@@ -56,7 +66,8 @@ class QueryService:
             raise QueryError("must provide only one InfluxQl statement per query")
         stmt = statements[0]
         target = influxql.statement_database(stmt, db or None, strict=True)
-        return await self._run_authorized(stmt, target, principal, api)
+        with self.log.record("influxql", text):
+            return await self._run_authorized(stmt, target, principal, api)
 
     async def influxql_v1(self, text: str, db: str | None, rp: str | None,
                           params: QueryParams | None, principal: Principal | None
@@ -72,7 +83,8 @@ class QueryService:
         for stmt in statements:
             try:
                 target = influxql.statement_database(stmt, default_db, strict=False)
-                out.append(await self._run_authorized(stmt, target, principal, "v1"))
+                with self.log.record("influxql", text):
+                    out.append(await self._run_authorized(stmt, target, principal, "v1"))
             except QueryError as e:
                 out.append(_v1_error(e))
         return out

@@ -1,6 +1,6 @@
 """Storage's `system.*` tables (surface.md §4), from the catalog and the persisted-file
-index: `parquet_files` and `influxdb_schema` in every database, `databases` and `tables`
-in `_internal` as well."""
+index: `parquet_files` and `influxdb_schema` in every database, `databases`, `tables` and
+`generation_durations` in `_internal` as well."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pyarrow as pa
 from weir.catalog import INTERNAL_DB
 from weir.system_tables.base import SystemTable
 
-__all__ = ["DATABASES_SCHEMA", "INFLUXDB_SCHEMA_SCHEMA", "PARQUET_FILES_SCHEMA",
-           "TABLES_SCHEMA", "StorageState", "StorageTables"]
+__all__ = ["DATABASES_SCHEMA", "GENERATION_DURATIONS_SCHEMA", "INFLUXDB_SCHEMA_SCHEMA",
+           "PARQUET_FILES_SCHEMA", "TABLES_SCHEMA", "StorageState", "StorageTables"]
 
 
 class ColumnInfo(Protocol):
@@ -73,6 +73,9 @@ class DatabaseInfo(Protocol):
 
 
 class CatalogInfo(Protocol):
+    @property
+    def gen1_duration_s(self) -> float | None: ...
+
     def databases(self) -> Iterable[str]: ...
 
     def db(self, name: str) -> DatabaseInfo: ...
@@ -138,6 +141,9 @@ TABLES_SCHEMA = pa.schema([
     ("deleted", pa.bool_()), ("hard_deletion_time", _HARD_DELETION_TIME),
 ])
 
+GENERATION_DURATIONS_SCHEMA = pa.schema([("level", pa.uint8()),
+                                         ("duration_seconds", pa.uint64())])
+
 _SCHEMA_TYPES = {"tag": "tag", "time": "time", "float": "float", "integer": "integer",
                  "uinteger": "uinteger", "string": "string", "boolean": "boolean"}
 
@@ -161,6 +167,8 @@ class StorageTables:
             tables["databases"] = SystemTable(DATABASES_SCHEMA,
                                               lambda: databases_table(state.catalog))
             tables["tables"] = SystemTable(TABLES_SCHEMA, lambda: tables_table(state.catalog))
+            tables["generation_durations"] = SystemTable(
+                GENERATION_DURATIONS_SCHEMA, lambda: generation_durations_table(state.catalog))
         return tables
 
 
@@ -232,3 +240,13 @@ def tables_table(catalog: CatalogInfo) -> pa.Table:
         pa.array([r[2] for r in rows], pa.bool_()),
         pa.array([_seconds(r[3]) for r in rows], _HARD_DELETION_TIME),
     ], schema=TABLES_SCHEMA)
+
+
+def generation_durations_table(catalog: CatalogInfo) -> pa.Table:
+    """Weir's one generation: gen1, its duration as the catalog first recorded it (a
+    restart with another --gen1-duration keeps it, as in the reference)."""
+    gen1 = catalog.gen1_duration_s
+    rows = [] if gen1 is None else [(1, round(gen1))]
+    return pa.table([pa.array([r[0] for r in rows], pa.uint8()),
+                     pa.array([r[1] for r in rows], pa.uint64())],
+                    schema=GENERATION_DURATIONS_SCHEMA)

@@ -19,9 +19,12 @@ from weir.engine.logs import PluginLogs
 from weir.persist import PersistedFile
 from weir.persist.compactor import CompactionRecord
 from weir.persist.status import SnapshotRecord
+from weir.service.query_log import QueryLog
 from weir.system_tables import (
     EngineTables,
     LifeCycleTables,
+    NodeInfo,
+    ServerTables,
     StorageTables,
     SystemTable,
     SystemTableProvider,
@@ -54,6 +57,7 @@ class Catalog:
     live: dict[str, DatabaseSchema]
     deleted: list[DatabaseSchema] = field(default_factory=list)
     trigger_defs: list[TriggerDefinition] = field(default_factory=list)
+    gen1_duration_s: float | None = 600.0
 
     def databases(self) -> list[str]:
         return list(self.live)
@@ -121,6 +125,11 @@ def _providers() -> list[tuple[str, SystemTableProvider]]:
     files = [PersistedFile("db", 1, "cpu", 1, "dbs/1/1/a.parquet", 100, 2, 10, 20)]
     logs = PluginLogs()
     logs.info("t1", "hello")
+    queries = QueryLog()
+    with queries.record("sql", "SELECT 1"):
+        pass
+    node = NodeInfo("node0", "uuid-1", 4, 1_000, {"node-id": "node0",
+                                                  "aws-secret-access-key": "s3cr3t"})
     return [
         ("storage", StorageTables(Storage(catalog, Index(files)))),
         ("life cycle", LifeCycleTables(LifeCycle(
@@ -129,6 +138,7 @@ def _providers() -> list[tuple[str, SystemTableProvider]]:
                        CompactionRecord("other", "x", "ok", 2, 1, 4, 4, 10, 2.0)])))),
         ("engine", EngineTables(catalog, logs, Files(), render_spec=str.upper)),
         ("tokens", TokenTables(Tokens())),
+        ("server", ServerTables(lambda: node, queries)),
     ]
 
 
@@ -145,10 +155,10 @@ def test_each_database_gets_its_tables() -> None:
     registry = SystemTables(p for _, p in _providers())
     common = {"parquet_files", "influxdb_schema", "snapshots", "compactions",
               "processing_engine_logs", "processing_engine_triggers",
-              "processing_engine_trigger_arguments"}
+              "processing_engine_trigger_arguments", "queries"}
     assert set(registry("db")) == common
     assert set(registry("_internal")) == common | {"databases", "tables", "plugin_files",
-                                                   "tokens"}
+                                                   "tokens", "generation_durations", "nodes"}
 
 
 def test_rows() -> None:
@@ -187,6 +197,23 @@ def test_rows() -> None:
     toks = internal["tokens"].build().to_pylist()
     assert [(t["name"], t["hash"], t["permissions"]) for t in toks] == [
         ("_admin", "012345678", "*:*:*"), ("reader", "fedcba987", "db:db:read")]
+    assert internal["generation_durations"].build().to_pylist() == [
+        {"level": 1, "duration_seconds": 600}]
+    [node] = internal["nodes"].build().to_pylist()
+    assert (node["node_id"], node["mode"], node["state"], node["core_count"]) == (
+        "node0", ["core"], "running", 4)
+    # the operator's options, secrets hidden as the reference hides them
+    assert node["cli_params"] == '{"node-id":"node0","aws-secret-access-key":"*******"}'
+    [q] = db["queries"].build().to_pylist()
+    assert (q["query_type"], q["query_text"], q["phase"], q["success"], q["running"]) == (
+        "sql", "SELECT 1", "success", True, False)
+
+
+def test_tokens_without_auth_have_no_hash_column() -> None:
+    table = TokenTables(Tokens(), started_with_auth=False)("_internal")["tokens"]
+    built = table.build()
+    assert built.schema.equals(table.schema) and "hash" not in built.column_names
+    assert [t["name"] for t in built.to_pylist()] == ["_admin", "reader"]
 
 
 def test_a_later_provider_replaces_a_table_of_the_same_name() -> None:
