@@ -1361,6 +1361,10 @@ def test_flight__flight_influxql_json_ticket(shared: WeirServer) -> None:
     try:
         t = get("SHOW MEASUREMENTS")
         assert t.to_pylist() == [{"iox::measurement": "measurements", "name": "cpu"}]
+        # (flight_influxql's query without the prefix: `time` is the time column, once)
+        t = get("SELECT time, host, region, usage FROM cpu")
+        assert t.column_names == ["iox::measurement", "time", "host", "region", "usage"]
+        assert t.column("usage").to_pylist() == [0.9, 0.89, 0.85]
         # qualified measurement names are not supported over Flight
         with pytest.raises(flight.FlightError,
                            match="database prefix in qualified measurement syntax"):
@@ -1370,3 +1374,11 @@ def test_flight__flight_influxql_json_ticket(shared: WeirServer) -> None:
             get("SHOW DATABASES")
     finally:
         client.close()
+
+
+# ---- telemetry.rs ------------------------------------------------------------------------
+
+
+def test_telemetry__telemetry_snapshot_is_unavailable_without_test_mode(
+        shared: WeirServer) -> None:
+    assert httpx.get(f"{shared.url}/api/v3/test/telemetry_snapshot").status_code == 404
