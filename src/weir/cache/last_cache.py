@@ -21,9 +21,10 @@ first within a key. The table is kept until the cache changes or its oldest row 
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +37,7 @@ from weir.catalog import ARROW_TYPES, TAG, LastCacheDefinition
 __all__ = ["ColumnType", "LastCache", "last_cache_schema"]
 
 _NS = 1_000_000_000
+_MAX_NS = 2**63 - 1
 
 
 class ColumnType(Protocol):
@@ -48,13 +50,25 @@ class ColumnType(Protocol):
     def type(self) -> str: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     #: when the row entered the cache (ns since the epoch): its TTL counts from here
     entered_ns: int
     time: int
-    #: value column -> value (missing: null)
-    values: dict[str, object]
+    #: the value columns the row has (the same tuple object for every row of a write;
+    #: missing: null) and their values
+    names: tuple[str, ...]
+    values: tuple[object, ...]
+
+
+@dataclass
+class _Candidates:
+    """The rows of a write that may enter, column by column, as plain Python values."""
+
+    names: tuple[str, ...]
+    keys: list[tuple[object, ...]]
+    times: list[int]
+    values: list[tuple[object, ...]]
 
 
 def last_cache_schema(definition: LastCacheDefinition, columns: Mapping[str, ColumnType]
@@ -98,26 +112,40 @@ class LastCache:
     def push(self, batch: pa.RecordBatch, now_ns: int) -> None:
         """The rows of one WAL write (oldest first) that may enter the cache."""
         rows = self._candidates(batch)
-        if not rows:
+        if rows is None:
             return
+        names = rows.names
         with self._lock:
-            for row in rows:
-                self._push_row(row, now_ns)
+            stores, count = self._stores, self._count
+            for key, t, values in zip(rows.keys, rows.times, rows.values, strict=True):
+                store = stores.get(key)
+                if store is None:
+                    stores[key] = deque((_Row(now_ns, t, names, values),), maxlen=count)
+                    continue
+                if store:
+                    newest = store[0]
+                    if t < newest.time:
+                        continue  # older than what the cache holds for this key: ignored
+                    if t == newest.time:  # the same point again: later non-null fields win
+                        merged = dict(zip(newest.names, newest.values, strict=True))
+                        merged.update((c, v) for c, v in zip(names, values, strict=True)
+                                      if v is not None)
+                        newest.names, newest.values = tuple(merged), tuple(merged.values())
+                        newest.entered_ns = now_ns
+                        continue
+                store.appendleft(_Row(now_ns, t, names, values))
             self._version += 1
 
     def load(self, table: pa.Table, now_ns: int) -> None:
         """Merge rows read back from storage (any order; each counts as having entered at
         its own time, at the latest now): per key the newest `count` rows of what the
         cache holds and these are kept, a row the cache holds winning at equal times."""
-        if table.num_rows == 0:
-            return
         rows = self._candidates(table)
+        if rows is None:
+            return
         by_key: dict[tuple[object, ...], list[_Row]] = {}
-        for row in rows:
-            t = row.pop("time")
-            assert isinstance(t, int)
-            key = tuple(row.pop(k) for k in self._keys)
-            by_key.setdefault(key, []).append(_Row(min(t, now_ns), t, row))
+        for key, t, values in zip(rows.keys, rows.times, rows.values, strict=True):
+            by_key.setdefault(key, []).append(_Row(min(t, now_ns), t, rows.names, values))
         with self._lock:
             for key, loaded in by_key.items():
                 store = self._stores.get(key)
@@ -128,36 +156,19 @@ class LastCache:
                 self._stores[key] = deque(merged[:self._count], maxlen=self._count)
             self._version += 1
 
-    def _push_row(self, row: dict[str, object], now_ns: int) -> None:
-        t = row.pop("time")
-        assert isinstance(t, int)
-        key = tuple(row.pop(k) for k in self._keys)
-        store = self._stores.get(key)
-        if store is None:
-            store = self._stores[key] = deque(maxlen=self._count)
-        elif store:
-            newest = store[0]
-            if t < newest.time:
-                return  # older than what the cache holds for this key: ignored
-            if t == newest.time:  # the same point again: later non-null fields win
-                newest.values.update((c, v) for c, v in row.items() if v is not None)
-                newest.entered_ns = now_ns
-                return
-        store.appendleft(_Row(now_ns, t, row))
-
-    def _candidates(self, data: pa.RecordBatch | pa.Table) -> list[dict[str, object]]:
+    def _candidates(self, data: pa.RecordBatch | pa.Table) -> _Candidates | None:
         """The rows of `data` that can matter: per key, the newest `count`, oldest first,
-        as dicts of plain values (`time` as ns). Rows with a missing or null key column
-        are left out; found with Arrow, so that only these rows cost Python time."""
+        as plain values (`time` as ns); None if none. Rows with a missing or null key
+        column are left out; found with Arrow, so that only these rows cost Python time."""
         names = data.schema.names
-        if "time" not in names or any(k not in names for k in self._keys):
-            return []
+        if data.num_rows == 0 or "time" not in names or any(k not in names for k in self._keys):
+            return None
         if self.definition.value_columns is None:
-            values = [n for n in names if n not in self._key_set and n != "time"]
+            values_names = [n for n in names if n not in self._key_set and n != "time"]
         else:
-            values = [v for v in self.definition.value_columns
-                      if v in names and v not in self._key_set and v != "time"]
-        cols = {n: _plain(data.column(n)) for n in (*self._keys, *values)}
+            values_names = [v for v in self.definition.value_columns
+                            if v in names and v not in self._key_set and v != "time"]
+        cols = {n: _plain(data.column(n)) for n in (*self._keys, *values_names)}
         cols["time"] = data.column("time").cast(pa.int64())
         table = pa.table(cols)
         if self._keys:
@@ -170,8 +181,16 @@ class LastCache:
                                                       ("time", "ascending")])
             table = table.take(order)
             table = table.filter(pa.array(self._last_of_each_key(table)))
-        rows: list[dict[str, object]] = table.to_pylist()
-        return rows
+        n = table.num_rows
+        if n == 0:
+            return None
+        keys: list[tuple[object, ...]] = list(zip(
+            *[table.column(k).to_pylist() for k in self._keys], strict=True)) \
+            if self._keys else [()] * n
+        values: list[tuple[object, ...]] = list(zip(
+            *[table.column(v).to_pylist() for v in values_names], strict=True)) \
+            if values_names else [()] * n
+        return _Candidates(tuple(values_names), keys, table.column("time").to_pylist(), values)
 
     def _last_of_each_key(self, table: pa.Table) -> np.ndarray:
         """For rows sorted by key then time: True for the last `count` rows of each key."""
@@ -228,22 +247,41 @@ class LastCache:
 
     def _build(self, schema: pa.Schema, now_ns: int) -> tuple[pa.Table, int]:
         cutoff = now_ns - self._ttl_ns
-        nkeys = len(self._keys)
-        value_names = schema.names[nkeys:]
-        out: list[list[object]] = [[] for _ in schema.names]
-        expires = np.iinfo(np.int64).max
+        value_names = schema.names[len(self._keys):]
+        rows: list[tuple[object, ...]] = []
+        oldest = _MAX_NS
+        #: per value-column layout of rows (the columns a write had), the getter that
+        #: takes the output's values from `row.values + (row.time, None)`
+        getters: dict[tuple[str, ...], Callable[[tuple[object, ...]], tuple[object, ...]]] = {}
         for key in sorted(self._stores):
             for row in self._stores[key]:
                 if row.entered_ns <= cutoff:
                     continue
-                expires = min(expires, row.entered_ns + self._ttl_ns)
-                for i, v in enumerate(key):
-                    out[i].append(v)
-                values = row.values
-                for j, name in enumerate(value_names, nkeys):
-                    out[j].append(row.time if name == "time" else values.get(name))
-        arrays = [pa.array(vals, type=f.type) for vals, f in zip(out, schema, strict=True)]
-        return pa.Table.from_arrays(arrays, schema=schema), int(expires)
+                oldest = min(oldest, row.entered_ns)
+                get = getters.get(row.names)
+                if get is None:
+                    get = getters[row.names] = _getter(row.names, value_names)
+                rows.append(key + get((*row.values, row.time, None)))
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+        arrays = [pa.array(list(vals), type=f.type)
+                  for vals, f in zip(columns, schema, strict=True)]
+        expires = _MAX_NS if oldest == _MAX_NS else oldest + self._ttl_ns
+        return pa.Table.from_arrays(arrays, schema=schema), expires
+
+
+def _getter(names: tuple[str, ...], wanted: list[str]
+            ) -> Callable[[tuple[object, ...]], tuple[object, ...]]:
+    """For rows whose values are `names` followed by their time and a null: a function
+    picking `wanted` out of them, in that order (a column they lack: the null)."""
+    at = {c: i for i, c in enumerate(names)}
+    n = len(names)
+    picks = [n if c == "time" else at.get(c, n + 1) for c in wanted]
+    if not picks:
+        return lambda values: ()
+    pick = operator.itemgetter(*picks)
+    if len(picks) == 1:
+        return lambda values: (pick(values),)
+    return pick
 
 
 def _plain(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
