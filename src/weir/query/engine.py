@@ -44,6 +44,7 @@ import datafusion
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from datafusion import (
     DataFrame,
@@ -251,8 +252,12 @@ class QueryEngine:
                                             self._providers)
         catalog = ctx.catalog(CATALOG)
 
+        local = _local_root(snap.filesystem)
+
         def user_table(name: str) -> Table:
             t = snap.tables[name]
+            if local is not None:
+                _require_files(local, t)
             table = providers.get(snap.name, t)
             if table is None:
                 table = _user_table(scratch, t, snap, n_partitions)
@@ -407,6 +412,12 @@ class _Scratch:
             return self._schema.table(name)
         finally:
             self._schema.deregister_table(name)
+
+    def parquet_files(self, paths: list[str], schema: pa.Schema) -> Table:
+        """Local Parquet files read by DataFusion itself, in `schema` (columns a file
+        lacks read as nulls)."""
+        frames = [self._ctx.read_parquet(p, schema=schema) for p in paths]
+        return Table(functools.reduce(DataFrame.union, frames))
 
     def frame(self, table: Table | ds.Dataset) -> DataFrame:
         name = _scratch_name()
@@ -739,16 +750,43 @@ def _user_table(scratch: _Scratch, t: TableSnapshot, snap: DatabaseSnapshot,
         if not batches:
             batches = [pa.RecordBatch.from_pylist([], schema=schema)]
         memory = _partitions(batches, n_partitions)
-    files = _file_dataset(t, schema, snap) if t.files else None
+    local = _local_root(snap.filesystem)
+    files = _file_dataset(t, schema, snap) if t.files and local is None else None
 
     def provider() -> Table:
         parts = [scratch.memory_table(memory)] if memory is not None else []
-        if files is not None:
+        if t.files and local is not None:
+            parts.insert(0, scratch.parquet_files([local + f.path for f in t.files], schema))
+        elif files is not None:
             parts.insert(0, Table(files))
         return parts[0] if len(parts) == 1 else \
             Table(scratch.frame(parts[0]).union(scratch.frame(parts[1])))
 
     return _off_planner(provider)
+
+
+def _require_files(local: str, t: TableSnapshot) -> None:
+    """DataFusion's reader takes a path that is not there for no rows (at every query,
+    the table's provider being reused): a lost file must fail the query, naming it, not
+    give a silently shorter answer."""
+    for f in t.files:
+        if not os.path.isfile(local + f.path):
+            raise _error(f"Parquet file {local + f.path} is missing (no such file)",
+                         "execution")
+
+
+def _local_root(fs: pafs.FileSystem) -> str | None:
+    """The directory files of `fs` are in when it is the local disk (the `file` object
+    store), else None. DataFusion reads such files with its own Parquet reader, which
+    prunes row groups by their statistics and is several times faster than scanning
+    them through a pyarrow dataset (59 ms against 8 ms for one host's minute maxima over
+    1 M rows); other stores are read through pyarrow's filesystem."""
+    if isinstance(fs, pafs.LocalFileSystem):
+        return ""
+    if isinstance(fs, pafs.SubTreeFileSystem) and isinstance(fs.base_fs, pafs.LocalFileSystem):
+        base: str = fs.base_path
+        return base if base.endswith("/") else base + "/"
+    return None
 
 
 def _within_retention(scratch: _Scratch, table: Table, min_time: int | None) -> Table:

@@ -121,9 +121,10 @@ def same(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> bool:
     return True
 
 
+@pytest.mark.parametrize("store", ["file", "memory"])  # DataFusion's Parquet reader; pyarrow's
 async def test_queries_agree_with_and_without_provider_reuse_and_with_the_model(
-        tmp_path: Path) -> None:
-    config = make_config(tmp_path, gen1_duration=600)
+        tmp_path: Path, store: str) -> None:
+    config = make_config(tmp_path, gen1_duration=600, object_store=store)
     async with open_database(config) as db:
         w = Workload(db, seed=20261203)
         # history: two snapshots of overlapping gen1 windows with overwrites, compacted
