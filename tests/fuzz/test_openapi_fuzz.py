@@ -44,7 +44,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import time
@@ -52,6 +51,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import WeirServer
 
@@ -89,11 +89,24 @@ def _keep_rows(server: WeirServer, db: str, headers: dict[str, str]) -> list[dic
     return r.json()
 
 
-def _requests_served(server: WeirServer, headers: dict[str, str]) -> int:
+def _requests_by_path(server: WeirServer, headers: dict[str, str]) -> dict[str, int]:
+    """`http_requests_total` (InfluxDB 3 Core's name) summed by its path label (a path no
+    route serves has the empty label)."""
     r = httpx.get(f"{server.url}/metrics", headers=headers, timeout=30)
     assert r.status_code == 200, r.text
-    return sum(int(n) for n in re.findall(r"^weir_http_requests_total\{[^}]*\} (\d+)$",
-                                          r.text, re.MULTILINE))
+    out: dict[str, int] = {}
+    for family in text_string_to_metric_families(r.text):
+        if family.name != "http_requests":
+            continue
+        for sample in family.samples:
+            if sample.name == "http_requests_total":
+                path = sample.labels.get("path", "")
+                out[path] = out.get(path, 0) + int(sample.value)
+    return out
+
+
+def _requests_served(server: WeirServer, headers: dict[str, str]) -> int:
+    return sum(_requests_by_path(server, headers).values())
 
 
 def _fuzz(server: WeirServer, tmp_path: Path, name: str, headers: dict[str, str],
@@ -146,7 +159,8 @@ def _fuzz(server: WeirServer, tmp_path: Path, name: str, headers: dict[str, str]
     # (requests uvicorn refuses as invalid HTTP never reach Weir's counters)
     assert served > 0, f"no request reached Weir:\n{output}"
 
-    assert httpx.get(f"{server.url}/health", timeout=10).status_code == 200
+    # (with auth on, /health needs a token, as in the reference)
+    assert httpx.get(f"{server.url}/health", headers=headers, timeout=10).status_code == 200
     assert _keep_rows(server, keep_db, headers) == before, "the fuzzer changed kept rows"
     # no traceback or error record in the server log: the conftest fixtures check that
 
@@ -183,18 +197,17 @@ def test_fuzz_without_auth_with_engine(server_factory, tmp_path: Path) -> None: 
                                 "WHERE trigger_name = 'fuzz_echo' AND log_text LIKE 'fuzz_echo:%'"})
     assert r.status_code == 200, r.text
     calls = r.json()[0]["n"] - 1  # less the call above
-    print(f"[engine] the fuzzer sent {engine_calls} requests to /api/v3/engine/*; "
-          f"{calls} ran the fuzz_echo plugin")
+    print(f"[engine] {engine_calls} of the fuzzer's requests to /api/v3/engine/* reached "
+          f"the request trigger; {calls} ran the fuzz_echo plugin")
     # How many engine requests fit in the time budget depends on the machine's load. Half
-    # of them name the trigger's path (openapi_fuzz_hooks.py): given a dozen, the plugin
-    # must have run, not only the 404 of unknown paths.
-    if engine_calls >= 12:
+    # of them name the trigger's path (openapi_fuzz_hooks.py); those the trigger answered
+    # must have run the plugin (a few may be refused before it runs: a bad method).
+    if engine_calls >= 3:
         assert calls > 0
 
 
 def _engine_requests(server: WeirServer) -> int:
-    r = httpx.get(f"{server.url}/metrics", timeout=30)
-    assert r.status_code == 200, r.text
-    m = re.search(r'^weir_http_requests_total\{path="/api/v3/engine"\} (\d+)$', r.text,
-                  re.MULTILINE)
-    return int(m.group(1)) if m else 0
+    """Requests a request trigger answered (those to unknown engine paths are 404s, which
+    the reference's metrics count without a path)."""
+    return sum(n for path, n in _requests_by_path(server, {}).items()
+               if path.startswith("/api/v3/engine"))
