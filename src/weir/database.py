@@ -179,9 +179,10 @@ class Database:
         for wal in self.wal.replay(self.index.last_wal_seq):
             if self._closing:  # stopped while starting: the process is ending
                 break
-            # Rows of databases deleted since they were written stay deleted.
-            wal.ops = [op for op in wal.ops if self.catalog.db_exists(op.db)
-                       or not self.catalog.was_deleted(op.db)]
+            # Rows of databases and tables deleted since they were written stay deleted,
+            # also when one of the same name was made again since.
+            wal.ops = [op for op in wal.ops
+                       if not self.catalog.deleted_before(op.db, op.table, wal.seq)]
             self._ensure_schema_from_wal(wal)
             self.buffer.apply(wal)
             self._note_checkpoints(wal)
@@ -658,7 +659,8 @@ class Database:
     async def delete_database(self, name: str, hard_delete_at_ns: int | None = None) -> None:
         """Soft-delete `name` (its data goes for good at `hard_delete_at_ns`, None: never);
         then tell the listeners (the processing engine stops its triggers)."""
-        await asyncio.to_thread(self.catalog.delete_database, name, hard_delete_at_ns)
+        await asyncio.to_thread(self.catalog.delete_database, name, hard_delete_at_ns,
+                                self.wal.last_seq)
         self.buffer.drop(name)
         self.caches.drop_database(name)
         for cb in self._delete_listeners:
@@ -669,7 +671,8 @@ class Database:
 
     async def delete_table(self, db: str, table: str,
                            hard_delete_at_ns: int | None = None) -> None:
-        await asyncio.to_thread(self.catalog.delete_table, db, table, hard_delete_at_ns)
+        await asyncio.to_thread(self.catalog.delete_table, db, table, hard_delete_at_ns,
+                                self.wal.last_seq)
         self.buffer.drop(db, table)
         self.caches.drop_table(db, table)
 

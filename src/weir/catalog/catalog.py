@@ -72,6 +72,7 @@ class TableJson(TypedDict):
     deleted: NotRequired[bool]
     hard_delete_time_ns: NotRequired[int | None]
     deleted_name: NotRequired[str | None]
+    deleted_wal_seq: NotRequired[int | None]
     # a table's caches and its next cache ids; written only once it has had a cache
     last_caches: NotRequired[list[LastCacheJson]]
     distinct_caches: NotRequired[list[DistinctCacheJson]]
@@ -85,6 +86,7 @@ class DatabaseJson(TypedDict):
     deleted: NotRequired[bool]
     hard_delete_time_ns: NotRequired[int | None]
     deleted_name: NotRequired[str | None]
+    deleted_wal_seq: NotRequired[int | None]
     tables: list[TableJson]
     deleted_tables: NotRequired[list[TableJson]]
     triggers: NotRequired[list[TriggerJson]]
@@ -320,6 +322,22 @@ class Catalog:
             except KeyError:
                 raise DatabaseNotFound(name) from None
 
+    def deleted_before(self, db: str, table: str, wal_seq: int) -> bool:
+        """Whether rows of `db`.`table` in WAL file `wal_seq` belong to a database or table
+        deleted since, so that replaying the WAL leaves them out: the name is deleted and
+        not in use, or it is in use again but the file is from before the deletion."""
+        with self._lock:
+            live = self._dbs.get(db)
+            for d in self._deleted:
+                if d.name == db and (live is None or (d.deleted_wal_seq is not None
+                                                      and wal_seq <= d.deleted_wal_seq)):
+                    return True
+            if live is None:
+                return False
+            return any(t.name == table and (table not in live.tables or (
+                t.deleted_wal_seq is not None and wal_seq <= t.deleted_wal_seq))
+                for t in live.deleted_tables)
+
     def was_deleted(self, name: str) -> bool:
         with self._lock:
             return any(d.name == name for d in self._deleted) and name not in self._dbs
@@ -381,16 +399,19 @@ class Catalog:
             del self._dbs[name]
             return True
 
-    def delete_database(self, name: str, hard_delete_at_ns: int | None = None) -> DatabaseSchema:
+    def delete_database(self, name: str, hard_delete_at_ns: int | None = None,
+                        wal_seq: int | None = None) -> DatabaseSchema:
         """Soft delete: the database disappears from use; its triggers are disabled. Its
         schema is kept until `hard_delete_at_ns` (None: never) has passed and the storage
-        side has removed its data (`due_hard_deletes`, `complete_hard_delete`)."""
+        side has removed its data (`due_hard_deletes`, `complete_hard_delete`). `wal_seq`:
+        the newest WAL file now (see `deleted_before`)."""
         with self._lock:
             if name == INTERNAL_DB:
                 raise CatalogError("cannot delete the _internal database")
             d = self.db(name)
             d.deleted = True
             d.hard_delete_time_ns = hard_delete_at_ns
+            d.deleted_wal_seq = wal_seq
             d.deleted_name = soft_deleted_name(
                 name, time.time_ns(), d.id,
                 [*self._dbs, *(x.deleted_name or x.name for x in self._deleted)])
@@ -513,8 +534,8 @@ class Catalog:
             d.tables[table] = TableSchema(id=self._new_id(), name=table, columns=cols)
             self._persist_locked()
 
-    def delete_table(self, db: str, table: str, hard_delete_at_ns: int | None = None
-                     ) -> TableSchema:
+    def delete_table(self, db: str, table: str, hard_delete_at_ns: int | None = None,
+                     wal_seq: int | None = None) -> TableSchema:
         """Soft delete: the table disappears from use; its schema is kept (in
         `deleted_tables`) until `hard_delete_at_ns` (None: never) has passed and the
         storage side has removed its data."""
@@ -526,6 +547,7 @@ class Catalog:
             del d.tables[table]
             t.deleted = True
             t.hard_delete_time_ns = hard_delete_at_ns
+            t.deleted_wal_seq = wal_seq
             t.deleted_name = soft_deleted_name(
                 table, time.time_ns(), t.id,
                 [*d.tables, *(x.deleted_name or x.name for x in d.deleted_tables)])
@@ -685,6 +707,7 @@ def _table_to_json(t: TableSchema) -> TableJson:
         out["deleted"] = True
         out["hard_delete_time_ns"] = t.hard_delete_time_ns
         out["deleted_name"] = t.deleted_name
+        out["deleted_wal_seq"] = t.deleted_wal_seq
     if t.next_last_cache_id or t.next_distinct_cache_id:
         out["last_caches"] = [c.to_json() for c in t.last_caches.values()]
         out["distinct_caches"] = [c.to_json() for c in t.distinct_caches.values()]
@@ -700,6 +723,7 @@ def _table_from_json(t: TableJson) -> TableSchema:
                        deleted=t.get("deleted", False),
                        hard_delete_time_ns=t.get("hard_delete_time_ns"),
                        deleted_name=t.get("deleted_name"),
+                       deleted_wal_seq=t.get("deleted_wal_seq"),
                        last_caches={c["name"]: LastCacheDefinition.from_json(name, c)
                                     for c in t.get("last_caches", [])},
                        distinct_caches={c["name"]: DistinctCacheDefinition.from_json(name, c)
@@ -715,6 +739,7 @@ def _db_to_json(d: DatabaseSchema) -> DatabaseJson:
         "deleted": d.deleted,
         "hard_delete_time_ns": d.hard_delete_time_ns,
         "deleted_name": d.deleted_name,
+        "deleted_wal_seq": d.deleted_wal_seq,
         "tables": [_table_to_json(t) for t in d.tables.values()],
         "deleted_tables": [_table_to_json(t) for t in d.deleted_tables],
         "triggers": [t.to_json() for t in d.triggers.values()],
@@ -729,6 +754,7 @@ def _db_from_json(raw: DatabaseJson) -> DatabaseSchema:
         deleted=raw.get("deleted", False),
         hard_delete_time_ns=raw.get("hard_delete_time_ns"),
         deleted_name=raw.get("deleted_name"),
+        deleted_wal_seq=raw.get("deleted_wal_seq"),
         deleted_tables=[_table_from_json(t) for t in raw.get("deleted_tables", [])],
     )
     for t in raw["tables"]:

@@ -70,6 +70,9 @@ class TableSchema:
     #: a soft-deleted table's name in listings (soft_deleted_name; None: live, or deleted
     #: by an older Weir, which listed it by its name)
     deleted_name: str | None = None
+    #: the newest WAL file when it was deleted: that file's rows of this name and older
+    #: ones are the deleted table's, not those of a table made later under the same name
+    deleted_wal_seq: int | None = None
 
     def arrow_schema(self) -> pa.Schema:
         """Columns sorted by name: the order `SELECT *` shows them in."""
@@ -137,6 +140,8 @@ class DatabaseSchema:
     #: a soft-deleted database's name in listings (soft_deleted_name; None: live, or
     #: deleted by an older Weir, which listed it by its name)
     deleted_name: str | None = None
+    #: the newest WAL file when it was deleted (see TableSchema.deleted_wal_seq)
+    deleted_wal_seq: int | None = None
 
 
 def soft_deleted_name(name: str, deleted_at_ns: int, id_: int, taken: Iterable[str]) -> str:

@@ -144,3 +144,27 @@ def test_hard_delete_time_resolution() -> None:
     for bad in ("tomorrow", "2025-02-30", "2025-02-30T00:00:00Z", "2025-01-01T25:00:00Z"):
         with pytest.raises(ValueError):
             resolve_hard_delete_time(bad, now, 60)
+
+
+def test_rows_in_the_wal_from_before_a_deletion_stay_deleted(catalog_dir: Path) -> None:
+    """`deleted_before`: WAL rows of a deleted database or table, by the WAL file they
+    are in, also once the name is in use again; kept across a reload of the catalog."""
+    from weir.catalog import Column
+
+    c = _catalog(catalog_dir)
+    c.create_database("foo")
+    c.add_columns("foo", "cpu", [Column("v", "field", "integer")])
+    c.add_columns("foo", "mem", [Column("v", "field", "integer")])
+    c.persist()
+    assert not c.deleted_before("foo", "cpu", 7)
+    c.delete_table("foo", "cpu", wal_seq=7)
+    assert c.deleted_before("foo", "cpu", 7) and c.deleted_before("foo", "cpu", 99)
+    c.add_columns("foo", "cpu", [Column("v", "field", "integer")])  # made again
+    assert c.deleted_before("foo", "cpu", 7) and not c.deleted_before("foo", "cpu", 8)
+    assert not c.deleted_before("foo", "mem", 7)
+    c.delete_database("foo", wal_seq=10)
+    assert c.deleted_before("foo", "mem", 11)  # (gone, not made again: every file)
+    c.create_database("foo")
+    c = _catalog(catalog_dir)  # reloaded from the store
+    assert c.deleted_before("foo", "mem", 10) and not c.deleted_before("foo", "mem", 11)
+    assert not c.deleted_before("bar", "cpu", 1)
