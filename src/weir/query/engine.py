@@ -452,6 +452,10 @@ class QueryDescription:
     parameters: pa.Schema
 
 
+#: what a stream under a time limit reads per interruptible step
+_GROUP_BYTES = 1024 * 1024
+
+
 class QueryStream:
     """A planned query's result: `schema`, then its record batches as they are computed.
 
@@ -511,16 +515,33 @@ class QueryStream:
         while True:
             if self._deadline is None:
                 batch = self._next()
-            else:
-                left = self._deadline - time.monotonic()
-                if left <= 0:
-                    self._fail()
-                    raise _timeout_error(self._limit)
-                batch = _with_time_limit(self._next, left, on_timeout=self._fail,
-                                         reported=self._limit)
-            if batch is None:
+                if batch is None:
+                    return
+                yield batch
+                continue
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                self._fail()
+                raise _timeout_error(self._limit)
+            # Under a time limit each read runs in a thread of its own (so it can be
+            # interrupted): batches are read a group at a time, not one thread each.
+            group, ended = _with_time_limit(self._next_group, left, on_timeout=self._fail,
+                                            reported=self._limit)
+            yield from group
+            if ended:
                 return
-            yield batch
+
+    def _next_group(self) -> tuple[list[pa.RecordBatch], bool]:
+        """Batches up to about `_GROUP_BYTES`, and whether the stream ended."""
+        group: list[pa.RecordBatch] = []
+        size = 0
+        while size < _GROUP_BYTES:
+            batch = self._next()
+            if batch is None:
+                return group, True
+            group.append(batch)
+            size += batch.nbytes
+        return group, False
 
     def read_all(self) -> pa.Table:
         batches = list(self)

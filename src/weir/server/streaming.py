@@ -26,6 +26,8 @@ log = logging.getLogger("weir.server")
 
 #: output gathered before deciding between one response and a stream
 _BUFFERED_BYTES = 4 * 1024 * 1024
+#: output sent per step once streaming (one hop to a worker thread each)
+_STREAMED_BYTES = 1024 * 1024
 
 
 class ResultCutShort(Exception):
@@ -36,19 +38,27 @@ async def result_response(stream: BatchStream, fmt: str) -> Response:
     """The response for `stream` in format `fmt`; errors before streaming starts raise as
     they would for a whole result, and the stream is closed however the response ends."""
     chunks = encode_batches(stream, fmt, schema=stream.schema)
-    head: list[bytes] = []
-    size = 0
     try:
-        while size < _BUFFERED_BYTES:
-            chunk = await asyncio.to_thread(_next_chunk, chunks)
-            if chunk is None:
-                return Response(b"".join(head), media_type=content_type(fmt))
-            head.append(chunk)
-            size += len(chunk)
+        # (one hop to a worker thread for all of it: most results end within it)
+        head, ended = await asyncio.to_thread(_gather, chunks, _BUFFERED_BYTES)
     except BaseException:
         _close(chunks, stream)
         raise
+    if ended:
+        return Response(b"".join(head), media_type=content_type(fmt))
     return StreamingResponse(_rest(head, chunks, stream), media_type=content_type(fmt))
+
+
+def _gather(chunks: Generator[bytes, None, None], limit: int) -> tuple[list[bytes], bool]:
+    """Encoded chunks up to about `limit` bytes, and whether that was all of them."""
+    head: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            return head, False
+    return head, True
 
 
 async def _rest(head: list[bytes], chunks: Generator[bytes, None, None],
@@ -57,23 +67,19 @@ async def _rest(head: list[bytes], chunks: Generator[bytes, None, None],
         for sent in head:
             yield sent
         head.clear()
-        while True:
+        ended = False
+        while not ended:
             try:
-                chunk: bytes | None = await asyncio.to_thread(_next_chunk, chunks)
+                part, ended = await asyncio.to_thread(_gather, chunks, _STREAMED_BYTES)
             except QueryError as e:
                 log.warning("query failed after its result started streaming; the "
                             "response is cut short: %s", e)
                 raise ResultCutShort(str(e)) from None
-            if chunk is None:
-                return
-            yield chunk
+            if part:
+                yield b"".join(part)
     finally:
         # (also when the client went away: the query stops and its files are released)
         _close(chunks, stream)
-
-
-def _next_chunk(chunks: Generator[bytes, None, None]) -> bytes | None:
-    return next(chunks, None)
 
 
 def _close(chunks: Generator[bytes, None, None], stream: BatchStream) -> None:
