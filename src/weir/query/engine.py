@@ -260,7 +260,7 @@ class QueryEngine:
                 _require_files(local, t)
             table = providers.get(snap.name, t)
             if table is None:
-                table = _user_table(scratch, t, snap, n_partitions)
+                table = _user_table(scratch, t, snap, n_partitions, local)
                 providers.put(snap.name, t, table)
             return _within_retention(scratch, table, t.min_time)
 
@@ -763,7 +763,8 @@ def _empty_parquet(schema: pa.Schema) -> pa.Buffer:
 
 
 def _user_table(scratch: _Scratch, t: TableSnapshot, snap: DatabaseSnapshot,
-                n_partitions: int) -> Table:
+                n_partitions: int, local: str | None) -> Table:
+    """`local`: `_local_root` of the snapshot's filesystem (the caller has it already)."""
     schema = query_schema(t.schema)
     memory: list[list[pa.RecordBatch]] | None = None
     if t.batches or not t.files:
@@ -771,7 +772,6 @@ def _user_table(scratch: _Scratch, t: TableSnapshot, snap: DatabaseSnapshot,
         if not batches:
             batches = [pa.RecordBatch.from_pylist([], schema=schema)]
         memory = _partitions(batches, n_partitions)
-    local = _local_root(snap.filesystem)
     files = _file_dataset(t, schema, snap) if t.files and local is None else None
 
     def provider() -> Table:
