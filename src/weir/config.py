@@ -137,6 +137,8 @@ class ServeConfig:
     compaction_interval: float = 10.0
     #: target rows per compacted Parquet file
     compaction_file_rows: int = 1_000_000
+    #: rows past which a closed window's compacted file is split (between its inputs)
+    compaction_max_file_rows: int = 50_000_000
     #: buffer bytes past which writes wait for a snapshot, then get 503
     #: (the CLI defaults it to twice `force_snapshot_bytes`)
     buffer_mem_limit: int = 2 * 512 * 1024 * 1024

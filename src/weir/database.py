@@ -122,6 +122,7 @@ class Database:
         self.compactor = Compactor(
             self.store, self.node_id, self.index, self.catalog, self.reader,
             file_rows=config.compaction_file_rows,
+            max_file_rows=config.compaction_max_file_rows,
             # inputs outlive the longest query that may have been planned on them
             delete_delay_s=config.query_timeout + 5,
             retention_cutoff=self.retention_cutoff, oldest_query=self._oldest_query)
@@ -151,6 +152,8 @@ class Database:
         elif self.catalog.gen1_duration_s != self.config.gen1_duration:
             log.warning("gen1 duration is fixed at %ss by the catalog; ignoring %ss",
                         self.catalog.gen1_duration_s, self.config.gen1_duration)
+        self.compactor.use_gen1_duration(
+            round(self.catalog.gen1_duration_s or self.config.gen1_duration) * 10**9)
         self.index = await asyncio.to_thread(PersistedIndex.load, self.store, self.node_id)
         self.compactor.index = self.index
         self.trigger_checkpoints = dict(self.index.trigger_checkpoints)

@@ -125,7 +125,7 @@ def test_compaction_keeps_file_count_bounded_and_results_unchanged(server_factor
     assert all(b >= a for a, b in itertools.pairwise(seen))
     total = wait_for(lambda: (fs := files(s, "cpu")) and sum(f["row_count"] for f in fs)
                      == 5000 and len(fs) <= 4 and fs, timeout=90,
-                     what="the compactor to settle")
+                     what=f"the compactor to settle {files(s, 'cpu')} {s.rows(DB, 'SELECT * FROM system.compactions')}")
     assert len(total) <= 4
     done = s.rows(DB, "SELECT status, input_files, output_files FROM system.compactions")
     assert done and all(r["status"] == "ok" for r in done)

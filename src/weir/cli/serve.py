@@ -326,7 +326,13 @@ _EXAMPLE = [
                    "compactor off).")
 @click.option("--compaction-file-rows", envvar="WEIR_COMPACTION_FILE_ROWS", default=1_000_000,
               type=click.IntRange(min=1), show_default=True, show_envvar=True,
-              help="Weir: target rows per compacted Parquet file.")
+              help="Weir: rows per compacted Parquet file in a time window still open, "
+                   "and per time slice (row groups) of a closed window's file.")
+@click.option("--compaction-max-file-rows", envvar="WEIR_COMPACTION_MAX_FILE_ROWS",
+              default=50_000_000, type=click.IntRange(min=1), show_default=True,
+              show_envvar=True,
+              help="Weir: rows past which a closed window's compacted file (one per gen1 "
+                   "window, hour, then day) is split into several.")
 @click.option("--retention-check-interval", envvar="INFLUXDB3_RETENTION_CHECK_INTERVAL",
               default="30m", type=DURATION, show_default=True, show_envvar=True,
               help="How often data past a database's retention period is removed.")
@@ -545,6 +551,7 @@ def build_config(kw: dict[str, Any]) -> ServeConfig:
         force_snapshot_bytes=force_snapshot,
         compaction_interval=compaction_interval,
         compaction_file_rows=kw.get("compaction_file_rows", 1_000_000),
+        compaction_max_file_rows=kw.get("compaction_max_file_rows", 50_000_000),
         buffer_mem_limit=buffer_mem_limit,
         retention_check_interval=kw.get("retention_check_interval", 1800.0),
         hard_delete_default_duration=kw.get("hard_delete_default_duration", 72 * 3600.0),

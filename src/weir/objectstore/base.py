@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import pyarrow.fs as pafs
 
@@ -16,6 +19,23 @@ class ObjectStore(ABC):
     @abstractmethod
     def put(self, path: str, data: bytes) -> None:
         """Store `data` at `path` atomically (readers see all of it or none), replacing it."""
+
+    def put_streamed(self, path: str, write: Callable[[str], None]) -> int:
+        """Store at `path` what `write(local_path)` writes into a local file (for objects
+        too large to hold in memory); atomic as `put`. Returns the size in bytes.
+
+        This default reads the file back and puts it whole; stores that can move a local
+        file into place, or upload it in parts, do better."""
+        fd, local = tempfile.mkstemp(suffix=".tmp")
+        os.close(fd)
+        try:
+            write(local)
+            with open(local, "rb") as f:
+                data = f.read()
+            self.put(path, data)
+            return len(data)
+        finally:
+            os.unlink(local)
 
     @abstractmethod
     def put_if_absent(self, path: str, data: bytes) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -53,6 +54,25 @@ class FileObjectStore(ObjectStore):
         tmp = self._write_temp(final, data)
         os.replace(tmp, final)
         _fsync_dir(final.parent)
+
+    def put_streamed(self, path: str, write: Callable[[str], None]) -> int:
+        # written beside its final place, so the rename is atomic and nothing is copied
+        final = self._path(path)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex}.tmp"
+        try:
+            write(str(tmp))
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(final.parent)
+        return size
 
     def put_if_absent(self, path: str, data: bytes) -> bool:
         final = self._path(path)

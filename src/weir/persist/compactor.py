@@ -1,14 +1,20 @@
 """The compactor: keeps each table's Parquet files few, large, disjoint and merged.
 
-A job takes files that belong together and writes them again as files of about
-`file_rows` rows, sorted by series key and time, split at time boundaries so the new
-files do not overlap each other. Two kinds of job:
+A job takes files that belong together and writes them again, sorted by series key and
+time, split at time boundaries so the new files do not overlap each other. Three kinds:
 
 * files whose time ranges overlap (late or overwriting writes, or a gen1 window written
   by several snapshots): always all of them together, so no file outside the job
   overlaps it and the output may take the newest input's `seq`; points are merged by
-  last-write-wins, oldest file first;
-* runs of small neighbouring files, once there are enough of them to be worth it.
+  last-write-wins, oldest file first; written as files of about `file_rows` rows;
+* a closed time window's files (the gen1 duration, an hour, a day: the largest closed
+  one first): written again as one file (or as few as `max_file_rows` allows), a time
+  slice of about `file_rows` rows at a time, so a table keeps about one file per day
+  however long the server runs, and memory stays bounded by the slice. A window is
+  closed once the wall clock is a gen1 duration past its end; files of a later write into
+  it overlap the window's file and are merged with it by the first kind;
+* runs of small neighbouring files (within an hour) not taken by the above, once there
+  are enough of them to be worth it, as files of about `file_rows` rows.
 
 Rows older than the database's retention period are left out. The output is published
 by one manifest that adds it and removes the inputs; the inputs are deleted once every
@@ -20,27 +26,32 @@ both removed at start-up.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable
+from collections import defaultdict, deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from weir.catalog import Catalog
 from weir.errors import NotFound
 from weir.objectstore import ObjectStore
 from weir.persist import (
+    ROW_GROUP_ROWS,
     ManifestConflict,
     PersistedFile,
     PersistedIndex,
     _window_label,
+    conform,
     parquet_bytes,
+    parquet_options,
 )
 from weir.persist.lww import dedupe, sort_for_storage
 from weir.persist.read import TableReader, overlap_groups
@@ -49,6 +60,29 @@ log = logging.getLogger("weir.compactor")
 
 #: a run of small neighbouring files is merged once it has this many files ...
 _MIN_RUN_FILES = 4
+
+_HOUR_NS = 3600 * 10**9
+_DAY_NS = 24 * _HOUR_NS
+
+
+def compaction_windows(gen1_ns: int) -> list[int]:
+    """The window sizes closed windows are compacted into, smallest first: the gen1
+    duration, an hour and a day (those that are whole multiples of the one before)."""
+    windows = [gen1_ns]
+    for w in (_HOUR_NS, _DAY_NS):
+        if w > windows[-1] and w % windows[-1] == 0:
+            windows.append(w)
+    return windows
+
+
+@dataclass(frozen=True)
+class Job:
+    """Files to write again together."""
+
+    files: list[PersistedFile]
+    #: a closed window [start, end) written as few files as it can be; None: files of
+    #: about `file_rows` rows
+    window: tuple[int, int] | None = None
 
 
 @dataclass
@@ -72,19 +106,30 @@ class Compactor:
                  catalog: Catalog, reader: TableReader, *, file_rows: int,
                  delete_delay_s: float,
                  retention_cutoff: Callable[[str], int | None],
-                 oldest_query: Callable[[], float | None] = lambda: None) -> None:
+                 oldest_query: Callable[[], float | None] = lambda: None,
+                 gen1_ns: int = 600 * 10**9, max_file_rows: int = 50_000_000,
+                 clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.store = store
         self.node_id = node_id
         self.index = index
         self.catalog = catalog
         self.reader = reader
         self.file_rows = max(1, file_rows)
+        self.max_file_rows = max(self.file_rows, max_file_rows)
+        self.use_gen1_duration(gen1_ns)
+        self.clock_ns = clock_ns
         self.delete_delay_s = delete_delay_s
         self.retention_cutoff = retention_cutoff
         self.history: deque[CompactionRecord] = deque(maxlen=500)
         #: (when it was unlisted, monotonic; path) of files no manifest names any more
         self._doomed: deque[tuple[float, str]] = deque()
         self.oldest_query = oldest_query
+
+    def use_gen1_duration(self, gen1_ns: int) -> None:
+        """Windows follow the gen1 duration (which the catalog fixes at start-up)."""
+        self.windows = compaction_windows(gen1_ns)
+        #: how long after its end a window may still get writes before it is compacted
+        self.window_grace_ns = gen1_ns
 
     def run_once(self, expire: bool = True) -> int:
         """Compact every table that needs it (and with `expire`, drop whole files past
@@ -107,7 +152,10 @@ class Compactor:
                 if expired:
                     self._expire(expired)
                     files = [f for f in files if f.max_time >= cutoff]
-            for job in plan_jobs(files, self.file_rows):
+            closed_before = self.clock_ns() - self.window_grace_ns
+            for job in plan_jobs(files, self.file_rows, windows=self.windows,
+                                 closed_before=closed_before,
+                                 max_file_rows=self.max_file_rows):
                 self._run_job(job, cutoff)
                 jobs += 1
         return jobs
@@ -139,7 +187,8 @@ class Compactor:
         log.info("retention: dropped %d files of %s.%s", len(files), files[0].database,
                  files[0].table)
 
-    def _run_job(self, job: list[PersistedFile], cutoff: int | None) -> None:
+    def _run_job(self, planned: Job, cutoff: int | None) -> None:
+        job = planned.files
         first = job[0]
         started, t0 = time.time_ns(), time.perf_counter()
         rec = CompactionRecord(first.database, first.table, "ok", len(job), 0,
@@ -147,7 +196,9 @@ class Compactor:
         written: list[PersistedFile] = []
         try:
             schema = self.catalog.table(first.database, first.table).arrow_schema()
-            written = self._write_outputs(job, schema, cutoff)
+            written = (self._write_window(job, planned.window, schema, cutoff)
+                       if planned.window is not None
+                       else self._write_outputs(job, schema, cutoff))
             self.index.publish(self.store, self.node_id, add=written, remove=job)
         except (KeyError, NotFound) as e:
             # inputs unlisted meanwhile (hard delete), or the table is gone: drop the output
@@ -214,28 +265,133 @@ class Compactor:
         return out
 
 
-def plan_jobs(files: list[PersistedFile], file_rows: int) -> list[list[PersistedFile]]:
-    """The jobs a table's files need: overlapping groups, and runs of small neighbours."""
-    jobs: list[list[PersistedFile]] = []
+    def _write_window(self, job: list[PersistedFile], window: tuple[int, int],
+                      schema: pa.Schema, cutoff: int | None) -> list[PersistedFile]:
+        """A closed window's files (disjoint, in time order) copied into as few files as
+        `max_file_rows` allows, a row group at a time: each input is already sorted, and
+        inputs follow each other in time, so nothing is sorted or merged again and memory
+        holds one row group. Outputs split only between inputs, so they do not overlap."""
+        first = job[0]
+        rows = sum(f.row_count for f in job)
+        target = math.ceil(rows / math.ceil(rows / self.max_file_rows))
+        parts: list[list[PersistedFile]] = [[]]
+        for f in job:
+            if sum(p.row_count for p in parts[-1]) >= target:
+                parts.append([])
+            parts[-1].append(f)
+        generation = max(f.generation for f in job) + 1
+        seq = max(f.seq for f in job)
+        out: list[PersistedFile] = []
+        for inputs in parts:
+            path = (f"{self.node_id}/dbs/{first.db_id}/{first.table_id}/"
+                    f"{_window_label(window[0])}/g{generation}-{uuid.uuid4().hex[:12]}.parquet")
+            stats = _CopyStats()
+            size = self.store.put_streamed(
+                path, functools.partial(self._copy_row_groups, inputs, schema, cutoff,
+                                        stats=stats))
+            if stats.rows == 0:  # every row past the retention period
+                self.store.delete(path)
+                continue
+            out.append(PersistedFile(
+                database=first.database, db_id=first.db_id, table=first.table,
+                table_id=first.table_id, path=path, size_bytes=size, row_count=stats.rows,
+                min_time=stats.min_time, max_time=stats.max_time, seq=seq,
+                generation=generation, merge=False))
+        return out
+
+    def _copy_row_groups(self, inputs: list[PersistedFile], schema: pa.Schema,
+                         cutoff: int | None, local: str, *, stats: _CopyStats) -> None:
+        fs = self.store.arrow_filesystem()
+        with pq.ParquetWriter(local, schema, **parquet_options(schema)) as writer:
+            for f in inputs:
+                with fs.open_input_file(f.path) as src:
+                    pf = pq.ParquetFile(src)
+                    for i in range(pf.num_row_groups):
+                        t = conform(pf.read_row_group(i), schema)
+                        times = t.column("time").cast(pa.int64())
+                        if cutoff is not None and f.min_time < cutoff:
+                            keep = pc.greater_equal(times, cutoff)
+                            t, times = t.filter(keep), times.filter(keep)
+                        if t.num_rows == 0:
+                            continue
+                        writer.write_table(t, row_group_size=ROW_GROUP_ROWS)
+                        stats.add(times)
+
+
+@dataclass
+class _CopyStats:
+    rows: int = 0
+    min_time: int = 0
+    max_time: int = 0
+
+    def add(self, times: pa.ChunkedArray) -> None:
+        lo, hi = pc.min(times).as_py(), pc.max(times).as_py()
+        self.min_time = lo if self.rows == 0 else min(self.min_time, lo)
+        self.max_time = hi if self.rows == 0 else max(self.max_time, hi)
+        self.rows += len(times)
+
+
+def plan_jobs(files: list[PersistedFile], file_rows: int, *,
+              windows: Sequence[int] = (), closed_before: int | None = None,
+              max_file_rows: int | None = None) -> list[Job]:
+    """The jobs a table's files need: overlapping groups; closed windows (of the sizes in
+    `windows`, ending at or before `closed_before`) whose files can be fewer; runs of
+    small neighbours, each within one window of the second size (an hour)."""
+    jobs: list[Job] = []
+    single: list[PersistedFile] = []
+    for group in overlap_groups(files):
+        if len(group) > 1:
+            jobs.append(Job(group))
+        else:
+            single.append(group[0])
+    if closed_before is not None:
+        cap = max_file_rows or file_rows
+        for size in sorted(windows, reverse=True):
+            by_window: dict[int, list[PersistedFile]] = defaultdict(list)
+            for f in single:
+                start = f.min_time - f.min_time % size
+                if f.max_time < start + size and start + size <= closed_before:
+                    by_window[start].append(f)
+            taken: set[str] = set()
+            for start, members in sorted(by_window.items()):
+                rows = sum(f.row_count for f in members)
+                # worth writing again only if it at least halves the files
+                if len(members) >= 2 and 2 * math.ceil(rows / cap) <= len(members):
+                    jobs.append(Job(sorted(members, key=lambda f: f.min_time),
+                                    (start, start + size)))
+                    taken.update(f.path for f in members)
+            single = [f for f in single if f.path not in taken]
+    free = {f.path for f in single}
+    # runs may cross gen1 windows (which close one file each otherwise) but not hours
+    jobs.extend(Job(run) for run in _small_runs(files, free, file_rows,
+                                                windows[1:2] or windows[:1]))
+    return jobs
+
+
+def _small_runs(files: list[PersistedFile], free: set[str], file_rows: int,
+                window: Sequence[int]) -> list[list[PersistedFile]]:
+    """Runs of neighbouring small files among those in `free` worth merging (none
+    crossing another file or a window of size `window[0]`, so the output overlaps
+    nothing and can later join that window's compaction)."""
+    runs: list[list[PersistedFile]] = []
     run: list[PersistedFile] = []
 
     def close_run() -> None:
         rows = sum(f.row_count for f in run)
         if len(run) >= _MIN_RUN_FILES or (len(run) >= 2 and rows >= file_rows // 2):
-            jobs.append(list(run))
+            runs.append(list(run))
         run.clear()
 
-    for group in overlap_groups(files):
-        if len(group) > 1:
-            close_run()
-            jobs.append(group)
-            continue
-        f = group[0]
-        if f.row_count >= file_rows // 2:
+    def window_of(f: PersistedFile) -> int | None:
+        return f.min_time - f.min_time % window[0] if window else None
+
+    for f in sorted(files, key=lambda f: f.min_time):
+        if f.path not in free or f.row_count >= file_rows // 2:
             close_run()
             continue
-        if run and sum(r.row_count for r in run) + f.row_count > file_rows:
+        if run and (sum(r.row_count for r in run) + f.row_count > file_rows
+                    or window_of(run[0]) != window_of(f)):
             close_run()
         run.append(f)
     close_run()
-    return jobs
+    return runs

@@ -180,9 +180,33 @@ class TableReader:
                   time_range: tuple[int, int] | None = None) -> pa.Table:
         """One file's rows in `schema` (columns added since it was written are null),
         optionally only those with start <= time < end."""
-        t = pq.read_table(pa.BufferReader(self.store.get(f.path)))
-        if time_range is not None:
-            times = t.column("time").cast(pa.int64())
-            lo, hi = time_range
-            t = t.filter(pc.and_(pc.greater_equal(times, lo), pc.less(times, hi)))
+        if time_range is None:
+            return conform(pq.read_table(pa.BufferReader(self.store.get(f.path))), schema)
+        lo, hi = time_range
+        # only the row groups whose time statistics meet the range: a compacted window's
+        # file is written a time slice at a time, so a slice of it is a few row groups
+        with self.store.arrow_filesystem().open_input_file(f.path) as src:
+            pf = pq.ParquetFile(src)
+            keep = _row_groups_meeting(pf.metadata, lo, hi)
+            t = pf.read_row_groups(keep) if keep else pf.schema_arrow.empty_table()
+        times = t.column("time").cast(pa.int64())
+        t = t.filter(pc.and_(pc.greater_equal(times, lo), pc.less(times, hi)))
         return conform(t, schema)
+
+
+def _row_groups_meeting(meta: pq.FileMetaData, lo: int, hi: int) -> list[int]:
+    """Row groups that may hold a time in [lo, hi) (all, where statistics are missing)."""
+    if meta.num_row_groups == 0:
+        return []
+    first = meta.row_group(0)
+    names = [first.column(j).path_in_schema for j in range(first.num_columns)]
+    if "time" not in names:
+        return list(range(meta.num_row_groups))
+    col = names.index("time")
+    keep = []
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(col).statistics
+        if (stats is None or not stats.has_min_max
+                or (stats.min_raw < hi and stats.max_raw >= lo)):
+            keep.append(i)
+    return keep
