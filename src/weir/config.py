@@ -106,12 +106,48 @@ DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT = 500
 
 
 @dataclass
+class ObjectStoreConfig:
+    """The flags of the cloud object stores (`--object-store s3|google|azure`), named after
+    the reference's. Secrets stay out of the repr, so a logged config does not show them.
+    None means the store's own default (or what its environment variables give)."""
+
+    #: the S3 or Google Cloud Storage bucket, or the Azure container
+    bucket: str | None = None
+    aws_access_key_id: str | None = field(default=None, repr=False)
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
+    aws_default_region: str = "us-east-1"
+    #: an S3-compatible server's URL (MinIO, SeaweedFS, Ceph, ...)
+    aws_endpoint: str | None = None
+    aws_allow_http: bool = False
+    #: anonymous requests (a public bucket)
+    aws_skip_signature: bool = False
+    azure_storage_account: str | None = None
+    azure_storage_access_key: str | None = field(default=None, repr=False)
+    azure_endpoint: str | None = None
+    azure_allow_http: bool = False
+    #: path of a Google service-account JSON file
+    google_service_account: str | None = None
+    #: requests to the store in flight at once (the reference's default)
+    connection_limit: int = 16
+    max_retries: int | None = None
+    #: seconds after which a failing request is no longer retried
+    retry_timeout: float | None = None
+    http2_only: bool = False
+    tls_allow_insecure: bool = False
+    #: a PEM file of root certificates to trust besides the system's
+    tls_ca: Path | None = None
+
+
+@dataclass
 class ServeConfig:
     """Everything `influxdb3 serve` was told. Durations are seconds, sizes bytes."""
 
     node_id: str = "weir-node"
-    object_store: str = "file"  # file | memory
+    object_store: str = "file"  # file | memory | s3 | google | azure
     data_dir: Path = field(default_factory=lambda: Path.home() / ".influxdb3")
+    #: the bucket, credentials and client settings of s3, google and azure
+    object_store_options: ObjectStoreConfig = field(default_factory=ObjectStoreConfig)
     http_bind: str = "0.0.0.0:8181"
     plugin_dir: Path | None = None
     virtual_env_location: Path | None = None

@@ -142,3 +142,12 @@ class ProcessingEngineError(WeirError):
 
 class InvalidRequest(WeirError):
     """A request the server cannot act on (HTTP 400, `invalid request: ...`)."""
+
+
+class ObjectStoreUnavailable(WeirError, OSError):
+    """The object store (S3, Google Cloud Storage, Azure) could not be reached, or refused
+    the request for a reason not of the data (credentials, a missing bucket, TLS); worth
+    retrying once the store or its configuration is fixed (HTTP 503).
+
+    An OSError too, so the code that already treats a failing disk as a failed store
+    (snapshots retried, a start-up that stops with a message) treats this one the same."""

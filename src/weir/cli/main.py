@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 import weir
-from weir.cli import data, engine, resources, show
+from weir.cli import data, debug, engine, resources, show
 from weir.cli.base import WeirGroup
 from weir.cli.client import RequestError
 from weir.cli.serve import serve
@@ -146,7 +146,7 @@ def _register() -> None:
     cli.add_command(serve)
     for cmd in (resources.create, resources.delete, resources.enable, resources.disable,
                 resources.update, show.show, engine.install, engine.test, data.write,
-                data.query):
+                data.query, debug.debug):
         cli.add_command(cmd)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from weir.cli.base import CommandFunc, WeirCommand, comma_list, fail
+from weir.cli.store_options import object_store_config, object_store_options
 from weir.config import (
     DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT,
     DEFAULT_NUM_DATABASE_LIMIT,
@@ -81,7 +82,6 @@ DURATION = DurationType()
 SIZE = SizeType()
 MEMORY = SizeType(allow_percent=True)
 
-OBJECT_STORES = ("file", "memory", "memory-throttled", "s3", "google", "azure")
 TRIGGER_KINDS = ("wal", "wal_flush", "schedule", "request", "parquet")
 AUTHZ_RESOURCES = ("health", "ping", "metrics", "ready", "pprof")
 
@@ -99,36 +99,19 @@ REFUSED: dict[str, tuple[str | None, bool, str]] = {
                   "Weir serves plain HTTP; put a TLS-terminating proxy in front of it"),
 }
 
-#: Storage and object-store flags Weir does not use yet (a later issue wires them). Their
-#: environment variables are the reference's (AWS_SECRET_ACCESS_KEY, ...), so credentials
-#: set for the server are named in the start-up warning and never reach plugins (see
-#: server_env_vars); the boolean ones keep none, as a stray value there would stop the server.
+#: Storage and object-store flags Weir does not use (the object store's client has no such
+#: setting, or Weir has no such part yet). Their environment variables are the reference's
+#: (AWS_CREDENTIALS_FILE, ...), so what is set for the server is named in the start-up
+#: warning and never reaches plugins (see server_env_vars); the boolean ones keep none, as
+#: a stray value there would stop the server. The object-store flags Weir uses are declared
+#: in weir.cli.store_options.
 NOT_YET_WIRED: list[Flag] = [
-    ("--bucket", "INFLUXDB3_BUCKET", True),
     ("--gen1-lookback-duration", "INFLUXDB3_GEN1_LOOKBACK_DURATION", True),
     ("--wal-replay-fail-on-error", "INFLUXDB3_WAL_REPLAY_FAIL_ON_ERROR", False),
     ("--wal-replay-concurrency-limit", "INFLUXDB3_WAL_REPLAY_CONCURRENCY_LIMIT", True),
-    ("--aws-access-key-id", "AWS_ACCESS_KEY_ID", True),
-    ("--aws-secret-access-key", "AWS_SECRET_ACCESS_KEY", True),
-    ("--aws-default-region", "AWS_DEFAULT_REGION", True),
-    ("--aws-endpoint", "AWS_ENDPOINT", True),
-    ("--aws-session-token", "AWS_SESSION_TOKEN", True),
-    ("--aws-allow-http", None, False),
-    ("--aws-skip-signature", None, False),
     ("--aws-credentials-file", "AWS_CREDENTIALS_FILE", True),
-    ("--azure-storage-account", "AZURE_STORAGE_ACCOUNT", True),
-    ("--azure-storage-access-key", "AZURE_STORAGE_ACCESS_KEY", True),
-    ("--azure-endpoint", "AZURE_ENDPOINT", True),
-    ("--azure-allow-http", None, False),
-    ("--google-service-account", "GOOGLE_SERVICE_ACCOUNT", True),
-    ("--object-store-connection-limit", "INFLUXDB3_OBJECT_STORE_CONNECTION_LIMIT", True),
-    ("--object-store-http2-only", "INFLUXDB3_OBJECT_STORE_HTTP2_ONLY", False),
     ("--object-store-http2-max-frame-size", "INFLUXDB3_OBJECT_STORE_HTTP2_MAX_FRAME_SIZE", True),
-    ("--object-store-max-retries", "INFLUXDB3_OBJECT_STORE_MAX_RETRIES", True),
-    ("--object-store-retry-timeout", "INFLUXDB3_OBJECT_STORE_RETRY_TIMEOUT", True),
     ("--object-store-cache-endpoint", "INFLUXDB3_OBJECT_STORE_CACHE_ENDPOINT", True),
-    ("--object-store-tls-allow-insecure", "INFLUXDB3_OBJECT_STORE_TLS_ALLOW_INSECURE", False),
-    ("--object-store-tls-ca", "INFLUXDB3_OBJECT_STORE_TLS_CA", True),
 ]
 
 #: Flags that tune parts of the reference Weir does not have (its Rust runtime, DataFusion,
@@ -224,6 +207,9 @@ def _show_all_help(ctx: click.Context, param: click.Parameter, value: bool) -> N
 _EXAMPLE = [
     "influxdb3 serve --node-id node0 --object-store file --data-dir ~/.influxdb3 \\\n"
     "--plugin-dir ~/.plugins",
+    "influxdb3 serve --node-id node0 --object-store s3 --bucket weir \\\n"
+    "--aws-endpoint http://127.0.0.1:8333 --aws-allow-http \\\n"
+    "--aws-access-key-id KEY --aws-secret-access-key SECRET",
     "influxdb3 serve --node-id node0 --plugin-dir ~/.plugins \\\n"
     "--plugin-env-deny 'GITHUB_TOKEN,SSH_*'",
     "influxdb3 serve --node-id node0 --plugin-dir ~/.plugins \\\n"
@@ -238,11 +224,8 @@ _EXAMPLE = [
                    "[default: <hostname>-node].")
 @click.option("--node-id-from-env", "node_id_from_env", envvar="INFLUXDB3_NODE_IDENTIFIER_FROM_ENV",
               metavar="VAR", help="Take the node id from this environment variable.")
-@click.option("--object-store", envvar="INFLUXDB3_OBJECT_STORE", default="file",
-              show_default=True, show_envvar=True, type=click.Choice(OBJECT_STORES),
-              help="Where the WAL, catalog and Parquet files are kept (Weir: file or memory).")
-@click.option("--data-dir", envvar="INFLUXDB3_DB_DIR", default=None, show_envvar=True,
-              metavar="DIR", help="Directory of the file object store [default: ~/.influxdb3].")
+@object_store_options(data_dir_help="Directory of the file object store "
+                                    "[default: ~/.influxdb3].")
 @click.option("--http-bind", envvar="INFLUXDB3_HTTP_BIND_ADDR", default="0.0.0.0:8181",
               show_default=True, show_envvar=True, metavar="ADDR",
               help="Address and port to listen on.")
@@ -374,9 +357,10 @@ def serve(**kw: Any) -> None:
 
     The reference's other serve flags are accepted and ignored, named in one start-up
     WARNING line: those tuning parts Weir does not have (DataFusion, caches, I/O threads,
-    telemetry, tracing) and the object-store flags (--bucket, --aws-*, --azure-*,
-    --google-*, --object-store-*) that Weir does not use yet. --tls-cert and --tls-key
-    are refused: Weir serves plain HTTP. --help-all lists them all."""
+    telemetry, tracing) and the few object-store flags its client has no setting for
+    (--aws-credentials-file, --object-store-http2-max-frame-size,
+    --object-store-cache-endpoint). --tls-cert and --tls-key are refused: Weir serves
+    plain HTTP. --help-all lists them all."""
     config = build_config(kw)
     # imported here, not at the top: weir.server loads pyarrow and DataFusion (over a
     # second), which every other command, and `influxdb3 --help`, must not wait for
@@ -459,9 +443,7 @@ def build_config(kw: dict[str, Any]) -> ServeConfig:
     if store == "memory-throttled":
         _warn("--object-store memory-throttled is served as memory (no throttling)")
         store = "memory"
-    elif store not in ("file", "memory"):
-        raise _bad("--object-store", f"{store!r} is not supported by Weir, which stores data in "
-                                     "'file' (a local directory) or 'memory'")
+    store_options = object_store_config(kw, store)
 
     node_id = kw.get("node_id")
     if not node_id and kw.get("node_id_from_env"):
@@ -529,6 +511,7 @@ def build_config(kw: dict[str, Any]) -> ServeConfig:
     cfg = ServeConfig(
         node_id=node_id,
         object_store=store,
+        object_store_options=store_options,
         data_dir=data_dir,
         http_bind=http_bind,
         plugin_dir=plugin_dir,

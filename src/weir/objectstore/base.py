@@ -61,6 +61,17 @@ class ObjectStore(ABC):
     def arrow_filesystem(self) -> pafs.FileSystem:
         """A pyarrow filesystem whose paths are this store's keys (for Parquet reads)."""
 
+    def etag(self, path: str) -> str:
+        """A tag naming the current content of the object at `path`, for `put_if_match`;
+        FileNotFoundError if there is none."""
+        raise NotImplementedError(f"{type(self).__name__} has no conditional overwrite")
+
+    def put_if_match(self, path: str, data: bytes, etag: str) -> bool:
+        """Replace the object at `path` with `data` only if its tag is still `etag` (a
+        compare-and-swap); False if it changed or is gone. Of writers racing with the
+        same tag, exactly one succeeds."""
+        raise NotImplementedError(f"{type(self).__name__} has no conditional overwrite")
+
     def exists(self, path: str) -> bool:
         try:
             self.size(path)

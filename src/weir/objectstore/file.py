@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import uuid
 from collections.abc import Callable
@@ -10,6 +12,9 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from weir.objectstore.base import ObjectStore
+
+#: the lock file conditional overwrites take turns through (put_if_match), at the root
+_CAS_LOCK = ".weir-put-if-match.lock"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -90,6 +95,32 @@ class FileObjectStore(ObjectStore):
     def get(self, path: str) -> bytes:
         return self._path(path).read_bytes()
 
+    def etag(self, path: str) -> str:
+        # the content's hash, as S3's ETag of a plain put is: equal content, equal tag
+        return hashlib.sha256(self._path(path).read_bytes()).hexdigest()
+
+    def put_if_match(self, path: str, data: bytes, etag: str) -> bool:
+        # A filesystem has no compare-and-swap of a file's content, so conditional writers
+        # take turns through an exclusive flock() on one lock file of the store (per open
+        # file, so threads and processes on this machine both wait), and compare and
+        # rename while they hold it. Plain puts and deletes do not take it: as on S3, only
+        # conditional writers are ordered against each other.
+        final = self._path(path)
+        tmp = self._write_temp(final, data)
+        try:
+            with open(self.root / _CAS_LOCK, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                try:
+                    if self.etag(path) != etag:
+                        return False
+                except FileNotFoundError:
+                    return False
+                os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(final.parent)
+        return True
+
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix) if prefix else self.root
         if not base.is_dir():
@@ -97,7 +128,7 @@ class FileObjectStore(ObjectStore):
         out = []
         for dirpath, _dirs, files in os.walk(base):
             for name in files:
-                if name.startswith(".") and name.endswith(".tmp"):
+                if (name.startswith(".") and name.endswith(".tmp")) or name == _CAS_LOCK:
                     continue
                 full = Path(dirpath) / name
                 out.append(full.relative_to(self.root).as_posix())

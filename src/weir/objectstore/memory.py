@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterable
 from typing import NoReturn
@@ -36,6 +37,17 @@ class MemoryObjectStore(ObjectStore):
                 return self._objects[path]
             except KeyError:
                 raise FileNotFoundError(path) from None
+
+    def etag(self, path: str) -> str:
+        return hashlib.sha256(self.get(path)).hexdigest()
+
+    def put_if_match(self, path: str, data: bytes, etag: str) -> bool:
+        with self._lock:
+            current = self._objects.get(path)
+            if current is None or hashlib.sha256(current).hexdigest() != etag:
+                return False
+            self._objects[path] = bytes(data)
+            return True
 
     def list(self, prefix: str) -> list[str]:
         with self._lock:

@@ -52,6 +52,13 @@ class MeteredStore(ObjectStore):
     def get(self, path: str) -> bytes:
         return self._timed("get", lambda: self.inner.get(path), len)
 
+    def etag(self, path: str) -> str:
+        return self._timed("head", lambda: self.inner.etag(path))
+
+    def put_if_match(self, path: str, data: bytes, etag: str) -> bool:
+        return self._timed("put_opts", lambda: self.inner.put_if_match(path, data, etag),
+                           lambda _: len(data), ok=lambda stored: stored)
+
     def list(self, prefix: str) -> list[str]:
         return self._timed("list", lambda: self.inner.list(prefix))
 

@@ -23,6 +23,7 @@ from weir.catalog import Limits
 from weir.config import ServeConfig
 from weir.database import Database
 from weir.metrics import ServerMetrics
+from weir.objectstore import open_store
 from weir.server import metrics, routes_configure, routes_data, routes_tokens, routes_v1
 from weir.server.app import WeirApp
 from weir.server.auth import open_paths
@@ -69,7 +70,10 @@ async def serve(config: ServeConfig) -> None:
     and the engine; until then requests get 503 and /ready says why. Serve until
     signalled."""
     server_metrics = ServerMetrics.create()
-    database = Database(config, limits=Limits.from_config(config), metrics=server_metrics)
+    # opened here, with the cloud stores' flags the database's own default does not take
+    store = open_store(config.object_store, str(config.data_dir), config.object_store_options)
+    database = Database(config, store=store, limits=Limits.from_config(config),
+                        metrics=server_metrics)
     services = Services.over(database,
                              hard_delete_default_s=config.hard_delete_default_duration)
     state = ServerState(config=config, database=database, services=services,

@@ -109,6 +109,9 @@ def to_response(exc: BaseException) -> Response:
         return PlainTextResponse(f"Processing engine error: {exc}", status_code=500)
     if isinstance(exc, e.InvalidRequest):
         return PlainTextResponse(f"invalid request: {exc}", status_code=400)
+    if isinstance(exc, e.ObjectStoreUnavailable):
+        # the data may well be intact: the store did not answer, so the client may retry
+        return JSONResponse({"error": f"object store unavailable: {exc}"}, status_code=503)
     if isinstance(exc, e.TriggerRunning | e.CatalogError):
         return PlainTextResponse(str(exc), status_code=500 if isinstance(exc, e.TriggerRunning)
                                  else 400)
