@@ -1,20 +1,24 @@
 """The compactor: keeps each table's Parquet files few, large, disjoint and merged.
 
-A job takes files that belong together and writes them again, sorted by series key and
-time, split at time boundaries so the new files do not overlap each other. Three kinds:
+A job takes files that belong together and writes them again as files that do not
+overlap each other. Three kinds:
 
 * files whose time ranges overlap (late or overwriting writes, or a gen1 window written
   by several snapshots): always all of them together, so no file outside the job
   overlaps it and the output may take the newest input's `seq`; points are merged by
-  last-write-wins, oldest file first; written as files of about `file_rows` rows;
+  last-write-wins, oldest file first, sorted by series key and time, and written as files
+  of about `file_rows` rows, split at time boundaries;
 * a closed time window's files (the gen1 duration, an hour, a day: the largest closed
-  one first): written again as one file (or as few as `max_file_rows` allows), a time
-  slice of about `file_rows` rows at a time, so a table keeps about one file per day
-  however long the server runs, and memory stays bounded by the slice. A window is
-  closed once the wall clock is a gen1 duration past its end; files of a later write into
-  it overlap the window's file and are merged with it by the first kind;
+  one first): written again as one file (or as few as `max_file_rows` allows), so a table
+  keeps about one file per day however long the server runs. A window is closed once
+  the wall clock is a gen1 duration past its end; files of a later write into it overlap
+  the window's file and are merged with it by the first kind;
 * runs of small neighbouring files (within an hour) not taken by the above, once there
-  are enough of them to be worth it, as files of about `file_rows` rows.
+  are enough of them to be worth it, into one file.
+
+Files of the last two kinds overlap nothing, and each is sorted already, so they are
+copied in time order a row group at a time: nothing is sorted or merged again, and
+memory holds one row group however large the window.
 
 Rows older than the database's retention period are left out. The output is published
 by one manifest that adds it and removes the inputs; the inputs are deleted once every
@@ -196,9 +200,12 @@ class Compactor:
         written: list[PersistedFile] = []
         try:
             schema = self.catalog.table(first.database, first.table).arrow_schema()
-            written = (self._write_window(job, planned.window, schema, cutoff)
-                       if planned.window is not None
-                       else self._write_outputs(job, schema, cutoff))
+            if planned.window is None and len(overlap_groups(job)) < len(job):
+                written = self._write_outputs(job, schema, cutoff)
+            else:  # disjoint files: a window's, or a run of small neighbours
+                label = planned.window[0] if planned.window else (
+                    first.min_time - first.min_time % self.windows[0])
+                written = self._copy_disjoint(job, label, schema, cutoff)
             self.index.publish(self.store, self.node_id, add=written, remove=job)
         except (KeyError, NotFound) as e:
             # inputs unlisted meanwhile (hard delete), or the table is gone: drop the output
@@ -265,12 +272,14 @@ class Compactor:
         return out
 
 
-    def _write_window(self, job: list[PersistedFile], window: tuple[int, int],
-                      schema: pa.Schema, cutoff: int | None) -> list[PersistedFile]:
-        """A closed window's files (disjoint, in time order) copied into as few files as
-        `max_file_rows` allows, a row group at a time: each input is already sorted, and
-        inputs follow each other in time, so nothing is sorted or merged again and memory
-        holds one row group. Outputs split only between inputs, so they do not overlap."""
+    def _copy_disjoint(self, job: list[PersistedFile], label: int, schema: pa.Schema,
+                       cutoff: int | None) -> list[PersistedFile]:
+        """Files that overlap nothing (a closed window's, or a run of small neighbours)
+        copied, in time order, into as few files as `max_file_rows` allows, a row group
+        at a time: each input is already sorted and inputs follow each other in time, so
+        nothing is sorted or merged again and memory holds one row group. Outputs split
+        only between inputs, so they do not overlap. `label`: the window the paths name."""
+        job = sorted(job, key=lambda f: f.min_time)
         first = job[0]
         rows = sum(f.row_count for f in job)
         target = math.ceil(rows / math.ceil(rows / self.max_file_rows))
@@ -284,7 +293,7 @@ class Compactor:
         out: list[PersistedFile] = []
         for inputs in parts:
             path = (f"{self.node_id}/dbs/{first.db_id}/{first.table_id}/"
-                    f"{_window_label(window[0])}/g{generation}-{uuid.uuid4().hex[:12]}.parquet")
+                    f"{_window_label(label)}/g{generation}-{uuid.uuid4().hex[:12]}.parquet")
             stats = _CopyStats()
             size = self.store.put_streamed(
                 path, functools.partial(self._copy_row_groups, inputs, schema, cutoff,
