@@ -12,6 +12,7 @@ Use in a test module: `from support.s3 import moto_s3, seaweedfs  # noqa: F401`.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import shutil
@@ -42,6 +43,8 @@ class S3Server:
     bucket: str
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    #: files the server leaves outside its directory (sockets it names after its ports)
+    litter: list[Path] = field(default_factory=list)
     _stop_moto: object = field(default=None, repr=False)
 
     def new_bucket(self) -> str:
@@ -71,6 +74,8 @@ class S3Server:
             # `weed mini` takes two seconds (its filer and volume server drain first)
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
+        for path in self.litter:
+            path.unlink(missing_ok=True)
         if self._stop_moto is not None:
             self._stop_moto.stop()  # type: ignore[attr-defined]
             self._stop_moto = None
@@ -95,6 +100,13 @@ def _free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the test process dies, however it dies (a
+    killed pytest leaves no SeaweedFS behind holding its ports)."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def weed_binary() -> str:
@@ -132,7 +144,15 @@ def _wait_ready(server: S3Server, deadline: float) -> None:
 
 
 def start_seaweedfs(work: Path) -> S3Server:
-    """`weed mini` over `work`, every port a free loopback one."""
+    """`weed mini` over `work`, every port a free loopback one (tried twice: a port found
+    free may be taken by another process before SeaweedFS binds it)."""
+    try:
+        return _start_seaweedfs(work / "1")
+    except RuntimeError:
+        return _start_seaweedfs(work / "2")
+
+
+def _start_seaweedfs(work: Path) -> S3Server:
     work.mkdir(parents=True, exist_ok=True)
     key, secret = "weir-test-key", uuid.uuid4().hex
     config = work / "s3.json"
@@ -150,13 +170,20 @@ def start_seaweedfs(work: Path) -> S3Server:
             # off: Iceberg REST (port 8181 by default, Weir's), Lance, WebDAV, the admin UI,
             # and the telemetry report (nothing may leave loopback)
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
-            "-master.telemetry=false", f"-s3.config={config}", "-bucket=weir"]
+            "-master.telemetry=false", f"-s3.config={config}", "-bucket=weir",
+            f"-filer.localSocket={work / 'filer.sock'}", f"-s3.localSocket={work / 's3.sock'}"]
     log_path = work / "weed.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=work,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent)
+    # (its gRPC servers' sockets have no flag: /tmp/seaweedfs-<part>-grpc-<port>.sock)
+    ports = (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc, admin,
+             admin_grpc)
+    litter = [Path(f"/tmp/seaweedfs-{part}-{port}.sock") for port in ports
+              for part in ("master-grpc", "volume-grpc", "filer-grpc", "s3-grpc", "admin-grpc",
+                           "filer", "s3")]
     server = S3Server("SeaweedFS", f"http://127.0.0.1:{s3}", key, secret, "weir", proc=proc,
-                      log_path=log_path)
+                      log_path=log_path, litter=litter)
     _wait_ready(server, time.monotonic() + STARTUP_TIMEOUT_S)
     return server
 
