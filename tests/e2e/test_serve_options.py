@@ -48,6 +48,7 @@ WIRED: dict[str, str] = {
     "--gen1-duration": "storage", "--force-snapshot-mem-threshold": "storage",
     "--force-snapshot-bytes": "storage", "--buffer-mem-limit": "storage",
     "--compaction-interval": "storage", "--compaction-file-rows": "storage",
+    "--compaction-max-file-rows": "storage",
     "--retention-check-interval": "storage", "--delete-grace-period": "storage",
     "--trigger-max-wal-lag": "tests/e2e/test_durable_triggers.py",
     # the cloud object stores (weir.cli.store_options): S3 against real servers; Google and
