@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 import pyarrow as pa
 
-from weir.errors import WalFailure, WriteUnavailable
+from weir.errors import ObjectStoreUnavailable, WalFailure, WriteUnavailable
 from weir.objectstore import ObjectStore
 from weir.wal.format import (
     TriggerKey,
@@ -74,6 +74,9 @@ class Wal:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._failed: str | None = None
+        #: a WAL file whose put failed without an answer (the store went away): it may
+        #: have been stored all the same, and is looked for before the next file
+        self._unsure_seq: int | None = None
 
     # ---- start-up ------------------------------------------------------------------
 
@@ -166,7 +169,11 @@ class Wal:
                 await self._flush(ops, checkpoints)
             except Exception as e:  # the write never became durable: tell every waiter
                 log.exception("WAL flush failed")
-                err = WalFailure(f"failed to persist the write-ahead log: {e}")
+                err: WalFailure | WriteUnavailable = WalFailure(
+                    f"failed to persist the write-ahead log: {e}")
+                if isinstance(e, ObjectStoreUnavailable):
+                    # nothing acknowledged; the client may retry once the store is back
+                    err = WriteUnavailable(f"the write-ahead log could not be stored: {e}")
                 for w in waiters:
                     if not w.done():
                         w.set_exception(err)
@@ -176,11 +183,18 @@ class Wal:
                     w.set_result(None)
 
     async def _flush(self, ops: list[WalOp], checkpoints: dict[TriggerKey, int]) -> None:
+        if self._unsure_seq == self.last_seq + 1:
+            await self._settle_unsure(self._unsure_seq)
         seq = self.last_seq + 1
         wal = WalFile(seq=seq, ops=merge_ops(ops), written_ns=time.time_ns(),
                       checkpoints=checkpoints)
         data = await asyncio.to_thread(encode, wal)
-        ok = await asyncio.to_thread(self.store.put_if_absent, wal_path(self.node_id, seq), data)
+        try:
+            ok = await asyncio.to_thread(self.store.put_if_absent, wal_path(self.node_id, seq),
+                                         data)
+        except ObjectStoreUnavailable:
+            self._unsure_seq = seq
+            raise
         if not ok:
             self._failed = (
                 "another process has written to the WAL ahead of this one: "
@@ -188,6 +202,23 @@ class Wal:
                 f"{self.node_id!r}?)"
             )
             raise RuntimeError(self._failed)
+        self.last_seq = seq
+        await self.on_flushed(wal)
+
+    async def _settle_unsure(self, seq: int) -> None:
+        """A put of WAL file `seq` failed without an answer. If the store has it after
+        all, its rows were durable though their writers were told otherwise: take it as
+        flushed (queryable now, as after a restart) and go on after it. Otherwise reuse
+        the number. (A failure here leaves it unsure for the next flush.)"""
+        try:
+            data = await asyncio.to_thread(self.store.get, wal_path(self.node_id, seq))
+        except FileNotFoundError:
+            self._unsure_seq = None
+            return
+        wal = decode(data)
+        log.warning("WAL file %d was stored although its put failed; its writes are kept",
+                    seq)
+        self._unsure_seq = None
         self.last_seq = seq
         await self.on_flushed(wal)
 
