@@ -826,6 +826,16 @@ def summarize(soak: Soak, burst: dict) -> dict:
             start, stop = a0 + b * xs[0], a0 + b * xs[-1]
             out["rss_trend_mib_per_min"] = b * 60
             out["rss_trend_growth_pct"] = 100 * (stop - start) / start if start > 0 else None
+        # the buffer, caches and the first compactions fill memory during the first
+        # minutes; after that, flat means the middle third's median holds at the end
+        third = (s[-1]["t_s"] - soak.first_snapshot_t) / 3
+        mid = sorted(r["rss_mib"] for r in after
+                     if third <= r["t_s"] - soak.first_snapshot_t < 2 * third)
+        last = sorted(r["rss_mib"] for r in after
+                      if r["t_s"] - soak.first_snapshot_t >= 2 * third)
+        if mid and last:
+            out["rss_mid_third_mib"] = mid[len(mid) // 2]
+            out["rss_last_third_mib"] = last[len(last) // 2]
         span = s[-1]["t_s"] - soak.first_snapshot_t
         if span > 0:
             out["lines_per_s_after_first_snapshot"] = \
@@ -911,6 +921,11 @@ def print_summary(soak: Soak, sm: dict, burst: dict, png: Path | None) -> None:
          f" ({_f(sm.get('rss_trend_mib_per_min'), '+.1f')} MiB/min)",
          f"flat (<= +{RSS_FLAT:.0%}): "
          f"{_verdict(None if growth is None else growth <= 100 * RSS_FLAT)}"],
+        ["RSS median, middle third / last third (MiB)",
+         f"{_f(sm.get('rss_mid_third_mib'))} / {_f(sm.get('rss_last_third_mib'))}",
+         f"flat after warm-up (<= +{RSS_FLAT:.0%}): " + _verdict(
+             None if not sm.get("rss_mid_third_mib") else
+             sm["rss_last_third_mib"] <= (1 + RSS_FLAT) * sm["rss_mid_third_mib"])],
         ["lines per server CPU-second", _f(sm.get("lines_per_cpu_s")),
          f"burst {_f(sm.get('burst_lines_per_cpu_s'))}"
          + (f" (soak = {sm['cpu_efficiency_pct']:.0f}% of it)"
