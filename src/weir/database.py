@@ -510,7 +510,8 @@ class Database:
         return DatabaseSnapshot(name=database, tables=tables,
                                 filesystem=self.store.arrow_filesystem(), system_tables=system,
                                 table_functions=self.caches.table_functions(
-                                    database, dict(dbschema.tables)))
+                                    database, dict(dbschema.tables)),
+                                most_files=max((len(v[1]) for v in views.values()), default=0))
 
     async def query(self, database: str, sql: str, params: QueryParams | None = None
                     ) -> pa.Table:

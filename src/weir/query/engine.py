@@ -61,6 +61,7 @@ from datafusion.expr import DescribeTable, Placeholder
 
 from weir.errors import QueryError, QueryFailed, QueryTimeout, QueryUnsupported
 from weir.query.source import DatabaseSnapshot, TableFunction, TableSnapshot
+from weir.query.time_floor import time_floors
 
 __all__ = ["QueryDescription", "QueryEngine", "QueryStream", "SqlQueryError",
            "legacy_type_name", "query_schema"]
@@ -71,6 +72,11 @@ SYSTEM_SCHEMA = "system"
 INFO_SCHEMA = "information_schema"
 
 _TS = pa.timestamp("ns")
+#: a table with more Parquet files than this makes a query plan twice: first over empty
+#: stand-ins to find the earliest time it wants of each table, then for real without the
+#: files wholly before it (a planning pass costs about a millisecond; a file, its footer
+#: read and its scan planned, about as much)
+_PRUNE_FILES_OVER = 8
 _SQL_OPTIONS = SQLOptions().with_allow_ddl(False).with_allow_dml(False) \
     .with_allow_statements(False)
 #: bound when the caller gave no parameters, so DataFusion still checks every placeholder
@@ -149,6 +155,8 @@ class QueryEngine:
         self._settings_views: dict[tuple[int, int | None, str], Table] = {}
         #: (database, table) -> its provider as last made, for the next query to reuse
         self._providers = _ProviderCache()
+        #: Parquet files left out of plans by their tables' time floors (a statistic)
+        self.files_left_out = 0
 
     # ---- public -------------------------------------------------------------------------
 
@@ -231,9 +239,11 @@ class QueryEngine:
               deadline: float | None) -> QueryStream:
         values = _param_values(params)
         failures: list[BaseException] = []
+        floors = (self._time_floors(snapshot, sql, values)
+                  if snapshot.most_files > _PRUNE_FILES_OVER else {})
         try:
             ctx = self._context(information_schema=False)
-            self._register(ctx, snapshot, failures)
+            self._register(ctx, snapshot, failures, floors)
             df = ctx.sql(sql, options=_SQL_OPTIONS, param_values=values)
             stream = df.execute_stream()  # physical planning happens here
             schema = df.schema()
@@ -244,18 +254,43 @@ class QueryEngine:
             raise _planning_failure(e, failures) from None
         return QueryStream(schema, stream, deadline, legacy, self.timeout)
 
+    def _time_floors(self, snapshot: DatabaseSnapshot, sql: str,
+                     values: dict[str, Any] | None) -> dict[str, int]:
+        """Each table's earliest time the statement can read (query.time_floor), from a
+        plan over empty stand-ins of the tables; {} where that planning fails (the real
+        planning then reports the error)."""
+        tables = snapshot.tables
+        try:
+            ctx = self._context(information_schema=False)
+            ctx.catalog(CATALOG).register_schema(USER_SCHEMA, _LazySchema(
+                tables, lambda name: _stand_in(query_schema(tables[name].schema)), []))
+            plan = ctx.sql(sql, options=_SQL_OPTIONS, param_values=values) \
+                .optimized_logical_plan()
+            return time_floors(plan, USER_SCHEMA)
+        except _Interrupted:
+            raise
+        except BaseException:  # noqa: BLE001 - pyo3 panics derive from BaseException
+            return {}
+
     def _register(self, ctx: SessionContext, snap: DatabaseSnapshot,
-                  failures: list[BaseException]) -> None:
-        """The three lazy schemas. (They must not refer to `ctx`: DataFusion holds them,
-        and a reference cycle through it would never be collected.)"""
-        scratch, n_partitions, providers = (self._scratch, self.target_partitions,
-                                            self._providers)
+                  failures: list[BaseException],
+                  floors: Mapping[str, int] | None = None) -> None:
+        """The three lazy schemas; a table named in `floors` without its files wholly
+        before that time. (They must not refer to `ctx`: DataFusion holds them, and a
+        reference cycle through it would never be collected.)"""
+        scratch, n_partitions, providers, engine = (self._scratch, self.target_partitions,
+                                                    self._providers, self)
         catalog = ctx.catalog(CATALOG)
 
         local = _local_root(snap.filesystem)
 
         def user_table(name: str) -> Table:
             t = snap.tables[name]
+            floor = (floors or {}).get(name)
+            if floor is not None and any(f.max_time < floor for f in t.files):
+                kept = [f for f in t.files if f.max_time >= floor]
+                engine.files_left_out += len(t.files) - len(kept)
+                t = dataclasses.replace(t, files=kept)
             if local is not None:
                 _require_files(local, t)
             table = providers.get(snap.name, t)

@@ -46,3 +46,6 @@ class DatabaseSnapshot:
     system_tables: Mapping[str, SystemTable] = field(default_factory=dict)
     #: the SQL table functions this database has, by name (its caches')
     table_functions: Mapping[str, TableFunction] = field(default_factory=dict)
+    #: the most Parquet files any one table has: above a few, a first planning pass that
+    #: finds each table's earliest time wanted pays for itself (query.time_floor)
+    most_files: int = 0

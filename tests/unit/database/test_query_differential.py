@@ -1,5 +1,6 @@
 """Differential query test: the same random queries, run with the query path's reuse of
-table providers and without it, over data split across the buffer, gen1 files and
+table providers and without it, and with and without the files before a query's time
+floor left out, over data split across the buffer, gen1 files and
 compacted files, with overwrites, agree with each other and with a last-write-wins model
 of what was written. Writes, snapshots and compactions happen between the queries, so a
 provider kept from before any of them would show as a wrong answer."""
@@ -18,6 +19,7 @@ import pytest
 
 from support.inprocess import make_config, open_database
 from weir.database import Database
+from weir.query import engine as query_engine
 
 pytestmark = pytest.mark.anyio
 
@@ -105,6 +107,17 @@ def providers_made_every_time(db: Database) -> Iterator[None]:
         cache.get = real  # type: ignore[method-assign]
 
 
+@contextmanager
+def no_time_floors() -> Iterator[None]:
+    """Every file of a table in the plan, whatever the query's time filter."""
+    real = query_engine._PRUNE_FILES_OVER
+    query_engine._PRUNE_FILES_OVER = 10**9
+    try:
+        yield
+    finally:
+        query_engine._PRUNE_FILES_OVER = real
+
+
 def same(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> bool:
     if len(got) != len(want):
         return False
@@ -142,8 +155,12 @@ async def test_queries_agree_with_and_without_provider_reuse_and_with_the_model(
             reused = (await db.query("db", sql)).to_pylist()  # (the provider kept above)
             with providers_made_every_time(db):
                 fresh = (await db.query("db", sql)).to_pylist()
+                with no_time_floors():
+                    every_file = (await db.query("db", sql)).to_pylist()
             assert same(reused, fresh) and same(reused_first, fresh), \
                 f"step {step}: {sql}\nreused {reused[:5]}\nfresh  {fresh[:5]}"
+            assert same(every_file, fresh), \
+                f"step {step}: {sql}\nall files {every_file[:5]}\nfloored {fresh[:5]}"
             if want is not None:
                 assert same(fresh, want), f"step {step}: {sql}\ngot  {fresh[:5]}\nwant {want[:5]}"
                 checked += 1

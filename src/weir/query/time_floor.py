@@ -1,0 +1,119 @@
+"""The earliest time a query can read from each table, found in its optimised plan.
+
+Dashboards ask for the last minutes of tables whose Parquet files span days; each file a
+query's plan names is opened (its footer read, its scan planned) even when its statistics
+then prune every row. A first planning pass over empty stand-ins of the tables finds,
+per table, the lower bound its filters put on `time` (`time >= now() - interval '5
+minutes'`, `time > '2026-12-03T00:00:00Z'`, `BETWEEN`), and files wholly older are left
+out of the real plan.
+
+Only lower bounds are used, and only from conjuncts (`AND`) of a filter directly on a
+table's scan or pushed into it, so a file left out can hold no row the query wants: `now()` in the real
+plan is later than in the first pass, which makes its lower bound later still, never
+earlier. An upper bound from `now()` would not be safe that way (a row written with a
+future time), so none is taken.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from datafusion import Expr, LogicalPlan
+from datafusion.expr import BinaryExpr, Column, Filter, Literal, TableScan
+
+__all__ = ["time_floors"]
+
+#: `time <op> literal` ops that bound time from below (and their mirror images)
+_LOWER = {">=", ">"}
+_MIRRORED = {"<=", "<"}
+
+
+def time_floors(plan: LogicalPlan, user_schema: str) -> dict[str, int]:
+    """Table name -> the earliest time (ns) any scan of it in `plan` can keep; a table
+    scanned anywhere without such a bound is not in the result."""
+    floors: dict[str, int] = {}
+    unbounded: set[str] = set()
+
+    def visit(node: LogicalPlan, floor: int | None) -> None:
+        v = node.to_variant()
+        if isinstance(v, TableScan):
+            name = _user_table_name(v.table_name(), user_schema)
+            if name is None:
+                return
+            # filters a provider took into its scan (a pyarrow dataset's) count as well
+            for pushed in v.filters():
+                lo = _lower_bound(pushed)
+                if lo is not None and (floor is None or lo > floor):
+                    floor = lo
+            if floor is None:
+                unbounded.add(name)
+            else:
+                floors[name] = min(floors.get(name, floor), floor)
+            return
+        inputs = node.inputs()
+        if isinstance(v, Filter) and len(inputs) == 1 \
+                and isinstance(inputs[0].to_variant(), TableScan):
+            visit(inputs[0], _lower_bound(v.predicate()))
+            return
+        for child in inputs:
+            visit(child, None)
+
+    visit(plan, None)
+    return {name: lo for name, lo in floors.items() if name not in unbounded}
+
+
+def _user_table_name(scanned: str, user_schema: str) -> str | None:
+    """`cpu`, `iox.cpu` or `public.iox.cpu` -> `cpu`; a system or information_schema
+    table -> None."""
+    parts = scanned.split(".")
+    if len(parts) == 1:
+        return parts[0]
+    if parts[-2] == user_schema:
+        return parts[-1]
+    return None
+
+
+def _lower_bound(predicate: Expr) -> int | None:
+    """The latest lower bound on `time` among the predicate's top-level conjuncts."""
+    best: int | None = None
+    for conjunct in _conjuncts(predicate):
+        lo = _time_at_least(conjunct)
+        if lo is not None and (best is None or lo > best):
+            best = lo
+    return best
+
+
+def _conjuncts(e: Expr) -> list[Expr]:
+    v = e.to_variant()
+    if isinstance(v, BinaryExpr) and v.op().upper() == "AND":
+        return [*_conjuncts(v.left()), *_conjuncts(v.right())]
+    return [e]
+
+
+def _time_at_least(e: Expr) -> int | None:
+    """t for `time >= t`, `time > t`, `t <= time` or `t < time`; else None."""
+    v = e.to_variant()
+    if not isinstance(v, BinaryExpr):
+        return None
+    op, left, right = v.op(), v.left(), v.right()
+    if op in _LOWER and _is_time(left):
+        return _timestamp(right)
+    if op in _MIRRORED and _is_time(right):
+        return _timestamp(left)
+    return None
+
+
+def _is_time(e: Expr) -> bool:
+    v = e.to_variant()
+    return isinstance(v, Column) and v.name() == "time"
+
+
+def _timestamp(e: Expr) -> int | None:
+    if not isinstance(e.to_variant(), Literal):
+        return None
+    value = e.python_value()
+    if not isinstance(value, pa.TimestampScalar) or not value.is_valid:
+        return None
+    if value.type.unit != "ns":
+        value = value.cast(pa.timestamp("ns", value.type.tz))
+    ns = value.value
+    return ns if isinstance(ns, int) else None
