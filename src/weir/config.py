@@ -105,6 +105,10 @@ DEFAULT_NUM_TABLE_LIMIT = 4000
 DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT = 500
 
 
+#: the modes a node can run in (`serve --mode`), InfluxDB 3 Enterprise's names
+NODE_MODES = ("ingest", "query", "compact", "process")
+
+
 @dataclass
 class ObjectStoreConfig:
     """The flags of the cloud object stores (`--object-store s3|google|azure`), named after
@@ -144,6 +148,13 @@ class ServeConfig:
     """Everything `influxdb3 serve` was told. Durations are seconds, sizes bytes."""
 
     node_id: str = "weir-node"
+    #: several nodes sharing one bucket (InfluxDB 3 Enterprise's `--cluster-id`): None is
+    #: a single Core-style node whose catalog lives under its node id
+    cluster_id: str | None = None
+    #: what this node does (`--mode`): any of ingest, query, compact, process
+    modes: frozenset[str] = frozenset(NODE_MODES)
+    #: how often a cluster node looks for other nodes' new files (catalog, manifests, WAL)
+    cluster_poll_interval: float = 0.25
     object_store: str = "file"  # file | memory | s3 | google | azure
     data_dir: Path = field(default_factory=lambda: Path.home() / ".influxdb3")
     #: the bucket, credentials and client settings of s3, google and azure
