@@ -40,7 +40,9 @@ WIRED: dict[str, str] = {
     "--num-table-limit": "tests/test_limits_retention_api.py",
     "--num-total-columns-per-table-limit": "tests/test_limits_retention_api.py",
     "--hard-delete-default-duration": "tests/test_limits_retention_api.py",
-    "--log-filter": "here", "-v": "here", "--cluster-id": "tests/test_cli_unit.py (refused)",
+    "--log-filter": "here", "-v": "here", "--cluster-id": "tests/e2e/test_cluster_membership.py",
+    "--mode": "tests/unit/cluster/test_serve_flags.py",
+    "--cluster-poll-interval": "tests/unit/cluster/test_serve_flags.py",
     "--help-all": "tests/test_cli_unit.py",
     # storage options, wired by the storage side (WAL, snapshots, compaction, retention)
     "--wal-flush-interval": "storage", "--wal-snapshot-size": "storage",

@@ -17,6 +17,7 @@ from weir.config import (
     DEFAULT_NUM_COLUMNS_PER_TABLE_LIMIT,
     DEFAULT_NUM_DATABASE_LIMIT,
     DEFAULT_NUM_TABLE_LIMIT,
+    NODE_MODES,
     DurationError,
     ServeConfig,
     parse_duration,
@@ -210,6 +211,8 @@ _EXAMPLE = [
     "influxdb3 serve --node-id node0 --object-store s3 --bucket weir \\\n"
     "--aws-endpoint http://127.0.0.1:8333 --aws-allow-http \\\n"
     "--aws-access-key-id KEY --aws-secret-access-key SECRET",
+    "influxdb3 serve --cluster-id c1 --node-id node0 --mode ingest,query \\\n"
+    "--object-store file --data-dir /mnt/shared/weir",
     "influxdb3 serve --node-id node0 --plugin-dir ~/.plugins \\\n"
     "--plugin-env-deny 'GITHUB_TOKEN,SSH_*'",
     "influxdb3 serve --node-id node0 --plugin-dir ~/.plugins \\\n"
@@ -346,7 +349,21 @@ _EXAMPLE = [
               show_envvar=True, metavar="FILTER",
               help="Log level: error, warn, info, debug or trace [default: info].")
 @click.option("-v", "--verbose", count=True, help="More logging (-v debug, -vv trace).")
-@click.option("--cluster-id", default=None, hidden=True)
+@click.option("--cluster-id", envvar="INFLUXDB3_ENTERPRISE_CLUSTER_ID", default=None,
+              show_envvar=True, metavar="ID",
+              help="Join the cluster of this name: nodes started with the same cluster id on "
+                   "one object store (a bucket, or a shared --data-dir) work as one database "
+                   "(InfluxDB 3 Enterprise's flag). Differs from every node id. "
+                   "[default: none, a single node]")
+@click.option("--mode", "mode", envvar="INFLUXDB3_ENTERPRISE_MODE", multiple=True,
+              show_envvar=True, metavar="MODES",
+              help="What this cluster node does: ingest, query, compact, process or all "
+                   "(comma-separated, or repeat the flag); anything but all needs "
+                   "--cluster-id. [default: all]")
+@click.option("--cluster-poll-interval", envvar="WEIR_CLUSTER_POLL_INTERVAL", default="250ms",
+              type=DURATION, show_default=True, show_envvar=True,
+              help="Weir: how often a cluster node looks for the other nodes' new files "
+                   "(catalog, Parquet, WAL).")
 @click.option("--help-all", is_flag=True, expose_value=False, is_eager=True,
               callback=_show_all_help,
               help="Show all options, including the reference's that Weir ignores.")
@@ -417,9 +434,6 @@ def _env_names(flag: str, given: tuple[str, ...] | None) -> list[str]:
 def build_config(kw: dict[str, Any]) -> ServeConfig:
     """Validate the parsed flags and build the server's configuration."""
     ctx = click.get_current_context(silent=True)
-    if kw.get("cluster_id") is not None:
-        raise _bad("--cluster-id", "InfluxDB 3 Core (and Weir) run a single node; there is no "
-                                   "cluster id. Use --node-id.")
     def given(flag: str, env: str | None) -> str | None:
         """`--flag` (or `--flag (from ENV)`) when it was set, else None."""
         if kw.get(_param_name(flag)) in (None, False):
@@ -457,7 +471,7 @@ def build_config(kw: dict[str, Any]) -> ServeConfig:
                    "explicitly set --node-id", err=True)
     if "/" in node_id or node_id in (".", ".."):
         raise _bad("--node-id", f"{node_id!r} cannot be used as a directory name")
-
+    cluster_id, modes = _cluster(kw, node_id, store)
 
     data_dir = (Path(kw["data_dir"]).expanduser() if kw.get("data_dir")
                 else Path.home() / ".influxdb3")
@@ -510,6 +524,9 @@ def build_config(kw: dict[str, Any]) -> ServeConfig:
 
     cfg = ServeConfig(
         node_id=node_id,
+        cluster_id=cluster_id,
+        modes=modes,
+        cluster_poll_interval=kw.get("cluster_poll_interval", 0.25),
         object_store=store,
         object_store_options=store_options,
         data_dir=data_dir,
@@ -558,6 +575,37 @@ def build_config(kw: dict[str, Any]) -> ServeConfig:
         cfg.plugin_repo = kw["plugin_repo"]
     cfg.cli_params = given_params(ctx)
     return cfg
+
+
+#: `--mode` values: the node modes, and `all` for every one of them
+MODE_CHOICES = (*NODE_MODES, "all")
+
+
+def _cluster(kw: dict[str, Any], node_id: str, store: str) -> tuple[str | None, frozenset[str]]:
+    """`--cluster-id`, `--mode` and `--cluster-poll-interval`, checked against each other and
+    the node id and object store: (cluster id or None, modes)."""
+    cluster_id: str | None = kw.get("cluster_id")
+    modes = set(_choices("--mode", kw.get("mode"), MODE_CHOICES)) or {"all"}
+    if "all" in modes:
+        modes = set(NODE_MODES)
+    if kw.get("cluster_poll_interval") is not None and kw["cluster_poll_interval"] <= 0:
+        raise _bad("--cluster-poll-interval", "must be greater than zero")
+    if cluster_id is None:
+        if modes != set(NODE_MODES):
+            raise _bad("--mode", f"{','.join(sorted(modes))} needs --cluster-id: a single "
+                                 "node (no cluster id) does everything, so its mode is all")
+        return None, frozenset(NODE_MODES)
+    if not cluster_id.strip() or "/" in cluster_id or cluster_id in (".", ".."):
+        raise _bad("--cluster-id", f"{cluster_id!r} cannot be used as a cluster id (it names "
+                                   "a folder in the object store: no '/', not empty)")
+    if cluster_id == node_id:
+        raise _bad("--cluster-id", f"the cluster id {cluster_id!r} is also the node id; give "
+                                   "the cluster and its nodes different names")
+    if store == "memory":
+        raise _bad("--cluster-id", "the memory object store is this process's own, so no "
+                                   "other node can share it; use --object-store file with a "
+                                   "shared --data-dir, or s3")
+    return cluster_id, frozenset(modes)
 
 
 def given_params(ctx: click.Context | None, argv: list[str] | None = None) -> dict[str, str]:

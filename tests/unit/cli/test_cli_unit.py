@@ -910,7 +910,7 @@ def test_serve_node_id_from_env(served: list[Any]) -> None:
     (["--disable-authz", "health,everything"], "--disable-authz"),
     (["--restrict-plugin-triggers-to", "cron"], "--restrict-plugin-triggers-to"),
     (["--wal-snapshot-size", "0"], "--wal-snapshot-size"),
-    (["--cluster-id", "c1"], "--cluster-id"),
+    (["--cluster-id", "c1", "--object-store", "memory"], "--cluster-id"),
 ])
 def test_serve_bad_values(served: list[Any], args: list[str], flag: str) -> None:
     err = one_line_error(run(None, "serve", "--node-id", "n", *args), 2)
