@@ -321,7 +321,7 @@ async def test_system_tables_and_restart(engine: ProcessingEngine, db: Database)
                                        "ORDER BY trigger_name")
     not_wal = {"wal_checkpoint": None, "wal_lag_files": None, "wal_lag_rows": None,
                "wal_lag_seconds": None, "wal_lagging": None, "wal_skipped_files": None,
-               "last_error": None}
+               "last_error": None, "node_spec": "all"}
     assert rows == [
         {"trigger_name": "t1", "plugin_filename": "sched.py",
          "trigger_specification": '{"every":{"duration":{"secs":0,"nanos":50000000}}}',

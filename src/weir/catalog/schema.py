@@ -96,6 +96,7 @@ class TriggerJson(TypedDict):
     disabled: NotRequired[bool]
     public: NotRequired[bool]
     catch_up: NotRequired[bool]
+    node_spec: NotRequired[str]
 
 
 @dataclass
@@ -113,6 +114,9 @@ class TriggerDefinition:
     # Weir: a schedule trigger that runs one catch-up call for the fire times it missed
     # while the server was down (set at creation; catalogs written before it lack it)
     catch_up: bool = False
+    #: which nodes of a cluster run it: `all`, or `nodes:<node-id>[,<node-id>...]`
+    #: (canonical, checked by the engine at creation; catalogs written before it lack it)
+    node_spec: str = "all"
 
     def to_json(self) -> TriggerJson:
         # every field, by asdict (TriggerJson names them; from_json's cls(**d) is checked

@@ -305,7 +305,8 @@ def show_summary(client: Client, database: str, fmt: str) -> None:
                 "plugin": t.get("plugin_filename"),
                 "status": ("disabled" if t.get("disabled") else "enabled")
                 + (", public" if t.get("public") else "")
-                + (", catch_up" if t.get("catch_up") else ""),
+                + (", catch_up" if t.get("catch_up") else "")
+                + (f", {t['node_spec']}" if t.get("node_spec") not in (None, "all") else ""),
                 "error_behavior": t.get("error_behavior"),
                 # Weir: what it promises (exactly once, at least once; on error ...)
                 "delivery": t.get("delivery"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -28,6 +29,12 @@ from weir.engine.dry_run import DryRunner
 from weir.engine.environment import PluginEnvironment
 from weir.engine.loader import PluginFiles, PluginRef, check_entry_point
 from weir.engine.logs import PluginLogs
+from weir.engine.node_spec import (
+    InvalidNodeSpec,
+    Placement,
+    parse_node_spec,
+    placement,
+)
 from weir.engine.options import EngineOptions
 from weir.engine.plugin_env import PluginEnvPolicy
 from weir.engine.schedule import ScheduleTriggerRunner, TriggerStateStore
@@ -119,6 +126,10 @@ class ProcessingEngine:
         self._runners: dict[tuple[str, str], TriggerRunner] = {}
         self._paths: dict[str, RequestTriggerRunner] = {}
         self._starting: set[tuple[str, str]] = set()
+        #: triggers `sync_with_catalog` is stopping: not started again until it is done
+        self._sync_stopping: set[tuple[str, str]] = set()
+        #: why each trigger this node does not run is not run (logged once per reason)
+        self._not_run: dict[tuple[str, str], str] = {}
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._started = False
@@ -168,8 +179,9 @@ class ProcessingEngine:
         self._storage.add_wal_listener(self.on_wal_flush)
         self._storage.add_persist_listener(self.on_persist)
         self._storage.add_database_deleted_listener(self.on_database_deleted)
-        log.info("processing engine started: %d of %d triggers running", len(self._runners),
-                 len(enabled))
+        elsewhere = sum(1 for t in enabled if not self.placement_of(t).runs)
+        log.info("processing engine started: %d of %d triggers running%s", len(self._runners),
+                 len(enabled), f" ({elsewhere} run on other nodes)" if elsewhere else "")
         # names only, never values: what an operator checks when a plugin misses a variable
         withheld = self.env_policy.withheld(os.environ)
         shown = ", ".join(withheld[:30]) + (f" and {len(withheld) - 30} more"
@@ -223,8 +235,12 @@ class ProcessingEngine:
         the meantime is stopped again instead of registered. `fresh`: the trigger was
         just created (a WAL trigger starts at the newest WAL file)."""
         key = (defn.database, defn.trigger_name)
+        where = self.placement_of(defn)
+        if not where.runs:
+            self._note_not_run(defn, where)
+            return
         async with self._lock:
-            if key in self._runners or key in self._starting:
+            if key in self._runners or key in self._starting or key in self._sync_stopping:
                 return
             self._starting.add(key)
         try:
@@ -240,10 +256,15 @@ class ProcessingEngine:
             async with self._lock:
                 try:
                     current = self.catalog.get_trigger(*key)
-                    wanted = not current.disabled and not self._stopped
+                    # still enabled, still for this node, and not deleted and made again
+                    # with another definition (by another node) while this one started
+                    wanted = (not current.disabled and not self._stopped
+                              and self.placement_of(current).runs
+                              and _same_definition(current, defn))
                 except CatalogError:
                     wanted = False
                 if wanted:
+                    self._not_run.pop(key, None)
                     self._runners[key] = runner
                     if isinstance(runner, RequestTriggerRunner) and spec.request_path:
                         self._paths[spec.request_path] = runner
@@ -307,6 +328,77 @@ class ProcessingEngine:
     def running(self, database: str, trigger_name: str) -> bool:
         return (database, trigger_name) in self._runners
 
+    # ---- which triggers this node runs (clusters) --------------------------------------
+
+    def placement_of(self, defn: TriggerDefinition) -> Placement:
+        """Whether this node runs `defn` (enabled or not), by its node spec and the node's
+        modes (`weir.engine.node_spec.placement`). A trigger whose specification does
+        not parse is left to start and fail as it always did (its log says why)."""
+        try:
+            spec = parse_node_spec(defn.node_spec)
+        except InvalidNodeSpec as e:  # only a hand-edited catalog has one
+            return Placement(False, str(e))
+        try:
+            kind = parse_trigger_spec(defn.trigger_specification).kind
+        except InvalidTriggerSpec:
+            kind = "unknown"
+        return placement(kind, spec, self.config.node_id, self.config.modes)
+
+    def _note_not_run(self, defn: TriggerDefinition, where: Placement) -> None:
+        key = (defn.database, defn.trigger_name)
+        if self._not_run.get(key) == where.reason:
+            return  # once per trigger (and reason): a sync may ask again and again
+        self._not_run[key] = where.reason
+        log.warning("not running trigger %s of database %s on this node: %s",
+                    defn.trigger_name, defn.database, where.reason)
+
+    def _runs_here(self, defn: TriggerDefinition) -> bool:
+        return not defn.disabled and self.placement_of(defn).runs
+
+    async def sync_with_catalog(self) -> None:
+        """Start and stop triggers so that this node runs exactly the enabled triggers
+        the catalog gives it, after another node changed the catalog (created, enabled,
+        disabled, deleted a trigger, or deleted and made one again differently).
+
+        Running triggers that should go on are not touched. Safe to call repeatedly and
+        concurrently with itself and with create/enable/disable/delete: each stop is
+        decided again under the registry lock against the catalog as it is then, a
+        trigger being stopped here is not started by anyone until the stop is done, and
+        the starts are decided after the stops from the catalog as it is then. No lock is
+        held while a stopped trigger finishes its call in progress, which this awaits (so
+        a caller on a path a plugin call waits for should run it as a task)."""
+        if self._stopped or not self._started:
+            return
+        detached: list[TriggerRunner] = []
+        async with self._lock:
+            for key, runner in list(self._runners.items()):
+                try:
+                    current: TriggerDefinition | None = self.catalog.get_trigger(*key)
+                except CatalogError:
+                    current = None
+                if (current is not None and self._runs_here(current)
+                        and _same_definition(current, runner.defn)):
+                    continue
+                del self._runners[key]
+                path = runner.spec.request_path
+                if path is not None and self._paths.get(path) is runner:
+                    del self._paths[path]
+                self._sync_stopping.add(key)
+                detached.append(runner)
+        try:
+            await asyncio.gather(*(r.stop("the catalog changed on another node")
+                                   for r in detached), return_exceptions=True)
+        finally:
+            async with self._lock:
+                self._sync_stopping.difference_update(r.key for r in detached)
+        triggers = self.catalog.triggers()
+        known = {(t.database, t.trigger_name) for t in triggers}
+        for key in [k for k in self._not_run if k not in known]:
+            del self._not_run[key]  # deleted: a namesake is logged afresh
+        wanted = [dataclasses.replace(t) for t in triggers
+                  if not t.disabled and (t.database, t.trigger_name) not in self._runners]
+        await asyncio.gather(*(self._start_logged(t) for t in wanted))
+
     async def _forget_schedule(self, database: str, trigger_name: str) -> None:
         """Drop a trigger's schedule record: it starts afresh, with nothing missed."""
         try:
@@ -365,7 +457,8 @@ class ProcessingEngine:
                              trigger_arguments: dict[str, str] | None = None,
                              run_async: bool = False, error_behavior: str = "log",
                              disabled: bool = False, public: bool = False,
-                             catch_up: bool = False) -> TriggerDefinition:
+                             catch_up: bool = False, node_spec: str = "all"
+                             ) -> TriggerDefinition:
         """Validate and store a trigger, then start it unless disabled. The checks come
         in the reference's order: restrictions, the plugin file, the catalog (database,
         name, specification); Weir then checks the plugin defines the right entry point
@@ -373,7 +466,13 @@ class ProcessingEngine:
 
         `public` (Weir's addition) lets a request trigger answer without a token;
         `catch_up` (Weir's too) lets a schedule trigger run one call for the fire times it
-        missed while the server was down (`weir.engine.schedule`)."""
+        missed while the server was down (`weir.engine.schedule`).
+
+        `node_spec` (InfluxDB 3 Enterprise's) names the nodes of a cluster that run it:
+        `all` or `nodes:<node-id>[,<node-id>...]` (InvalidNodeSpec otherwise, before
+        anything else is looked at). A trigger this node does not run is stored all the
+        same, for the nodes that do."""
+        nodes = parse_node_spec(node_spec)
         parsed: TriggerSpec | InvalidTriggerSpec
         try:
             parsed = parse_trigger_spec(trigger_specification)
@@ -416,14 +515,15 @@ class ProcessingEngine:
             trigger_name=trigger_name, plugin_filename=plugin_filename, database=database,
             trigger_specification=spec.canonical(), trigger_arguments=args,
             run_async=bool(run_async), error_behavior=error_behavior, disabled=bool(disabled),
-            public=bool(public), catch_up=bool(catch_up))
+            public=bool(public), catch_up=bool(catch_up), node_spec=nodes.canonical())
         if spec.kind == "schedule":
             await self._forget_schedule(database, trigger_name)  # an earlier namesake's
         catalog.create_trigger(defn)
         if not defn.disabled:
             await self._start_logged(dataclasses.replace(defn), fresh=True)
-        elif spec.kind == "wal":
+        elif spec.kind == "wal" and self.placement_of(defn).runs:
             # a WAL trigger's start point is its creation, even when it starts disabled
+            # (on the node that runs it: the point is in that node's own WAL)
             key = (database, trigger_name)
             await self.writes.commit_trigger_call(key, self.wal_log.last_wal_seq, {})
         return defn
@@ -457,6 +557,7 @@ class ProcessingEngine:
         """Delete a trigger: only a disabled one unless `force` (the catalog refuses)."""
         self.catalog.delete_trigger(database, trigger_name, force)
         await self._stop_runner((database, trigger_name), "the trigger was deleted")
+        self._not_run.pop((database, trigger_name), None)
         await self._forget_schedule(database, trigger_name)
         self.wal_log.forget_trigger_progress((database, trigger_name))
 
@@ -502,11 +603,35 @@ class ProcessingEngine:
         """Serve `/api/v3/engine/<path>` (headers: lower-case, without authorization)."""
         runner = self._paths.get(path.lstrip("/"))
         if runner is None or runner.stopping:
+            elsewhere = self._request_trigger_elsewhere(path.lstrip("/"))
+            if elsewhere is not None:
+                return HttpReply(404, {"Content-Type": "application/json"},
+                                 json.dumps({"error": elsewhere}).encode())
             return HttpReply(404, {}, NOT_FOUND_BODY)
         if not self.catalog.db_exists(runner.db):
             return HttpReply(500, {"Content-Type": "application/json"},
                              b'{"error":"database not found"}')
         return await runner.handle(query, headers, body)
+
+    def _request_trigger_elsewhere(self, path: str) -> str | None:
+        """Why an enabled request trigger for `path` does not answer here (it runs on
+        other nodes, or this node is not in process mode); None if there is none."""
+        for t in self.catalog.triggers():
+            if t.disabled:
+                continue
+            try:
+                if parse_trigger_spec(t.trigger_specification).request_path != path:
+                    continue
+                spec = parse_node_spec(t.node_spec)
+            except (InvalidTriggerSpec, InvalidNodeSpec):
+                continue
+            where = self.placement_of(t)
+            if where.runs:
+                return None  # ours, only not (yet, or any more) running: the usual 404
+            return (f"request trigger '{t.trigger_name}' of database '{t.database}' does not "
+                    f"run on this node ({self.config.node_id}): {where.reason}; it runs on "
+                    f"{spec.describe()}")
+        return None
 
     # ---- plugin files ----------------------------------------------------------------
 
@@ -538,3 +663,8 @@ class ProcessingEngine:
 
     async def install_requirements(self, requirements_location: str) -> str:
         return await self.environment.install_requirements(requirements_location)
+
+
+def _same_definition(a: TriggerDefinition, b: TriggerDefinition) -> bool:
+    """Whether two definitions run the same (enabling or disabling is not a change)."""
+    return dataclasses.replace(a, disabled=False) == dataclasses.replace(b, disabled=False)

@@ -97,7 +97,8 @@ def engine_routes(engine: ProcessingEngine) -> list[Route]:
                 trigger_arguments=_str_map(body, "trigger_arguments"),
                 run_async=run_async, error_behavior=behavior.lower(),
                 disabled=_bool_field(body, "disabled", False),
-                public=_bool_field(body, "public", False), catch_up=catch_up)
+                public=_bool_field(body, "public", False), catch_up=catch_up,
+                node_spec=opt_str(body, "node_spec") or "all")
         except InvalidTriggerSpec as e:
             return PlainTextResponse(str(e), status_code=500)
         except RequestPathTaken as e:

@@ -9,7 +9,8 @@ plugin files, across databases; `gh:` plugins have none).
 `delivery` a trigger promises, a WAL trigger's position (`wal_checkpoint`: the last WAL
 file it has durably processed; `wal_lag_files`, `wal_lag_rows`, `wal_lag_seconds`: what
 waits for it; `wal_lagging`: past --trigger-max-wal-lag; `wal_skipped_files`: deleted
-before it read them) and the trigger's `last_error`.
+before it read them), the trigger's `last_error`, and last its `node_spec` (which nodes
+of a cluster run it: `all` or `nodes:<node-id>,...`, InfluxDB 3 Enterprise's).
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class TriggerInfo(Protocol):
 
     @property
     def catch_up(self) -> bool: ...
+
+    @property
+    def node_spec(self) -> str: ...
 
 
 class TriggerCatalog(Protocol):
@@ -119,6 +123,7 @@ TRIGGERS_SCHEMA = pa.schema([
     ("wal_lag_files", pa.int64()), ("wal_lag_rows", pa.int64()),
     ("wal_lag_seconds", pa.float64()), ("wal_lagging", pa.bool_()),
     ("wal_skipped_files", pa.int64()), ("last_error", pa.string()),
+    ("node_spec", pa.string()),  # Enterprise's: `all` or `nodes:<node-id>,...`
 ])
 ARGUMENTS_SCHEMA = pa.schema([
     ("trigger_name", pa.string()), ("argument_key", pa.string()),
@@ -200,6 +205,7 @@ def triggers_table(catalog: TriggerCatalog, database: str, render_spec: SpecRend
         pa.array([s.wal_lagging for s in ss], pa.bool_()),
         pa.array([s.wal_skipped_files for s in ss], pa.int64()),
         pa.array([s.last_error for s in ss], pa.string()),
+        pa.array([t.node_spec for t in ts], pa.string()),
     ], schema=TRIGGERS_SCHEMA)
 
 

@@ -60,6 +60,13 @@ def _trigger_paths() -> Json:
         "public": {"type": "boolean", "default": False,
                    "description": "Weir's addition: a `request:` trigger that answers without a "
                                   "token. Refused (400) for other specifications."},
+        "node_spec": {
+            "type": "string", "default": "all",
+            "description": "InfluxDB 3 Enterprise's: the nodes of a cluster that run the "
+                           "trigger, `all` or `nodes:<node-id>[,<node-id>...]` (400 "
+                           "otherwise). Every node stores it; only the named nodes (in "
+                           "`process` mode; WAL and Parquet triggers also in `ingest` mode) "
+                           "run it."},
     }, ["db", "trigger_name", "plugin_filename", "trigger_specification"],
         description="The reference requires `trigger_settings` and `disabled`; Weir defaults "
                     "them (`run_async` false, `error_behavior` log, `catch_up` false, "
@@ -196,7 +203,10 @@ def _request_trigger_paths() -> Json:
                                                              "header."),
                 "404": _resp("No running request trigger has this path (body "
                              "`{error: \"not found\"}`, not JSON, and no Content-Type, as the "
-                             "reference answers)."),
+                             "reference answers); or the enabled trigger that has it does not "
+                             "run on this node (its `node_spec` names other nodes, or this "
+                             "node is not in `process` mode): then a JSON `{\"error\": ...}` "
+                             "naming the nodes that run it."),
                 "500": _resp("The plugin raised, returned something unusable, or its database "
                              "is gone.", {JSON: _json(_ref("schemas", "Error"))}),
                 "default": _resp("Any other status and body the plugin returns. (A plugin "
