@@ -13,8 +13,9 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from weir.catalog import Catalog
 from weir.errors import AlreadyExists, CatalogError, NotFound
@@ -22,6 +23,8 @@ from weir.errors import AlreadyExists, CatalogError, NotFound
 ADMIN_NAME = "_admin"
 READ = "read"
 WRITE = "write"
+
+_R = TypeVar("_R")
 
 
 class AuthError(Exception):
@@ -93,19 +96,30 @@ class TokenStore:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._lock = threading.Lock()
-        # plaintext -> token id for tokens already verified: saves an HMAC per token per
-        # request; memory only, never persisted.
-        self._verified: dict[str, int] = {}
+        # plaintext -> (token id, digest) for tokens already verified: saves an HMAC per
+        # token per request; memory only, never persisted. The digest is compared too,
+        # since another node may replace a token (same id, new secret) without this
+        # store hearing of it.
+        self._verified: dict[str, tuple[int, str]] = {}
 
     def _tokens(self) -> list[Token]:
         raw = self.catalog.extra.get("tokens", [])
         return [Token(**{**t, "permissions": [Permission(**p) for p in t["permissions"]]})
                 for t in raw]
 
-    def _save(self, tokens: list[Token]) -> None:
-        self.catalog.extra["tokens"] = [asdict(t) for t in tokens]
-        self.catalog.persist()
-        self._verified.clear()
+    def _change(self, change: Callable[[list[Token]], tuple[list[Token], _R]]) -> _R:
+        """Commit `change` (the current tokens -> the new tokens and a result) to the
+        catalog. It is run again on the newest tokens if another node changed the
+        catalog first, so a token made there at the same moment is kept."""
+        def apply() -> _R:
+            tokens, result = change(self._tokens())
+            self.catalog.extra["tokens"] = [asdict(t) for t in tokens]
+            return result
+
+        try:
+            return self.catalog.commit(apply)
+        finally:
+            self._verified.clear()
 
     def tokens(self) -> list[Token]:
         with self._lock:
@@ -117,8 +131,11 @@ class TokenStore:
     def create(self, name: str, *, admin: bool, permissions: list[Permission] | None = None,
                expiry_s: float | None = None, replace: bool = False) -> tuple[Token, str]:
         """Create a token; returns it and its plaintext (the only time that is known)."""
-        with self._lock:
-            tokens = self._tokens()
+        text = new_token_text()
+        salt = secrets.token_hex(16)
+        now = int(time.time() * 1000)
+
+        def change(tokens: list[Token]) -> tuple[list[Token], Token]:
             existing = [t for t in tokens if t.name == name]
             if existing and not replace:
                 raise AlreadyExists(name) if name == ADMIN_NAME else CatalogError(
@@ -126,45 +143,48 @@ class TokenStore:
             if replace and not existing:
                 raise NotFound(name)
             tokens = [t for t in tokens if t.name != name]
-            text = new_token_text()
-            salt = secrets.token_hex(16)
-            now = int(time.time() * 1000)
             tid = existing[0].id if existing else max((t.id for t in tokens), default=-1) + 1
             tok = Token(id=tid, name=name, salt=salt, digest=_digest(salt, text),
                         created_at_ms=now,
                         expiry_ms=None if expiry_s is None else now + int(expiry_s * 1000),
-                        admin=admin, permissions=permissions or [])
-            tokens.append(tok)
-            self._save(tokens)
-            return tok, text
+                        admin=admin, permissions=list(permissions or []))
+            return [*tokens, tok], tok
+
+        with self._lock:
+            return self._change(change), text
 
     def import_token(self, name: str, text: str, expiry_ms: int | None = None) -> Token:
         """Adopt a token made elsewhere (`create token --admin --offline`) as an admin
         token, replacing one of the same name; only its digest is kept."""
         if not text.startswith("apiv3_"):
             raise ValueError("not a Weir/InfluxDB 3 token (expected apiv3_...)")
-        with self._lock:
-            tokens = self._tokens()
+        salt = secrets.token_hex(16)
+        now = int(time.time() * 1000)
+
+        def change(tokens: list[Token]) -> tuple[list[Token], Token]:
             old = next((t for t in tokens if t.name == name), None)
             if old is not None and hmac.compare_digest(old.digest, _digest(old.salt, text)):
-                return old
+                return tokens, old
             tokens = [t for t in tokens if t.name != name]
-            salt = secrets.token_hex(16)
             tok = Token(id=old.id if old else max((t.id for t in tokens), default=-1) + 1,
                         name=name, salt=salt, digest=_digest(salt, text),
-                        created_at_ms=int(time.time() * 1000), expiry_ms=expiry_ms, admin=True)
-            tokens.append(tok)
-            self._save(tokens)
-            return tok
+                        created_at_ms=now, expiry_ms=expiry_ms, admin=True)
+            return [*tokens, tok], tok
+
+        with self._lock:
+            return self._change(change)
 
     def delete(self, name: str) -> None:
-        with self._lock:
-            tokens = self._tokens()
-            if name == ADMIN_NAME:
-                raise CatalogError("cannot delete operator token")
+        if name == ADMIN_NAME:
+            raise CatalogError("cannot delete operator token")
+
+        def change(tokens: list[Token]) -> tuple[list[Token], None]:
             if not any(t.name == name for t in tokens):
                 raise NotFound(name)
-            self._save([t for t in tokens if t.name != name])
+            return [t for t in tokens if t.name != name], None
+
+        with self._lock:
+            self._change(change)
 
     def authenticate(self, text: str | None) -> Token:
         """The token whose secret is `text`; AuthError if none is valid."""
@@ -173,16 +193,16 @@ class TokenStore:
         now = int(time.time() * 1000)
         with self._lock:
             tokens = self._tokens()
-            tid = self._verified.get(text)
+            known = self._verified.get(text)
             match = None
-            if tid is not None:
-                match = next((t for t in tokens if t.id == tid), None)
+            if known is not None:
+                match = next((t for t in tokens if (t.id, t.digest) == known), None)
             if match is None:
                 for t in tokens:
                     if hmac.compare_digest(t.digest, _digest(t.salt, text)):
                         match = t
                         if len(self._verified) < 10_000:
-                            self._verified[text] = t.id
+                            self._verified[text] = (t.id, t.digest)
                         break
         if match is None or match.expired(now):
             raise AuthError("the request was not authenticated")

@@ -1,5 +1,5 @@
-"""The catalog: databases, tables and their typed columns, triggers; versioned and
-persisted to the object store."""
+"""The catalog: databases, tables and their typed columns, triggers; a log of numbered
+versions in the object store, which several nodes may share."""
 
 from weir.catalog.caches import (
     DEFAULT_LAST_CACHE_COUNT,
@@ -19,6 +19,7 @@ from weir.catalog.catalog import (
     parse_rfc3339_ns,
     resolve_hard_delete_time,
 )
+from weir.catalog.log import CatalogConflict, ColumnTypeConflict
 from weir.catalog.schema import (
     API_FIELD_TYPES,
     ARROW_TYPES,
@@ -46,7 +47,9 @@ __all__ = [
     "TAG",
     "TIME",
     "Catalog",
+    "CatalogConflict",
     "Column",
+    "ColumnTypeConflict",
     "DatabaseSchema",
     "DistinctCacheDefinition",
     "HardDelete",

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from weir import lineprotocol
 from weir.catalog.catalog import Catalog
+from weir.catalog.log import ColumnTypeConflict
 from weir.catalog.schema import Column, validate_db_name
 from weir.errors import (
     DatabaseNotFound,
@@ -42,6 +43,8 @@ _FIELD_TYPE_NAMES = {"FLOAT": "float", "INTEGER": "integer", "UINTEGER": "uinteg
 
 # Bodies below this size are parsed on the event loop: a thread hop costs more.
 _PARSE_IN_THREAD_BYTES = 65536
+#: validations of one write against a catalog other nodes keep changing under it
+_VALIDATE_TRIES = 5
 
 
 @dataclass
@@ -105,7 +108,7 @@ async def validate_write(catalog: Catalog, database: str, body: bytes | str, *,
         raise WriteError("incoming write was empty")
     if errors and not accept_partial:
         raise LineProtocolError(errors[0])
-    result = _validate(catalog, database, parsed, errors, body)
+    result = _validate_and_commit(catalog, database, parsed, errors, body)
     if result.errors:
         result.errors.sort(key=lambda e: e.line_number)
         if not accept_partial:
@@ -133,12 +136,31 @@ def _schema_lookup(catalog: Catalog, database: str
     return lookup
 
 
+def _validate_and_commit(catalog: Catalog, database: str, parsed: ParsedWrite,
+                         errors: list[LineError], body: bytes | str) -> ValidatedWrite:
+    """`_validate`, then commit the database, tables and columns it added. If another
+    node added one of those columns with another type, or took the last room under a
+    limit, first, the lines are checked again against the catalog that node wrote."""
+    for attempt in range(_VALIDATE_TRIES):
+        out, changed = _validate(catalog, database, parsed, list(errors), body)
+        if not changed:
+            return out
+        try:
+            catalog.persist()
+            return out
+        except (ColumnTypeConflict, LimitExceeded):
+            if attempt == _VALIDATE_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _validate(catalog: Catalog, database: str, parsed: ParsedWrite, errors: list[LineError],
-              body: bytes | str) -> ValidatedWrite:
-    """Check each table's columns against the catalog; drop rows that conflict."""
+              body: bytes | str) -> tuple[ValidatedWrite, bool]:
+    """Check each table's columns against the catalog; drop rows that conflict. Adds
+    the new database, tables and columns to the catalog in memory; True if it did."""
     out = ValidatedWrite(database, errors=errors)
     if not parsed.tables:
-        return out
+        return out, False
     body_lines: list[str] = []
 
     def line_at(n: int) -> str:  # split the body once, and only if a row is refused
@@ -154,7 +176,7 @@ def _validate(catalog: Catalog, database: str, parsed: ParsedWrite, errors: list
             refused = _row_errors(tc, range(tc.rows), str(e), line_at)
             errors.extend(refused)
             out.limit_lines.update(r.line_number for r in refused)
-        return out
+        return out, False
     changed = created
 
     bad_lines = {e.line_number for e in errors}
@@ -206,9 +228,7 @@ def _validate(catalog: Catalog, database: str, parsed: ParsedWrite, errors: list
     if created and not out.tables:
         # every line was refused: a write that stores nothing creates nothing either
         changed = not catalog.discard_empty_database(database)
-    if changed:
-        catalog.persist()
-    return out
+    return out, changed
 
 
 def _mark(bad: dict[int, str], values: Sequence[object], msg: str) -> None:
