@@ -144,6 +144,11 @@ class InvalidRequest(WeirError):
     """A request the server cannot act on (HTTP 400, `invalid request: ...`)."""
 
 
+class NodeModeRefused(WeirError):
+    """A cluster node was asked for what its modes leave to other nodes (a write to a
+    node without ingest, a query to one without query): HTTP 421 Misdirected Request."""
+
+
 class ObjectStoreUnavailable(WeirError, OSError):
     """The object store (S3, Google Cloud Storage, Azure) could not be reached, or refused
     the request for a reason not of the data (credentials, a missing bucket, TLS); worth
@@ -151,3 +156,9 @@ class ObjectStoreUnavailable(WeirError, OSError):
 
     An OSError too, so the code that already treats a failing disk as a failed store
     (snapshots retried, a start-up that stops with a message) treats this one the same."""
+
+
+class ClusterRefused(WeirError):
+    """A node could not join its cluster (`serve --cluster-id`) and must not start: another
+    cluster owns the bucket, its node id is in use by a running node, or the object store
+    does not keep the conditional writes the nodes coordinate by. The message says which."""

@@ -135,3 +135,14 @@ def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
                  "    from weir.server import x\n"
                  "def f():\n    import weir.database\n    from weir import service\n")
     assert [t for _, t in _weir_imports(f)] == ["server", "database", "service"]
+
+
+def test_cluster_membership_sits_below_storage() -> None:
+    """weir.cluster coordinates through the object store only, so storage may use it (the
+    compactor lease) and it never reaches up into storage, the engine or the server; and no
+    storage or engine package reaches the server."""
+    rules = _rules()
+    assert rules["cluster"] <= {"errors", "config", "objectstore"}
+    below_server = ("wal", "buffer", "persist", "cache", "query", "system_tables", "ports",
+                    "influxql", "database", "engine", "cluster")
+    assert not [p for p in below_server if "server" in rules.get(p, set())]
