@@ -23,6 +23,7 @@ from weir.config import (
     parse_duration,
     parse_size,
 )
+from weir.errors import ClusterRefused
 
 # ---- value types: a bad value is one line naming the flag, exit 2 -------------------------
 
@@ -387,6 +388,8 @@ def serve(**kw: Any) -> None:
         run(config)
     except KeyboardInterrupt:
         pass
+    except ClusterRefused as e:
+        fail(f"Serve command failed: {e}")
     except OSError as e:
         fail(f"Serve command failed: {e.strerror or e}"
              + (f" ({config.http_bind})" if e.errno in (98, 48, 13, 99) else ""))

@@ -149,20 +149,24 @@ class Heartbeat:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="cluster-heartbeat")
 
+    async def beat_now(self) -> None:
+        """One beat off the event loop; a failure is logged (once per outage), not raised."""
+        try:
+            await asyncio.to_thread(self.beat)
+        except Exception as e:  # noqa: BLE001 - a heartbeat never stops the server
+            if not self._failing:
+                log.warning("cannot write this node's heartbeat (%s): %s; trying again "
+                            "every %gs", self.key, e, self.interval_s)
+            self._failing = True
+        else:
+            if self._failing:
+                log.info("this node's heartbeat is written again (%s)", self.key)
+            self._failing = False
+
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
-            try:
-                await asyncio.to_thread(self.beat)
-            except Exception as e:  # noqa: BLE001 - a heartbeat never stops the server
-                if not self._failing:
-                    log.warning("cannot write this node's heartbeat (%s): %s; trying again "
-                                "every %gs", self.key, e, self.interval_s)
-                self._failing = True
-            else:
-                if self._failing:
-                    log.info("this node's heartbeat is written again (%s)", self.key)
-                self._failing = False
+            await self.beat_now()
 
     async def stop(self) -> None:
         """End the beats and say `stopped` (best effort: a store that is away keeps the

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,10 +21,11 @@ from starlette.routing import BaseRoute, Route
 
 from weir.auth import TokenStore
 from weir.catalog import Limits
-from weir.config import ServeConfig
+from weir.cluster import RUNNING, STARTING, Heartbeat, NodeRecord, join_cluster, read_nodes
+from weir.config import NODE_MODES, ServeConfig
 from weir.database import Database
 from weir.metrics import ServerMetrics
-from weir.objectstore import open_store
+from weir.objectstore import ObjectStore, open_store
 from weir.server import metrics, routes_configure, routes_data, routes_tokens, routes_v1
 from weir.server.app import WeirApp
 from weir.server.auth import open_paths
@@ -32,6 +34,7 @@ from weir.server.routes_caches import routes as cache_routes
 from weir.server.state import ServerState, state_of
 from weir.service import Services
 from weir.system_tables import EngineTables, NodeInfo, ServerTables, TokenTables
+from weir.system_tables.server import redacted_cli_params
 
 if TYPE_CHECKING:
     from weir.server.flight import FlightService
@@ -85,7 +88,8 @@ async def serve(config: ServeConfig) -> None:
     else:  # the table is there without auth too (no hash column), as in the reference
         database.add_system_tables(TokenTables(TokenStore(database.catalog),
                                                started_with_auth=False))
-    _add_server_tables(state)
+    heartbeat = _cluster_heartbeat(config, store)
+    _add_server_tables(state, store)
     if config.plugin_dir is not None:
         from weir.engine import ProcessingEngine  # (loads the engine only when it is on)
 
@@ -117,7 +121,7 @@ async def serve(config: ServeConfig) -> None:
 
     async def start_up() -> None:
         try:
-            await _start(state, started)
+            await _start(state, started, heartbeat)
         except asyncio.CancelledError:
             raise
         except BaseException as e:  # noqa: BLE001 - re-raised once uvicorn has stopped
@@ -140,16 +144,31 @@ async def serve(config: ServeConfig) -> None:
                 await state.engine.stop()
             await database.stop()
             log.info("shutdown complete")
+        if heartbeat is not None and "cluster" in started:
+            await heartbeat.stop()  # (once the WAL is flushed: `stopped` means stopped)
     if failure:
         raise failure[0]
 
 
-async def _start(state: ServerState, started: list[str]) -> None:
+async def _start(state: ServerState, started: list[str],
+                 heartbeat: Heartbeat | None = None) -> None:
     """Everything that must be done before the server serves requests."""
     config, database = state.config, state.database
     host, port = config.host_port
     log.info("Weir listening on http://%s:%d (node %s, object store %s); starting",
              host, port, config.node_id, config.object_store)
+    if heartbeat is not None:
+        # before the database reads or writes anything in the bucket: a bucket of another
+        # cluster, a store without conditional writes or a node id in use stop the start
+        state.starting = f"joining cluster {heartbeat.cluster_id}"
+        await asyncio.to_thread(join_cluster, heartbeat.store, heartbeat.cluster_id,
+                                heartbeat.record)
+        started.append("cluster")
+        # beating from now on, so a long WAL replay neither looks like a dead node nor
+        # frees this node id for another process
+        heartbeat.start()
+        log.info("joined cluster %s as node %s (modes %s)", heartbeat.cluster_id,
+                 config.node_id, ",".join(heartbeat.record.modes))
     state.starting = "loading the catalog and replaying the WAL"
     started.append("database")  # (stop() after a partial start only flushes what exists)
     await database.start()
@@ -164,12 +183,29 @@ async def _start(state: ServerState, started: list[str]) -> None:
         started.append("engine")
         await state.engine.start()
     state.starting = None
+    if heartbeat is not None:
+        heartbeat.set_state(RUNNING)
+        await heartbeat.beat_now()  # (others see it running at once, not a beat later)
     log.info("Weir is ready on http://%s:%d (replayed %d WAL files)", host, port,
              database.replayed_files)
 
 
-def _add_server_tables(state: ServerState) -> None:
-    """system.queries (the query log) and system.nodes (this node)."""
+def _cluster_heartbeat(config: ServeConfig, store: ObjectStore) -> Heartbeat | None:
+    """A cluster node's record and the heartbeat that keeps it fresh (None: a single node)."""
+    if config.cluster_id is None:
+        return None
+    now = time.time_ns()
+    me = NodeRecord(node_id=config.node_id, instance_id=str(uuid.uuid4()),
+                    modes=tuple(m for m in NODE_MODES if m in config.modes),
+                    http_address=config.http_bind, pid=os.getpid(),
+                    core_count=os.cpu_count() or 1, started_ns=now, heartbeat_ns=now,
+                    state=STARTING, cli_params=redacted_cli_params(config.cli_params))
+    return Heartbeat(store, config.cluster_id, me)
+
+
+def _add_server_tables(state: ServerState, store: ObjectStore) -> None:
+    """system.queries (the query log) and system.nodes (this node, or in a cluster every
+    node's record in the bucket)."""
     config, database = state.config, state.database
     started_ms = int(time.time() * 1000)
 
@@ -178,7 +214,10 @@ def _add_server_tables(state: ServerState) -> None:
                         core_count=os.cpu_count() or 1, started_at_ms=started_ms,
                         cli_params=config.cli_params)
 
-    database.add_system_tables(ServerTables(node, state.services.queries.log))
+    cluster_id = config.cluster_id
+    cluster_nodes = (None if cluster_id is None
+                     else lambda: read_nodes(store, cluster_id))
+    database.add_system_tables(ServerTables(node, state.services.queries.log, cluster_nodes))
 
 
 class _NoPluginLogs:
