@@ -23,7 +23,7 @@ from support.inprocess import (
     wait_for,
     write,
 )
-from weir.catalog import TriggerDefinition
+from weir.catalog import Catalog, TriggerDefinition
 from weir.database import Database
 from weir.engine import ProcessingEngine
 from weir.engine.node_spec import InvalidNodeSpec
@@ -240,3 +240,26 @@ async def test_sync_is_safe_concurrently_with_itself_and_the_api(tmp_path: Path)
         await engine.stop()
         await engine.sync_with_catalog()  # after stop: a no-op
         assert engine._runners == {}
+
+
+async def test_sync_after_another_nodes_catalog_change_arrives(tmp_path: Path) -> None:
+    """Another node's Catalog on the same store writes the changes; this node's catalog
+    takes them in with refresh() and its listener has the engine sync."""
+    async with node(tmp_path, node_id="n1") as (db, engine):
+        await create(engine, "steady", "tick.py", "every:50ms")
+        steady = engine._runners[("foo", "steady")]
+        other = Catalog(db.catalog.store, "n2", prefix=db.catalog.prefix)
+        other.load()
+        synced: list[asyncio.Task[None]] = []
+        loop = asyncio.get_running_loop()
+        db.catalog.add_change_listener(lambda: loop.call_soon_threadsafe(
+            lambda: synced.append(loop.create_task(engine.sync_with_catalog()))))
+        other.create_trigger(defn("theirs_for_us", node_spec="nodes:n1"))
+        other.create_trigger(defn("theirs_for_them", node_spec="nodes:n2"))
+        other.set_trigger_disabled("foo", "steady", True)
+        assert await asyncio.to_thread(db.catalog.refresh)
+        await wait_for(lambda: synced)
+        await asyncio.gather(*synced)
+        assert {k[1] for k in engine._runners} == {"theirs_for_us"}
+        assert steady.stopping
+        await wait_for(lambda: ticks(engine, "theirs_for_us") >= 1)
