@@ -32,7 +32,7 @@ from weir.catalog.caches import (
     new_distinct_cache,
     new_last_cache,
 )
-from weir.catalog.log import CatalogConflict, CatalogLog, ColumnTypeConflict
+from weir.catalog.log import CatalogConflict, CatalogLog, ColumnTypeConflict, parent_tag
 from weir.catalog.schema import (
     FIELD,
     TAG,
@@ -106,6 +106,7 @@ class CatalogJson(TypedDict):
     uuid: str
     sequence: int
     node_id: str  # (format 2: the node that wrote this version)
+    parent: NotRequired[str | None]  # (format 2: log.parent_tag of the version before)
     gen1_duration_s: NotRequired[float | None]
     next_id: int
     databases: list[DatabaseJson]
@@ -250,7 +251,7 @@ def _rfc3339_failure(text: str) -> str:
 #: how often a change is applied again on a newer catalog before CatalogConflict
 _COMMIT_TRIES = 20
 #: the document's keys that say which version it is; the others are the catalog
-_HEADER_KEYS = frozenset({"format", "version", "sequence", "node_id"})
+_HEADER_KEYS = frozenset({"format", "version", "sequence", "node_id", "parent"})
 _FORMAT = 2
 
 _T = TypeVar("_T")
@@ -482,7 +483,7 @@ class Catalog:
             self._pending.clear()  # what they did is in the stored version already
             return True
         data = _encode(doc)
-        if not self._log.try_write(version, data) or not self._log.settle(version):
+        if not self._log.try_write(version, data) or not self._log.settle(version, data):
             return False
         self._version, self._committed, self._committed_state = version, data, state
         self._pending.clear()
@@ -546,6 +547,7 @@ class Catalog:
             "version": version,
             "sequence": version,
             "node_id": self.node_id,  # the node that wrote this version
+            "parent": parent_tag(self._committed) if self._committed else None,
             "uuid": self.uuid,
             "gen1_duration_s": self.gen1_duration_s,
             "next_id": self._next_id,

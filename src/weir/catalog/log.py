@@ -8,6 +8,8 @@ bucket need. Old versions are deleted after a write, keeping the last `KEPT`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 
 from weir.errors import CatalogError
@@ -17,6 +19,13 @@ log = logging.getLogger(__name__)
 
 #: versions kept behind the newest (a node at least this far behind rereads from a LIST)
 KEPT = 100
+
+
+def parent_tag(data: bytes) -> str:
+    """What a version's `parent` says of the version it was made from: a digest of that
+    version's bytes (how `settle` tells a version written on top of another from one
+    that only happens to follow it)."""
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 class CatalogConflict(CatalogError):
@@ -67,20 +76,23 @@ class CatalogLog:
         """Write `version` unless it exists; False if another writer has it."""
         return self.store.put_if_absent(self.key(version), data)
 
-    def settle(self, version: int) -> bool:
-        """After `version` was written: False if a newer version was already there,
-        which means `version` fell into the gap old versions leave once deleted (the
-        writer was more than KEPT versions behind): the write is deleted again and does
-        not count. Otherwise deletes versions more than KEPT behind it and returns True.
-        One LIST; failed deletes are left for a later write. If that LIST fails, the
-        write counts (it did land; being that far behind is what is rare)."""
+    def settle(self, version: int, data: bytes) -> bool:
+        """After `version` was written with `data`: False if it fell into the gap that
+        deleted old versions leave (the writer was more than KEPT versions behind, so
+        newer versions were there already and were not built on it): it is deleted
+        again and does not count. Otherwise deletes versions more than KEPT behind it
+        and returns True. One LIST (and a GET when newer versions are there already);
+        failed deletes are left for a later write. If the LIST fails, the write counts:
+        it did land, and being that far behind is what is rare."""
         try:
             present = self.versions()
         except Exception as e:  # noqa: BLE001 - the write itself succeeded
             log.warning("catalog version %s written, but listing %s failed: %s",
                         self.key(version), self.folder, e)
             return True
-        if present and present[-1] > version:
+        if present and present[-1] > version and not self._built_on(version, data, present):
+            log.warning("catalog version %s was written into the gap left by deleted old "
+                        "versions (this node was far behind): taken back", self.key(version))
             self._delete(version)
             return False
         for old in present:
@@ -88,6 +100,19 @@ class CatalogLog:
                 break
             self._delete(old)
         return True
+
+    def _built_on(self, version: int, data: bytes, present: list[int]) -> bool:
+        """Whether the version after `version`, written meanwhile, names `data` as its
+        parent (the normal race: another node read ours and wrote the next one)."""
+        if version + 1 not in present:
+            return False
+        try:
+            after = json.loads(self.read(version + 1))
+        except FileNotFoundError:
+            return False
+        except Exception:  # noqa: BLE001 - cannot tell: the usual case is that it was
+            return True
+        return isinstance(after, dict) and after.get("parent") == parent_tag(data)
 
     def _delete(self, version: int) -> None:
         try:
