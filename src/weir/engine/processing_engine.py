@@ -134,6 +134,9 @@ class ProcessingEngine:
         self._background: set[asyncio.Task[None]] = set()
         self._started = False
         self._stopped = False
+        #: start() has started the catalog's triggers; a sync asked for before waits for it
+        self._ready = False
+        self._sync_pending = False
         self._dry_slot = WorkerSlot(lambda: self._worker_spec("dry run", {"mode": "dry_run"}),
                                     self.worker_services,
                                     lambda level, text: self.logs.add("dry_run", level, text))
@@ -179,6 +182,9 @@ class ProcessingEngine:
         self._storage.add_wal_listener(self.on_wal_flush)
         self._storage.add_persist_listener(self.on_persist)
         self._storage.add_database_deleted_listener(self.on_database_deleted)
+        self._ready = True
+        if self._sync_pending:  # the catalog changed while the triggers were starting
+            await self.sync_with_catalog()
         elsewhere = sum(1 for t in enabled if not self.placement_of(t).runs)
         log.info("processing engine started: %d of %d triggers running%s", len(self._runners),
                  len(enabled), f" ({elsewhere} run on other nodes)" if elsewhere else "")
@@ -367,7 +373,10 @@ class ProcessingEngine:
         the starts are decided after the stops from the catalog as it is then. No lock is
         held while a stopped trigger finishes its call in progress, which this awaits (so
         a caller on a path a plugin call waits for should run it as a task)."""
-        if self._stopped or not self._started:
+        if self._stopped:
+            return
+        if not self._ready:
+            self._sync_pending = True  # start() syncs once its own starts are done
             return
         detached: list[TriggerRunner] = []
         async with self._lock:
@@ -393,11 +402,21 @@ class ProcessingEngine:
                 self._sync_stopping.difference_update(r.key for r in detached)
         triggers = self.catalog.triggers()
         known = {(t.database, t.trigger_name) for t in triggers}
+        for key in {r.key for r in detached} - known:
+            # deleted elsewhere: this node's WAL need not be kept for it any longer
+            self.wal_log.forget_trigger_progress(key)
         for key in [k for k in self._not_run if k not in known]:
             del self._not_run[key]  # deleted: a namesake is logged afresh
         wanted = [dataclasses.replace(t) for t in triggers
-                  if not t.disabled and (t.database, t.trigger_name) not in self._runners]
-        await asyncio.gather(*(self._start_logged(t) for t in wanted))
+                  if self._runs_here(t) and (t.database, t.trigger_name) not in self._runners
+                  and (t.database, t.trigger_name) not in self._starting]
+        # created or enabled elsewhere (or deleted and made again): like a local create or
+        # enable, a schedule starts afresh, and the time it was not running is not missed
+        await asyncio.gather(*(self._forget_schedule(t.database, t.trigger_name)
+                               for t in wanted if _kind(t) == "schedule"))
+        await asyncio.gather(*(self._start_logged(t) for t in
+                               [dataclasses.replace(t) for t in triggers if not t.disabled
+                                and (t.database, t.trigger_name) not in self._runners]))
 
     async def _forget_schedule(self, database: str, trigger_name: str) -> None:
         """Drop a trigger's schedule record: it starts afresh, with nothing missed."""
@@ -668,3 +687,10 @@ class ProcessingEngine:
 def _same_definition(a: TriggerDefinition, b: TriggerDefinition) -> bool:
     """Whether two definitions run the same (enabling or disabling is not a change)."""
     return dataclasses.replace(a, disabled=False) == dataclasses.replace(b, disabled=False)
+
+
+def _kind(defn: TriggerDefinition) -> str:
+    try:
+        return parse_trigger_spec(defn.trigger_specification).kind
+    except InvalidTriggerSpec:
+        return "unknown"
