@@ -40,6 +40,8 @@ log = logging.getLogger("weir.persist")
 
 #: manifests kept behind the newest (older ones are deleted)
 _MANIFESTS_KEPT = 5
+#: attempts of a shared manifest's publish that lose the race before giving up
+_PUBLISH_TRIES = 20
 
 
 class ManifestConflict(RuntimeError):
@@ -127,6 +129,8 @@ class PersistedIndex:
         #: WAL triggers' checkpoints as of `last_wal_seq`: (db, trigger) -> WAL seq
         self.trigger_checkpoints: dict[tuple[str, str], int] = {}
         self.lock = threading.RLock()
+        #: others publish this manifest too (a cluster's compactor): see `publish`
+        self.shared = False
 
     def for_table(self, db_id: int, table_id: int) -> list[PersistedFile]:
         with self.lock:
@@ -156,46 +160,91 @@ class PersistedIndex:
         them the current ones are kept.
 
         Raises KeyError (nothing written) if a file to remove is no longer listed: the
-        caller's view is stale (a hard delete or another compaction got there first)."""
+        caller's view is stale (a hard delete or another compaction got there first).
+        A `shared` index (a cluster node's, whose manifest the cluster's compactor also
+        publishes) that loses the race for the next version loads the newest one and
+        applies the same change to it; an unshared one raises ManifestConflict."""
         add, remove = list(add), list(remove)
-        with self.lock:
-            current = {f.path: f for fs in self.files.values() for f in fs}
-            for f in remove:
-                if f.path not in current:
-                    raise KeyError(f.path)
-                del current[f.path]
-            for f in add:
-                current[f.path] = f
-            seq = max(self.last_wal_seq, wal_seq or 0)
-            snapshots = self.snapshot_count + (1 if wal_seq is not None else 0)
-            version = self.version + 1
-            marks = dict(self.trigger_checkpoints if checkpoints is None else checkpoints)
-            doc: ManifestJson = {"format": 2, "version": version, "wal_seq": seq,
-                                 "snapshot_count": snapshots, "written_ns": time.time_ns(),
-                                 "files": [_file_json(f) for f in current.values()]}
-            if marks:
-                doc["trigger_checkpoints"] = [{"db": db, "trigger": name, "seq": s}
-                                              for (db, name), s in sorted(marks.items())]
-            path = _manifest_path(node_id, version)
-            if not store.put_if_absent(path, json.dumps(doc, separators=(",", ":")).encode()):
-                raise ManifestConflict(f"manifest {path} already exists: is another server "
-                                       f"using node id {node_id!r}?")
-            files: dict[tuple[int, int], list[PersistedFile]] = {}
-            for f in current.values():
-                files.setdefault((f.db_id, f.table_id), []).append(f)
-            self.files, self.last_wal_seq = files, seq
-            self.snapshot_count, self.version = snapshots, version
-            self.trigger_checkpoints = marks
+        for _ in range(_PUBLISH_TRIES):
+            with self.lock:
+                if self._try_publish(store, node_id, add, remove, wal_seq, checkpoints):
+                    version = self.version
+                    break
+                if not self.shared:
+                    raise ManifestConflict(
+                        f"manifest {_manifest_path(node_id, self.version + 1)} already "
+                        f"exists: is another server using node id {node_id!r}?")
+                self.refresh(store, node_id)
+        else:
+            raise ManifestConflict(f"manifest of node {node_id!r}: lost the race for the next "
+                                   f"version {_PUBLISH_TRIES} times")
         for old in store.list(f"{node_id}/manifests/"):
             v = _manifest_version(old)
             if v is not None and v <= version - _MANIFESTS_KEPT:
                 store.delete(old)
 
+    def _try_publish(self, store: ObjectStore, node_id: str, add: list[PersistedFile],
+                     remove: list[PersistedFile], wal_seq: int | None,
+                     checkpoints: Mapping[tuple[str, str], int] | None) -> bool:
+        """One attempt at the next version (lock held); False if another writer has it."""
+        current = {f.path: f for fs in self.files.values() for f in fs}
+        for f in remove:
+            if f.path not in current:
+                raise KeyError(f.path)
+            del current[f.path]
+        for f in add:
+            current[f.path] = f
+        seq = max(self.last_wal_seq, wal_seq or 0)
+        snapshots = self.snapshot_count + (1 if wal_seq is not None else 0)
+        version = self.version + 1
+        marks = dict(self.trigger_checkpoints if checkpoints is None else checkpoints)
+        doc: ManifestJson = {"format": 2, "version": version, "wal_seq": seq,
+                             "snapshot_count": snapshots, "written_ns": time.time_ns(),
+                             "files": [_file_json(f) for f in current.values()]}
+        if marks:
+            doc["trigger_checkpoints"] = [{"db": db, "trigger": name, "seq": s}
+                                          for (db, name), s in sorted(marks.items())]
+        path = _manifest_path(node_id, version)
+        if not store.put_if_absent(path, json.dumps(doc, separators=(",", ":")).encode()):
+            return False
+        files: dict[tuple[int, int], list[PersistedFile]] = {}
+        for f in current.values():
+            files.setdefault((f.db_id, f.table_id), []).append(f)
+        self.files, self.last_wal_seq = files, seq
+        self.snapshot_count, self.version = snapshots, version
+        self.trigger_checkpoints = marks
+        return True
+
+    def refresh(self, store: ObjectStore, node_id: str) -> bool:
+        """Take the newest manifest of `node_id` if it is newer than this one (another
+        node published it: the cluster's compactor, or the node this one follows).
+        Returns whether anything changed."""
+        newest = max((v for p in store.list(f"{node_id}/manifests/")
+                      if (v := _manifest_version(p)) is not None), default=0)
+        if newest <= self.version:
+            return False
+        try:
+            fresh = PersistedIndex.load(store, node_id, version=newest)
+        except FileNotFoundError:  # already replaced by a newer one: the next call sees it
+            return False
+        with self.lock:
+            if fresh.version <= self.version:
+                return False
+            self.files, self.last_wal_seq = fresh.files, fresh.last_wal_seq
+            self.snapshot_count, self.version = fresh.snapshot_count, fresh.version
+            self.trigger_checkpoints = fresh.trigger_checkpoints
+        return True
+
     @classmethod
-    def load(cls, store: ObjectStore, node_id: str) -> PersistedIndex:
+    def load(cls, store: ObjectStore, node_id: str, *, version: int | None = None
+             ) -> PersistedIndex:
+        """The newest manifest of `node_id` (or the given `version` of it)."""
         idx = cls()
-        manifests = sorted((v, p) for p in store.list(f"{node_id}/manifests/")
-                           if (v := _manifest_version(p)) is not None)
+        if version is not None:
+            manifests = [(version, _manifest_path(node_id, version))]
+        else:
+            manifests = sorted((v, p) for p in store.list(f"{node_id}/manifests/")
+                               if (v := _manifest_version(p)) is not None)
         if manifests:
             version, path = manifests[-1]
             doc: ManifestJson = json.loads(store.get(path))

@@ -105,6 +105,10 @@ class CompactionRecord:
     error: str = ""
 
 
+class LeaseLost(Exception):
+    """The cluster's compactor lease ran out during a job."""
+
+
 class Compactor:
     def __init__(self, store: ObjectStore, node_id: str, index: PersistedIndex,
                  catalog: Catalog, reader: TableReader, *, file_rows: int,
@@ -112,9 +116,19 @@ class Compactor:
                  retention_cutoff: Callable[[str], int | None],
                  oldest_query: Callable[[], float | None] = lambda: None,
                  gen1_ns: int = 600 * 10**9, max_file_rows: int = 50_000_000,
-                 clock_ns: Callable[[], int] = time.time_ns) -> None:
+                 clock_ns: Callable[[], int] = time.time_ns,
+                 output_prefix: str | None = None,
+                 may_publish: Callable[[], bool] = lambda: True) -> None:
         self.store = store
+        #: whose manifest this compacts
         self.node_id = node_id
+        #: where its outputs go: the node's own folder, or in a cluster a folder only the
+        #: compactor writes (an ingest node removes unlisted files of its own at start-up,
+        #: which would take a compaction's output before it is published)
+        self.output_prefix = output_prefix or node_id
+        #: asked just before each publish: a cluster's compactor that lost its lease
+        #: publishes nothing more (another node may be compacting the same files)
+        self.may_publish = may_publish
         self.index = index
         self.catalog = catalog
         self.reader = reader
@@ -206,8 +220,11 @@ class Compactor:
                 label = planned.window[0] if planned.window else (
                     first.min_time - first.min_time % self.windows[0])
                 written = self._copy_disjoint(job, label, schema, cutoff)
+            if not self.may_publish():
+                raise LeaseLost(f"no longer the cluster's compactor; {len(written)} "
+                                "outputs dropped")
             self.index.publish(self.store, self.node_id, add=written, remove=job)
-        except (KeyError, NotFound) as e:
+        except (KeyError, NotFound, LeaseLost) as e:
             # inputs unlisted meanwhile (hard delete), or the table is gone: drop the output
             rec.status, rec.error = "skipped", f"{type(e).__name__}: {e}"
             for f in written:
@@ -259,7 +276,7 @@ class Compactor:
                 continue
             t = sort_for_storage(t)
             data = parquet_bytes(t)
-            path = (f"{self.node_id}/dbs/{first.db_id}/{first.table_id}/"
+            path = (f"{self.output_prefix}/dbs/{first.db_id}/{first.table_id}/"
                     f"{_window_label(start)}/g{generation}-{uuid.uuid4().hex[:12]}.parquet")
             self.store.put(path, data)
             times = t.column("time").cast(pa.int64())
@@ -292,7 +309,7 @@ class Compactor:
         seq = max(f.seq for f in job)
         out: list[PersistedFile] = []
         for inputs in parts:
-            path = (f"{self.node_id}/dbs/{first.db_id}/{first.table_id}/"
+            path = (f"{self.output_prefix}/dbs/{first.db_id}/{first.table_id}/"
                     f"{_window_label(label)}/g{generation}-{uuid.uuid4().hex[:12]}.parquet")
             stats = _CopyStats()
             size = self.store.put_streamed(
