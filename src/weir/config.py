@@ -155,6 +155,8 @@ class ServeConfig:
     modes: frozenset[str] = frozenset(NODE_MODES)
     #: how often a cluster node looks for other nodes' new files (catalog, manifests, WAL)
     cluster_poll_interval: float = 0.25
+    #: seconds the compactor lease lasts unrenewed (`--compactor-lease-duration`)
+    compactor_lease_duration: float = 30.0
     object_store: str = "file"  # file | memory | s3 | google | azure
     data_dir: Path = field(default_factory=lambda: Path.home() / ".influxdb3")
     #: the bucket, credentials and client settings of s3, google and azure

@@ -27,6 +27,7 @@ from weir.cache import (
     last_cache_refill_sql,
 )
 from weir.catalog import (
+    INTERNAL_DB,
     Catalog,
     Column,
     DistinctCacheDefinition,
@@ -36,10 +37,19 @@ from weir.catalog import (
     TableSchema,
 )
 from weir.catalog.validator import raise_refused_lines, validate_write
+from weir.cluster.lease import CompactorLease
+from weir.cluster.membership import read_nodes
 from weir.config import ServeConfig
-from weir.errors import DatabaseMissingForQuery, QueryError, WriteError, WriteUnavailable
+from weir.errors import (
+    DatabaseMissingForQuery,
+    NodeModeRefused,
+    QueryError,
+    WriteError,
+    WriteUnavailable,
+)
 from weir.lineprotocol import LineError
 from weir.metrics import ServerMetrics
+from weir.nodes import ClusterNode
 from weir.objectstore import ObjectStore, open_store
 from weir.objectstore.metered import MeteredStore
 from weir.persist import PersistedFile, PersistedIndex, PersistEvent, write_snapshot
@@ -82,7 +92,8 @@ class Database:
             store or open_store(config.object_store, str(config.data_dir)),
             self.metrics.object_store)
         self.node_id = config.node_id
-        self.catalog = Catalog(self.store, self.node_id, limits)
+        # (a cluster shares one catalog, under its id)
+        self.catalog = Catalog(self.store, self.node_id, limits, prefix=config.cluster_id)
         self.buffer = Buffer()
         self.index = PersistedIndex()
         self.query_engine = QueryEngine(timeout=config.query_timeout,
@@ -119,13 +130,18 @@ class Database:
         #: every snapshot attempt, newest last (system.snapshots)
         self.snapshot_history: deque[SnapshotRecord] = deque(maxlen=500)
         self.reader = TableReader(self.store)
-        self.compactor = Compactor(
-            self.store, self.node_id, self.index, self.catalog, self.reader,
-            file_rows=config.compaction_file_rows,
-            max_file_rows=config.compaction_max_file_rows,
-            # inputs outlive the longest query that may have been planned on them
-            delete_delay_s=config.query_timeout + 5,
-            retention_cutoff=self.retention_cutoff, oldest_query=self._oldest_query)
+        self.compactor = self._make_compactor(self.node_id, self.index, self.node_id,
+                                              lambda: True, self._oldest_query)
+        #: this node's part in a cluster (`--cluster-id`); None for a single node
+        self.cluster: ClusterNode | None = None
+        self._lease: CompactorLease | None = None
+        if config.cluster_id is not None:
+            self.index.shared = True
+            if "compact" in config.modes:
+                self._lease = CompactorLease(self.store, config.cluster_id, self.node_id,
+                                             ttl_s=config.compactor_lease_duration)
+            self.cluster = ClusterNode(config, self.store, self.catalog, lambda: self.index,
+                                       self._ingest_nodes, self._lease, self._make_compactor)
         self._maintenance_task: asyncio.Task[None] | None = None
         #: due hard deletes -> the WAL sequence a snapshot must cover before the catalog
         #: may forget them
@@ -141,6 +157,31 @@ class Database:
         self.replayed_files = 0
         self._closing = False  # `stop` was called: a replay still running stops too
 
+    def _make_compactor(self, node_id: str, index: PersistedIndex, output_prefix: str,
+                        may_publish: Callable[[], bool],
+                        oldest_query: Callable[[], float | None]) -> Compactor:
+        """The compactor of `node_id`'s manifest (this node's, or in a cluster any ingest
+        node's); all of them record into one history (system.compaction_history)."""
+        compactor = Compactor(
+            self.store, node_id, index, self.catalog, self.reader,
+            file_rows=self.config.compaction_file_rows,
+            max_file_rows=self.config.compaction_max_file_rows,
+            # inputs outlive the longest query that may have been planned on them
+            delete_delay_s=self.config.query_timeout + 5,
+            retention_cutoff=self.retention_cutoff, oldest_query=oldest_query,
+            output_prefix=output_prefix, may_publish=may_publish)
+        if hasattr(self, "compactor"):
+            compactor.history = self.compactor.history
+            compactor.use_gen1_duration(self.compactor.window_grace_ns)
+        return compactor
+
+    def _ingest_nodes(self) -> list[str]:
+        """The cluster's ingest nodes, this one included if it ingests (their heartbeats
+        say; a node that stopped still counts: its files are in the bucket)."""
+        assert self.config.cluster_id is not None
+        return sorted(r.node_id for r in read_nodes(self.store, self.config.cluster_id)
+                      if "ingest" in r.modes)
+
     # ---- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -155,6 +196,7 @@ class Database:
         self.compactor.use_gen1_duration(
             round(self.catalog.gen1_duration_s or self.config.gen1_duration) * 10**9)
         self.index = await asyncio.to_thread(PersistedIndex.load, self.store, self.node_id)
+        self.index.shared = self.cluster is not None
         self.compactor.index = self.index
         self.trigger_checkpoints = dict(self.index.trigger_checkpoints)
         leftovers = await asyncio.to_thread(self.index.remove_leftovers, self.store,
@@ -175,6 +217,10 @@ class Database:
                  replayed, self.wal.last_seq, len(self.index.all()))
         await self._start_caches()
         self.wal.start()
+        if self.cluster is not None:
+            # the first look at the other nodes before the first query is answered
+            await asyncio.to_thread(self.cluster.poll)
+            self.cluster.start()
         self._maintenance_task = asyncio.create_task(self._maintain(), name="maintenance")
 
     def _replay_wal(self) -> int:
@@ -217,6 +263,10 @@ class Database:
                 await self._maintenance_task
         if self._retry_handle is not None:
             self._retry_handle.cancel()
+        if self.cluster is not None:
+            await self.cluster.stop()
+        if self._lease is not None:
+            await asyncio.to_thread(self._lease.release)
         await self.wal.stop()
         if self._snapshot_task is not None:
             await self._snapshot_task
@@ -299,6 +349,7 @@ class Database:
         """Validate `body` against the catalog and make its rows durable in the WAL (unless
         `no_sync`). Refused lines raise `LineProtocolError` (nothing stored) or, with
         `accept_partial`, `PartialWrite` after every other line was stored."""
+        self._check_mode("ingest", "writes")
         result = await validate_write(self.catalog, database, body, precision=precision,
                                       accept_partial=accept_partial)
         await self._append([WalOp(database, table, batch) for table, batch in result.tables],
@@ -465,6 +516,9 @@ class Database:
         expire = now - self._last_retention_check >= self.config.retention_check_interval
         if expire:
             self._last_retention_check = now
+        if self.cluster is not None:
+            compaction = self.cluster.compaction
+            return compaction.run_once(expire=expire) if compaction is not None else 0
         return self.compactor.run_once(expire=expire)
 
     def _hard_delete_due(self) -> None:
@@ -506,6 +560,10 @@ class Database:
             for name, ts in list(dbschema.tables.items()):
                 views[name] = (ts, self.index.for_table(dbschema.id, ts.id),
                                [tb.frozen() for tb in self.buffer.tables(database, name)])
+        if self.cluster is not None:  # and every other ingest node's, in query mode
+            for name, (ts, files, buffered) in views.items():
+                more_files, more_rows = self.cluster.view(database, dbschema.id, name, ts.id)
+                views[name] = (ts, files + more_files, buffered + more_rows)
         tables = _TableReads(views, self.reader, cutoff)
         return DatabaseSnapshot(name=database, tables=tables,
                                 filesystem=self.store.arrow_filesystem(), system_tables=system,
@@ -515,6 +573,7 @@ class Database:
 
     async def query(self, database: str, sql: str, params: QueryParams | None = None
                     ) -> pa.Table:
+        self._check_query_mode(database)
         if not self.catalog.db_exists(database):
             raise DatabaseMissingForQuery(database)
         timer = self.metrics.queries.start()
@@ -541,6 +600,7 @@ class Database:
         """`query`, with the rows read batch by batch as DataFusion computes them. The
         files the query may read are kept until the stream is closed (read to its end,
         failed, or `close()`d by a reader that stops early)."""
+        self._check_query_mode(database)
         if not self.catalog.db_exists(database):
             raise DatabaseMissingForQuery(database)
         timer = self.metrics.queries.start()
@@ -569,6 +629,7 @@ class Database:
                              params: QueryParams | None = None) -> QueryDescription:
         """What `sql` would return, planned over the tables' schemas alone: no rows are
         read, no files opened (see `QueryEngine.describe`)."""
+        self._check_query_mode(database)
         if not self.catalog.db_exists(database):
             raise DatabaseMissingForQuery(database)
         with self.buffer.lock:
@@ -583,6 +644,18 @@ class Database:
             table_functions=self.caches.table_functions(database, tables))
         return await asyncio.to_thread(self.query_engine.describe, snapshot, sql,
                                        dict(params) if params is not None else None)
+
+    def _check_mode(self, mode: str, what: str) -> None:
+        """A cluster node refuses what its modes leave to other nodes."""
+        if self.cluster is not None and mode not in self.config.modes:
+            raise NodeModeRefused(
+                f"node {self.node_id!r} runs in mode {','.join(sorted(self.config.modes))}: "
+                f"{what} go to a node in {mode} mode (system.nodes lists them)")
+
+    def _check_query_mode(self, database: str) -> None:
+        # every node answers for its own system tables (system.nodes tells where to go)
+        if database != INTERNAL_DB:
+            self._check_mode("query", "queries")
 
     def _query_started(self) -> Callable[[], None]:
         """Record a running query (files it may read are deleted only after it ends);

@@ -156,7 +156,7 @@ def test_node_id_from_env_names_the_data_directory(tmp_path: Path) -> None:
     try:
         srv.start()
         assert srv.write("db", f"m v=1 {time.time_ns()}").status_code == 204
-        assert (tmp_path / "data" / "node-from-env" / "catalog.json").exists()
+        assert (tmp_path / "data" / "node-from-env" / "catalog" / f"{1:020d}.json").exists()
     finally:
         srv.stop()
 

@@ -365,6 +365,10 @@ _EXAMPLE = [
               type=DURATION, show_default=True, show_envvar=True,
               help="Weir: how often a cluster node looks for the other nodes' new files "
                    "(catalog, Parquet, WAL).")
+@click.option("--compactor-lease-duration", envvar="WEIR_COMPACTOR_LEASE_DURATION",
+              default="30s", type=DURATION, show_default=True, show_envvar=True,
+              help="Weir: how long the cluster's compactor lease lasts unrenewed: after a "
+                   "compactor dies, another compact node takes over within this time.")
 @click.option("--help-all", is_flag=True, expose_value=False, is_eager=True,
               callback=_show_all_help,
               help="Show all options, including the reference's that Weir ignores.")
@@ -530,6 +534,7 @@ def build_config(kw: dict[str, Any]) -> ServeConfig:
         cluster_id=cluster_id,
         modes=modes,
         cluster_poll_interval=kw.get("cluster_poll_interval", 0.25),
+        compactor_lease_duration=kw.get("compactor_lease_duration", 30.0),
         object_store=store,
         object_store_options=store_options,
         data_dir=data_dir,
@@ -593,6 +598,9 @@ def _cluster(kw: dict[str, Any], node_id: str, store: str) -> tuple[str | None, 
         modes = set(NODE_MODES)
     if kw.get("cluster_poll_interval") is not None and kw["cluster_poll_interval"] <= 0:
         raise _bad("--cluster-poll-interval", "must be greater than zero")
+    if kw.get("compactor_lease_duration") is not None and kw["compactor_lease_duration"] < 3:
+        raise _bad("--compactor-lease-duration", "must be at least 3s (a holder renews it "
+                                                 "every compaction pass)")
     if cluster_id is None:
         if modes != set(NODE_MODES):
             raise _bad("--mode", f"{','.join(sorted(modes))} needs --cluster-id: a single "

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from weir.auth import TokenStore
-from weir.catalog import Limits
+from weir.catalog import Catalog, Limits
 from weir.cluster import RUNNING, STARTING, Heartbeat, NodeRecord, join_cluster, read_nodes
 from weir.config import NODE_MODES, ServeConfig
 from weir.database import Database
@@ -37,6 +37,7 @@ from weir.system_tables import EngineTables, NodeInfo, ServerTables, TokenTables
 from weir.system_tables.server import redacted_cli_params
 
 if TYPE_CHECKING:
+    from weir.engine import ProcessingEngine
     from weir.server.flight import FlightService
 
 log = logging.getLogger("weir.server")
@@ -182,12 +183,31 @@ async def _start(state: ServerState, started: list[str],
         state.starting = "starting the processing engine"
         started.append("engine")
         await state.engine.start()
+        if config.cluster_id is not None:
+            _sync_engine_with_catalog(state.engine, database.catalog)
     state.starting = None
     if heartbeat is not None:
         heartbeat.set_state(RUNNING)
         await heartbeat.beat_now()  # (others see it running at once, not a beat later)
     log.info("Weir is ready on http://%s:%d (replayed %d WAL files)", host, port,
              database.replayed_files)
+
+
+def _sync_engine_with_catalog(engine: ProcessingEngine, catalog: Catalog) -> None:
+    """Triggers created, changed or deleted on other nodes start and stop here too: the
+    catalog's refresh (on the cluster's poll thread) hands the engine a sync."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[None]] = set()
+
+    def start_sync() -> None:
+        task = loop.create_task(engine.sync_with_catalog(), name="engine-sync")
+        pending.add(task)  # (kept until done: the loop holds tasks only weakly)
+        task.add_done_callback(pending.discard)
+
+    def changed() -> None:
+        loop.call_soon_threadsafe(start_sync)
+
+    catalog.add_change_listener(changed)
 
 
 def _cluster_heartbeat(config: ServeConfig, store: ObjectStore) -> Heartbeat | None:

@@ -84,6 +84,8 @@ def to_response(exc: BaseException) -> Response:
         return exc.response()
     if isinstance(exc, e.InvalidBody):
         return PlainTextResponse(str(exc), status_code=400)
+    if isinstance(exc, e.NodeModeRefused):  # (the client may retry at another node)
+        return JSONResponse({"error": str(exc)}, status_code=421)
     if isinstance(exc, e.WriteError):
         status, body = write_error_response(exc)
         return JSONResponse(body, status_code=status)
