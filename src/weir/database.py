@@ -176,11 +176,12 @@ class Database:
         return compactor
 
     def _ingest_nodes(self) -> list[str]:
-        """The cluster's ingest nodes, this one included if it ingests (their heartbeats
-        say; a node that stopped still counts: its files are in the bucket)."""
+        """The cluster's nodes that write data: ingest nodes, and process nodes (their
+        plugins' writes), this one included (their records say; a node that stopped still
+        counts: its files are in the bucket)."""
         assert self.config.cluster_id is not None
         return sorted(r.node_id for r in read_nodes(self.store, self.config.cluster_id)
-                      if "ingest" in r.modes)
+                      if "ingest" in r.modes or "process" in r.modes)
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -345,11 +346,15 @@ class Database:
         precision: str = "auto",
         accept_partial: bool = True,
         no_sync: bool = False,
+        from_plugin: bool = False,
     ) -> WriteResult:
         """Validate `body` against the catalog and make its rows durable in the WAL (unless
         `no_sync`). Refused lines raise `LineProtocolError` (nothing stored) or, with
-        `accept_partial`, `PartialWrite` after every other line was stored."""
-        self._check_mode("ingest", "writes")
+        `accept_partial`, `PartialWrite` after every other line was stored. In a cluster,
+        clients write to ingest nodes; a plugin writes where it runs (a process node
+        keeps a WAL of its own, which query nodes follow too)."""
+        if not (from_plugin and "process" in self.config.modes):
+            self._check_mode("ingest", "writes")
         result = await validate_write(self.catalog, database, body, precision=precision,
                                       accept_partial=accept_partial)
         await self._append([WalOp(database, table, batch) for table, batch in result.tables],

@@ -59,7 +59,8 @@ class WriteSink(Protocol):
     unless `no_sync`. Raises `weir.errors.WriteError` and its kinds."""
 
     async def write_lp(self, database: str, body: bytes | str, *, precision: str = "auto",
-                       accept_partial: bool = True, no_sync: bool = False) -> WriteResult: ...
+                       accept_partial: bool = True, no_sync: bool = False,
+                       from_plugin: bool = False) -> WriteResult: ...
 
 
 class QuerySource(Protocol):

@@ -76,7 +76,7 @@ class WriteService:
     async def write_from_plugin(self, db: str, lines: str, *, no_sync: bool) -> WriteResult:
         """A plugin's buffered or immediate write: nanosecond timestamps, all or nothing."""
         return await self._sink.write_lp(db, lines, precision="ns", accept_partial=False,
-                                         no_sync=no_sync)
+                                         no_sync=no_sync, from_plugin=True)
 
 
 def _check_namespace(db: str) -> None:
