@@ -43,7 +43,9 @@ from weir.config import ServeConfig
 from weir.errors import (
     DatabaseMissingForQuery,
     NodeModeRefused,
+    ObjectStoreUnavailable,
     QueryError,
+    QueryFailed,
     WriteError,
     WriteUnavailable,
 )
@@ -598,7 +600,11 @@ class Database:
             return table
 
         # (the query engine enforces --query-timeout itself, interrupting the query)
-        return await asyncio.to_thread(run)
+        try:
+            return await asyncio.to_thread(run)
+        except QueryFailed as e:
+            await self._raise_if_store_down(e)
+            raise
 
     async def query_stream(self, database: str, sql: str, params: QueryParams | None = None
                            ) -> QueryStream:
@@ -617,9 +623,11 @@ class Database:
 
         try:
             stream = await asyncio.to_thread(plan)
-        except BaseException:
+        except BaseException as e:
             release()
             timer.finished("fail")
+            if isinstance(e, QueryFailed):
+                await self._raise_if_store_down(e)
             raise
         timer.planned()
 
@@ -628,6 +636,7 @@ class Database:
             timer.finished(stream.outcome, stream.rows)
 
         stream.on_close = closed
+        stream.explain_failure = self._store_failure
         return stream
 
     async def describe_query(self, database: str, sql: str,
@@ -649,6 +658,26 @@ class Database:
             table_functions=self.caches.table_functions(database, tables))
         return await asyncio.to_thread(self.query_engine.describe, snapshot, sql,
                                        dict(params) if params is not None else None)
+
+    def _store_failure(self, failure: QueryError) -> ObjectStoreUnavailable | None:
+        """`_raise_if_store_down` for a stream's reader thread."""
+        if not isinstance(failure, QueryFailed):
+            return None
+        try:
+            self.store.size(self.catalog.path)
+        except Exception as e:  # noqa: BLE001 - whatever it is, the store is not usable
+            return ObjectStoreUnavailable(f"the object store failed: {type(e).__name__}: {e}; "
+                                          "the query could not read its Parquet files")
+        return None
+
+    async def _raise_if_store_down(self, failure: QueryFailed) -> None:
+        """A query that failed while the object store does not answer failed for that
+        reason (its files could not be read): ObjectStoreUnavailable, which clients see as
+        503, worth retrying, rather than as an internal error."""
+        problem = await self.store_problem()
+        if problem is not None:
+            raise ObjectStoreUnavailable(
+                f"{problem}; the query could not read its Parquet files") from failure
 
     def _check_mode(self, mode: str, what: str) -> None:
         """A cluster node refuses what its modes leave to other nodes."""

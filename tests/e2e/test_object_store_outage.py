@@ -81,3 +81,39 @@ def test_writes_get_503_while_s3_is_down_and_nothing_acknowledged_is_lost_or_dou
         again.stop()
     finally:
         moto.stop()
+
+
+def test_a_query_that_needs_parquet_while_s3_is_down_gets_503_then_answers(
+        server_factory) -> None:  # type: ignore[no-untyped-def]
+    import boto3
+
+    port = free_port()
+    moto = _moto(port)
+    endpoint = f"http://127.0.0.1:{port}"
+    bucket = f"outage-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                 aws_access_key_id="k", aws_secret_access_key="s").create_bucket(Bucket=bucket)
+    s = server_factory("query-outage", object_store="s3", extra_args=[
+        "--bucket", bucket, "--aws-endpoint", endpoint, "--aws-allow-http",
+        "--aws-access-key-id", "k", "--aws-secret-access-key", "s",
+        "--object-store-max-retries", "0", "--object-store-retry-timeout", "2s",
+        "--wal-flush-interval", "10ms", "--wal-snapshot-size", "1",
+        "--compaction-interval", "0s"]).start()
+    try:
+        now = time.time_ns()
+        assert s.write(DB, _lines(0, 1000, now), precision="ns").status_code == 204
+        # persisted: the rows are read from the Parquet file in the bucket
+        assert poll(lambda: s.rows(DB, "SELECT count(*) AS n FROM "
+                                   "system.parquet_files")[0]["n"] > 0, timeout=30), s.log()
+        assert poll(lambda: s.rows(DB, "SELECT count(*) AS c FROM cpu") == [{"c": 1000}],
+                    timeout=30)
+        moto.stop()
+        r = s.query(DB, "SELECT count(*) AS c, sum(v) AS t FROM cpu")
+        assert r.status_code == 503, (r.status_code, r.text)
+        assert "object store" in r.text and "Parquet" in r.text, r.text
+        moto = _moto(port)
+        assert poll(lambda: s.query(DB, "SELECT count(*) AS c FROM cpu").json()
+                    == [{"c": 1000}], timeout=30), s.log()
+        s.stop()
+    finally:
+        moto.stop()

@@ -508,6 +508,9 @@ class QueryStream:
         self._limit = limit
         #: called once when the stream is closed (read to its end, failed or dropped)
         self.on_close: Callable[[], None] | None = None
+        #: given an execution error, the error that explains it better, if any (the
+        #: storage side's: its object store does not answer)
+        self.explain_failure: Callable[[SqlQueryError], BaseException | None] | None = None
         #: rows read so far
         self.rows = 0
         self._ended: Literal["success", "fail"] | None = None
@@ -533,7 +536,11 @@ class QueryStream:
         except BaseException as e:  # noqa: BLE001 - pyo3 panics derive from BaseException
             _reraise_interpreter_exit(e)
             self._fail()
-            raise _error(str(e), "execution") from None
+            err = _error(str(e), "execution")
+            better = self.explain_failure(err) if self.explain_failure is not None else None
+            if better is not None:
+                raise better from err
+            raise err from None
         if batch is None:
             self._ended = self._ended or "success"
             self.close()
