@@ -57,6 +57,7 @@ from benchlib import (  # noqa: E402
     default_weir_bin,
     install_cleanup,
     machine_info,
+    machine_jiffies,
     machine_line,
     percentile,
     table,
@@ -359,7 +360,7 @@ def run_one(args: argparse.Namespace, store: Store, config: str) -> dict[str, An
                  if m is None or "query" in m)
     result: dict[str, Any] = {"store": store.kind, "config": config,
                               "nodes": [f"{nid} ({m or 'all'})" for nid, m in CONFIGS[config]]}
-    writers: list[mp.Process] = []
+    writers: list[mp.process.BaseProcess] = []
     stop_flag: Any = None
     try:
         t_start = time.monotonic()
@@ -406,6 +407,9 @@ def run_one(args: argparse.Namespace, store: Store, config: str) -> dict[str, An
         tally = Tally()
         cpu0 = {n.name: tree_cpu(n.pid) for n in nodes}
         store_cpu0 = store.cpu_seconds()
+        # everything this script started (nodes, SeaweedFS, writers) is below this process;
+        # what else the machine did meanwhile is other people's work, reported beside
+        mine0, (busy0, total0) = tree_cpu(os.getpid()), machine_jiffies()
         t0 = time.monotonic()
         deadline = t0 + args.duration
         go.set()
@@ -430,8 +434,12 @@ def run_one(args: argparse.Namespace, store: Store, config: str) -> dict[str, An
                      f"{lag}")
             if exited >= len(writers):
                 break
+        load_s = time.monotonic() - t0
         cpu_load = {n.name: tree_cpu(n.pid) - cpu0[n.name] for n in nodes}
         store_cpu = store.cpu_seconds() - store_cpu0
+        mine, (busy1, total1) = tree_cpu(os.getpid()) - mine0, machine_jiffies()
+        nproc = len(os.sched_getaffinity(0))
+        machine_cpu = (busy1 - busy0) / max(total1 - total0, 1) * nproc * load_s
         stop_flag.value = 1
         drain_until = time.monotonic() + args.timeout + 10
         while exited < len(writers) and time.monotonic() < drain_until:
@@ -458,11 +466,13 @@ def run_one(args: argparse.Namespace, store: Store, config: str) -> dict[str, An
             "probe_poll_ms": 1000 * pr.poll_seconds / max(pr.polls, 1),
             "probe_timeouts": pr.timeouts, "probe_errors": pr.errors[:5],
             "node_cpu_s": cpu_load,
-            "node_cores": sum(cpu_load.values()) / elapsed,
-            "store_cores": store_cpu / elapsed,
+            "node_cores": sum(cpu_load.values()) / load_s,
+            "store_cores": store_cpu / load_s,
+            "bench_cores": mine / load_s,  # nodes, store, writers, probe
+            "other_cores": max(0.0, machine_cpu - mine) / load_s,
         })
         result["check"] = check_rows(args, label, store, query, tally, config)
-        result["log_problems"] = {n.name: p for n in nodes if (p := log_problems(n))}
+        result["log_problems"] = {n.name: bad for n in nodes if (bad := log_problems(n))}
         return result
     finally:
         if stop_flag is not None:
@@ -534,12 +544,12 @@ def _ms(s: float) -> str:
 def print_table(results: list[dict[str, Any]]) -> None:
     header = ["store", "configuration", "lines/s", "write p50/p99 ms", "lag p50 ms",
               "lag p99 ms", "lag max ms", "probes", "poll ms", "cores: nodes + store",
-              "rows checked"]
+              "other work", "rows checked"]
     rows = []
     for r in results:
         if "error" in r:
             rows.append([r["store"], CONFIG_LABELS[r["config"]], "failed: " + r["error"][:60],
-                         *[""] * 8])
+                         *[""] * 9])
             continue
         lag, chk = r["lag"], r["check"]
         rows.append([
@@ -549,6 +559,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
             f"{lag['n']}" + (f" ({r['probe_timeouts']} lost)" if r["probe_timeouts"] else ""),
             f"{r['probe_poll_ms']:,.0f}",
             f"{r['node_cores']:.2f} + {r['store_cores']:.2f}",
+            f"{r['other_cores']:.2f}" if "other_cores" in r else "-",
             (f"{chk['after_compaction']:,} = acked" if chk["ok"] else
              f"{chk['after_load']:,}/{chk['after_compaction']:,} vs {chk['acked']:,} acked"),
         ])
