@@ -213,8 +213,14 @@ def node_server(weir_bin: str, store: Store, node_id: str, modes: str | None,
 
 
 def query_count(c: HttpClient, sql: str, timeout: float = 30.0) -> int:
-    status, body = c.get("/api/v3/query_sql", {"db": DB, "q": sql, "format": "json"},
-                         timeout=timeout)
+    try:
+        status, body = c.get("/api/v3/query_sql", {"db": DB, "q": sql, "format": "json"},
+                             timeout=timeout)
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        # a keep-alive connection left idle longer than the server keeps it (uvicorn: 5 s)
+        # is closed under us; HttpClient has dropped it, so this goes out on a new one
+        status, body = c.get("/api/v3/query_sql", {"db": DB, "q": sql, "format": "json"},
+                             timeout=timeout)
     if status != 200:
         raise RuntimeError(f"HTTP {status}: {body[:300]!r}")
     rows = json.loads(body) if body.strip() else []
@@ -471,6 +477,8 @@ def run_one(args: argparse.Namespace, store: Store, config: str) -> dict[str, An
             "bench_cores": mine / load_s,  # nodes, store, writers, probe
             "other_cores": max(0.0, machine_cpu - mine) / load_s,
         })
+        # the cluster's overhead in one figure: what a line costs all the nodes together
+        result["lines_per_node_cpu_s"] = result["lines_per_s"] / max(result["node_cores"], 1e-9)
         result["check"] = check_rows(args, label, store, query, tally, config)
         result["log_problems"] = {n.name: bad for n in nodes if (bad := log_problems(n))}
         return result
@@ -528,7 +536,9 @@ def check_rows(args: argparse.Namespace, label: str, store: Store, query: Server
          + (f" (+{tally.unsure_lines:,} unsure)" if tally.unsure_lines else "")
          + f", query node {out['after_load']:,} after {out['after_load_s']:.1f}s, "
          f"{out['after_compaction']:,} later ({out['parquet_files']} Parquet files"
-         + (f", {out['compacted_files']} compacted" if compacted else "") + f"): {verdict}")
+         + (f", {out['compacted_files']} compacted" if compacted else "") + f"): {verdict}"
+         + (f" (the compactor wrote nothing within {args.settle:g}s)"
+            if out["compacted_files"] == 0 else ""))
     return out
 
 
@@ -542,25 +552,27 @@ def _ms(s: float) -> str:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    header = ["store", "configuration", "lines/s", "write p50/p99 ms", "lag p50 ms",
+    header = ["store", "configuration", "lines/s", "lines/node CPU-s", "write p50/p99 ms", "lag p50 ms",
               "lag p99 ms", "lag max ms", "probes", "poll ms", "cores: nodes + store",
               "other work", "rows checked"]
     rows = []
     for r in results:
         if "error" in r:
             rows.append([r["store"], CONFIG_LABELS[r["config"]], "failed: " + r["error"][:60],
-                         *[""] * 9])
+                         *[""] * 10])
             continue
         lag, chk = r["lag"], r["check"]
         rows.append([
             r["store"], CONFIG_LABELS[r["config"]], f"{r['lines_per_s']:,.0f}",
+            f"{r['lines_per_node_cpu_s']:,.0f}",
             f"{r['write_p50_ms']:,.0f} / {r['write_p99_ms']:,.0f}",
             _ms(lag["p50_s"]), _ms(lag["p99_s"]), _ms(lag["max_s"]),
             f"{lag['n']}" + (f" ({r['probe_timeouts']} lost)" if r["probe_timeouts"] else ""),
             f"{r['probe_poll_ms']:,.0f}",
             f"{r['node_cores']:.2f} + {r['store_cores']:.2f}",
             f"{r['other_cores']:.2f}" if "other_cores" in r else "-",
-            (f"{chk['after_compaction']:,} = acked" if chk["ok"] else
+            (f"{chk['after_compaction']:,} = acked"
+             + (" (no compaction yet)" if chk["compacted_files"] == 0 else "") if chk["ok"] else
              f"{chk['after_load']:,}/{chk['after_compaction']:,} vs {chk['acked']:,} acked"),
         ])
     print(table(header, rows))
