@@ -333,11 +333,37 @@ def _watch_server_logs() -> Iterator[None]:
         pytest.fail("\n\n".join(problems), pytrace=False)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module marked `both_stores` (with `usefixtures("store_kind")`) runs each of its
+    tests twice: on the `file` store and on S3 (the session's SeaweedFS), issue #13's
+    "every storage test that runs on file also runs on S3"."""
+    if metafunc.definition.get_closest_marker("both_stores") is not None \
+            and "store_kind" in metafunc.fixturenames:
+        metafunc.parametrize("store_kind", ["file", "s3"])
+
+
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator:
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "file")
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path, request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     servers: list[WeirServer] = []
+    on_s3 = "store_kind" in request.fixturenames and request.getfixturevalue("store_kind") \
+        == "s3"
+    buckets: dict[str, str] = {}  # data dir name -> its bucket (servers over one dir share)
 
     def make(name: str = "data", **kw: object) -> WeirServer:
+        if on_s3 and kw.get("object_store", "file") == "file":
+            from support.s3 import _shared
+            s3 = _shared("seaweedfs", request, tmp_path_factory)
+            bucket = buckets.setdefault(name, s3.new_bucket())
+            extra = kw.get("extra_args") or []
+            assert isinstance(extra, list)
+            kw = {**kw, "object_store": "s3",
+                  "extra_args": [*s3.store_args(bucket)[2:], *extra]}
         s = WeirServer(tmp_path / name, **kw)  # type: ignore[arg-type]
         servers.append(s)
         return s

@@ -11,6 +11,9 @@ import pytest
 
 from support.storage_helpers import kill9_and_start, write_ok
 
+# every test on the file store and on S3 (issue #13)
+pytestmark = [pytest.mark.both_stores, pytest.mark.usefixtures("store_kind")]
+
 S = 1_000_000_000
 
 

@@ -26,6 +26,9 @@ from support.storage_helpers import (
     write_ok,
 )
 
+# every test on the file store and on S3 (issue #13)
+pytestmark = [pytest.mark.both_stores, pytest.mark.usefixtures("store_kind")]
+
 FLAGS = ["--wal-flush-interval", "10ms", "--wal-snapshot-size", "4", "--gen1-duration", "1m"]
 DB = "lww"
 

@@ -25,6 +25,9 @@ from support.persisted import (
     write_ok,
 )
 
+# every test on the file store and on S3 (issue #13)
+pytestmark = [pytest.mark.both_stores, pytest.mark.usefixtures("store_kind")]
+
 DB = "prod"
 NS = 10**9
 # a snapshot only when the buffer passes its byte bound, or after this many WAL files
@@ -183,7 +186,9 @@ def _snapshot_then_buffer(server_factory, a: Dataset, b: Dataset):  # type: igno
     s = server_factory(extra_args=SNAPSHOT_EVERY_FLUSH).start()
     write_ok(s, DB, a.lp())
     wait_persisted(s, DB, _rows_of(a))
-    s.extra_args = NO_SNAPSHOT
+    # (the flags before ours, if any, open the S3 bucket: kept)
+    s.extra_args = [*s.extra_args[:len(s.extra_args) - len(SNAPSHOT_EVERY_FLUSH)],
+                    *NO_SNAPSHOT]
     s.restart()
     write_ok(s, DB, b.lp())
     assert sum(f["row_count"] for f in parquet_files(s, DB)) == len(a.rows)
