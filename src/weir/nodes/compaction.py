@@ -47,6 +47,7 @@ class ClusterCompaction:
         self._make = make_compactor
         self.compactors: dict[str, Compactor] = {}
         self._held = False
+        self._swept = False
 
     def run_once(self, expire: bool = True) -> int:
         """With the lease, one pass over every ingest node's files; jobs run."""
@@ -55,8 +56,11 @@ class ClusterCompaction:
             log.info("compactor lease %s", "taken: this node compacts the cluster's files"
                      if held else "lost or held by another node")
             self._held = held
+            self._swept = False  # (each time it is taken: see _sweep_leftovers)
         if not held:
             return 0
+        if not self._swept:
+            self._sweep_leftovers()
         jobs = 0
         for node_id in self._ingest_nodes():
             if not self.lease.acquire_or_renew():  # (a long pass keeps renewing it)
@@ -69,6 +73,24 @@ class ClusterCompaction:
         for c in self.compactors.values():
             c.delete_due()
         return jobs
+
+    def _sweep_leftovers(self) -> None:
+        """Outputs of a compactor that died before publishing them (or replaced inputs it
+        had not yet deleted) lie in the compacted folders unlisted: once the lease is
+        ours, nobody else writes there, so what no manifest names goes, after the delay
+        (a query on another node may still read a replaced file)."""
+        for node_id in self._ingest_nodes():
+            compactor = self._compactor(node_id)
+            compactor.index.refresh(compactor.store, node_id)
+            live = {f.path for f in compactor.index.all()}
+            unlisted = [p for p in compactor.store.list(f"{compactor.output_prefix}/")
+                        if p.endswith(".parquet") and p not in live]
+            if unlisted:
+                log.info("%d unlisted compacted files of node %s are deleted after the "
+                         "delay (a compactor stopped before cleaning up)", len(unlisted),
+                         node_id)
+                compactor.doom(unlisted)
+        self._swept = True
 
     def _compactor(self, node_id: str) -> Compactor:
         c = self.compactors.get(node_id)

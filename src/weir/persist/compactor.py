@@ -191,6 +191,12 @@ class Compactor:
             self._doomed.popleft()
             self.store.delete(path)
 
+    def doom(self, paths: list[str]) -> None:
+        """Delete files no manifest names after the delay (a query planned on an older
+        manifest may still read them)."""
+        unlisted = time.monotonic()
+        self._doomed.extend((unlisted, p) for p in paths)
+
     def drop_files(self, files: list[PersistedFile]) -> None:
         """Unlist files now (hard delete, retention) and delete them after the delay."""
         try:
