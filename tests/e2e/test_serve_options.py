@@ -43,6 +43,7 @@ WIRED: dict[str, str] = {
     "--log-filter": "here", "-v": "here", "--cluster-id": "tests/e2e/test_cluster_membership.py",
     "--mode": "tests/unit/cluster/test_serve_flags.py",
     "--cluster-poll-interval": "tests/unit/cluster/test_serve_flags.py",
+    "--compactor-lease-duration": "tests/e2e/test_cluster_nodes.py",
     "--help-all": "tests/test_cli_unit.py",
     # storage options, wired by the storage side (WAL, snapshots, compaction, retention)
     "--wal-flush-interval": "storage", "--wal-snapshot-size": "storage",

@@ -57,6 +57,7 @@ def test_defaults_and_environment(served: list[Any], tmp_path: Path) -> None:
     cfg = served[-1]
     assert (cfg.cluster_id, cfg.modes, cfg.cluster_poll_interval) == (
         "prod", frozenset({"query", "process"}), 1.0)
+    assert cfg.compactor_lease_duration == 30.0
     assert serve(tmp_path, "--cluster-id", "c1", "--mode", "all").exit_code == 0
     assert served[-1].modes == frozenset(NODE_MODES)
 
@@ -76,6 +77,8 @@ def test_defaults_and_environment(served: list[Any], tmp_path: Path) -> None:
      "greater than zero"),
     (["--cluster-id", "c1", "--cluster-poll-interval", "often"], "--cluster-poll-interval",
      "invalid duration"),
+    (["--cluster-id", "c1", "--compactor-lease-duration", "1s"], "--compactor-lease-duration",
+     "at least 3s"),
 ])
 def test_bad_cluster_flags(served: list[Any], tmp_path: Path, args: list[str], flag: str,
                            says: str) -> None:
