@@ -25,14 +25,17 @@ from support.storage_helpers import (
     has_system_table,
     kill9_and_start,
     parquet_files,
-    parquet_on_disk,
     require_flags,
     require_system_table,
     server_rows,
+    stored_parquet,
     wait_for,
     wait_persisted,
     write_ok,
 )
+
+# every test on the file store and on S3 (issue #13)
+pytestmark = [pytest.mark.both_stores, pytest.mark.usefixtures("store_kind")]
 
 DB = "life"
 
@@ -108,7 +111,7 @@ class Workload:
 def _orphans(server) -> set[str]:  # type: ignore[no-untyped-def]
     """Parquet files on disk that no manifest lists (left by a crash)."""
     listed = {f["path"] for f in parquet_files(server, DB)}
-    return {p for p in parquet_on_disk(server.data_dir) if p not in listed}
+    return {p for p in stored_parquet(server) if p not in listed}
 
 
 def _table_file_counts(server) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -149,7 +152,7 @@ def _kill_when_a_parquet_file_appears(server, known: set[str], delay: float,  # 
     appears. Returns whether it killed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if parquet_on_disk(server.data_dir) - known:
+        if stored_parquet(server) - known:
             if delay:
                 time.sleep(delay)
             server.proc.kill()
@@ -176,7 +179,7 @@ def test_kill9_during_a_snapshot_loses_and_doubles_nothing(server_factory, overw
     delays = [0.0, 0.0, 0.05, random.Random(7).uniform(0, 0.3)]
     killed_mid_snapshot = 0
     for i, delay in enumerate(delays):
-        known = parquet_on_disk(s.data_dir)
+        known = stored_parquet(s)
         killed = False
         for _ in range(6):  # enough WAL files for a snapshot, however many came before
             write_ok(s, DB, work.body(600, overwrite=0.5 if overwrites else 0.0))
@@ -185,7 +188,7 @@ def test_kill9_during_a_snapshot_loses_and_doubles_nothing(server_factory, overw
                 break
         assert killed, f"iteration {i}: no snapshot began after 6 writes"
         s.proc.wait()
-        at_kill = parquet_on_disk(s.data_dir)
+        at_kill = stored_parquet(s)
         kill9_and_start(s)
         unlisted = at_kill - {f["path"] for f in parquet_files(s, DB)}
         # a file on disk at the kill that no manifest lists: the kill fell mid-snapshot
@@ -343,12 +346,12 @@ def _kill_during_compaction(server, mode: str, rng: random.Random,  # type: igno
         marker = time.time_ns()
         write_ok(server, DB, f"marker v=1 {marker}")
         wait_persisted(server, DB, "marker", marker)
-    start_files = parquet_on_disk(server.data_dir)
+    start_files = stored_parquet(server)
     done_before = _compactions_done(server)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if mode == "output":
-            new = parquet_on_disk(server.data_dir) - start_files
+            new = stored_parquet(server) - start_files
             if new:
                 server.proc.kill()
                 return f"a compaction output appeared ({len(new)} new files)"

@@ -104,6 +104,26 @@ def parquet_on_disk(data_dir: Path) -> set[str]:
     return {str(p.relative_to(data_dir)) for p in data_dir.rglob("*.parquet")}
 
 
+def stored_parquet(server: WeirServer) -> set[str]:
+    """Parquet files the server's object store holds, as object-store paths: those under
+    its data dir, or on S3 those in its bucket (the flags it was started with say which)."""
+    if server.object_store != "s3":
+        return parquet_on_disk(server.data_dir)
+    import boto3
+
+    args = server.extra_args
+
+    def flag(name: str) -> str:
+        return args[args.index(name) + 1]
+
+    s3 = boto3.client("s3", endpoint_url=flag("--aws-endpoint"), region_name="us-east-1",
+                      aws_access_key_id=flag("--aws-access-key-id"),
+                      aws_secret_access_key=flag("--aws-secret-access-key"))
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=flag("--bucket"))
+    return {o["Key"] for page in pages for o in page.get("Contents", [])
+            if o["Key"].endswith(".parquet")}
+
+
 def wait_persisted(server: WeirServer, db: str, table: str, time_ns: int,
                    timeout: float = 60.0) -> None:
     """Wait until a Parquet file of `table` holds a row at or after `time_ns`.
