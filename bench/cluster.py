@@ -639,7 +639,13 @@ def main(argv: list[str] | None = None) -> int:
         "s3": lambda: SeaweedStore(root or Path(tempfile.gettempdir())),
         "file": lambda: FileStore(root or Path(tempfile.gettempdir()))}
     for kind in args.store_list:
-        store = makers[kind]()
+        try:
+            store = makers[kind]()
+        except RuntimeError as e:  # SeaweedFS did not start: the other store still runs
+            warn(f"[{kind}] cannot start the store: {e}")
+            results += [{"store": kind, "config": c, "error": f"store: {e}"}
+                        for c in args.config_list]
+            continue
         try:
             for config in args.config_list:
                 warn(f"[{kind} / {config}] {CONFIG_LABELS[config]}: {args.duration:g}s of load")
