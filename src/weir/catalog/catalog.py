@@ -13,6 +13,7 @@ import copy
 import datetime
 import json
 import logging
+import random
 import re
 import threading
 import time
@@ -249,7 +250,7 @@ def _rfc3339_failure(text: str) -> str:
 
 
 #: how often a change is applied again on a newer catalog before CatalogConflict
-_COMMIT_TRIES = 20
+_COMMIT_TRIES = 30
 #: the document's keys that say which version it is; the others are the catalog
 _HEADER_KEYS = frozenset({"format", "version", "sequence", "node_id", "parent"})
 _FORMAT = 2
@@ -458,7 +459,10 @@ class Catalog:
                     try:
                         if attempt:
                             # another node wrote the next version first: start again on
-                            # the newest, with the changes still pending
+                            # the newest, with the changes still pending, after a random
+                            # pause that grows with each loss, so nodes that keep colliding
+                            # (a busy machine, many nodes) spread out rather than repeat
+                            time.sleep(random.uniform(0, min(0.25, 0.002 * 2 ** attempt)))
                             self._reload_locked(me)
                         result = change()
                         if self._write_locked():

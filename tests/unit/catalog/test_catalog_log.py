@@ -13,10 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 
-import pyarrow.fs as pafs
 import pytest
 
 from support.s3 import S3Server, moto_s3  # noqa: F401 - session fixture
+from support.stores import Wrapped
 from weir.auth import TokenStore
 from weir.catalog import (
     Catalog,
@@ -36,19 +36,16 @@ NOW = time.time_ns()
 CLUSTER = "cluster-a"
 
 
-class Faulty(ObjectStore):
+class Faulty(Wrapped):
     """A real store with the catalog's conditional writes made to fail on demand, and
     its LIST and GET requests counted."""
 
     def __init__(self, inner: ObjectStore) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.fail_puts = False
         self.always_taken = False
         self.lists = 0
         self.gets = 0
-
-    def put(self, path: str, data: bytes) -> None:
-        self.inner.put(path, data)
 
     def put_if_absent(self, path: str, data: bytes) -> bool:
         if self.fail_puts:
@@ -64,15 +61,6 @@ class Faulty(ObjectStore):
     def list(self, prefix: str) -> list[str]:
         self.lists += 1
         return self.inner.list(prefix)
-
-    def delete(self, path: str) -> None:
-        self.inner.delete(path)
-
-    def size(self, path: str) -> int:
-        return self.inner.size(path)
-
-    def arrow_filesystem(self) -> pafs.FileSystem:
-        return self.inner.arrow_filesystem()
 
 
 @pytest.fixture(params=["memory", "file"])
@@ -350,7 +338,7 @@ def test_losing_every_race_ends_in_a_typed_error_with_memory_unchanged(
     faulty = Faulty(store)
     c = node(faulty, "node-a")
     faulty.always_taken = True
-    with pytest.raises(CatalogConflict, match="lost the race for the next version 20 times"):
+    with pytest.raises(CatalogConflict, match="lost the race for the next version 30 times"):
         c.create_database("metrics")
     assert not c.db_exists("metrics") and c.version == 1
 

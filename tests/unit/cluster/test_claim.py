@@ -10,9 +10,9 @@ import time
 import uuid
 from dataclasses import replace
 
-import pyarrow.fs as pafs
 import pytest
 
+from support.stores import Wrapped
 from weir.cluster import (
     MARKER_KEY,
     RUNNING,
@@ -37,41 +37,17 @@ def record(node_id: str = "a", state: str = STARTING) -> NodeRecord:
                       cli_params='{"node-id":"a"}')
 
 
-class IgnoresConditions(ObjectStore):
+class IgnoresConditions(Wrapped):
     """A real store behind an S3 look-alike's manners: conditional writes are accepted and
     done unconditionally (every racing writer "wins")."""
-
-    def __init__(self, inner: ObjectStore) -> None:
-        self.inner = inner
-
-    def put(self, path: str, data: bytes) -> None:
-        self.inner.put(path, data)
 
     def put_if_absent(self, path: str, data: bytes) -> bool:
         self.inner.put(path, data)
         return True
 
-    def etag(self, path: str) -> str:
-        return self.inner.etag(path)
-
     def put_if_match(self, path: str, data: bytes, etag: str) -> bool:
         self.inner.put(path, data)
         return True
-
-    def get(self, path: str) -> bytes:
-        return self.inner.get(path)
-
-    def list(self, prefix: str) -> list[str]:
-        return self.inner.list(prefix)
-
-    def delete(self, path: str) -> None:
-        self.inner.delete(path)
-
-    def size(self, path: str) -> int:
-        return self.inner.size(path)
-
-    def arrow_filesystem(self) -> pafs.FileSystem:
-        return self.inner.arrow_filesystem()
 
 
 def test_first_node_marks_the_bucket_and_writes_its_record(store: ObjectStore) -> None:

@@ -9,6 +9,7 @@ import time
 import uuid
 from dataclasses import replace
 
+from support.stores import Wrapped
 from weir.cluster import (
     RUNNING,
     STOPPED,
@@ -69,35 +70,17 @@ def test_heartbeat_beats_then_says_stopped(store: ObjectStore) -> None:
     assert r.state == STOPPED and r.instance_id == me.instance_id and r.modes == ("query",)
 
 
-class Outage(ObjectStore):
+class Outage(Wrapped):
     """A real store that can be taken away (puts fail as an unreachable S3 would)."""
 
     def __init__(self, inner: ObjectStore) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.down = False
 
     def put(self, path: str, data: bytes) -> None:
         if self.down:
             raise ObjectStoreUnavailable("the object store is unavailable: connection refused")
         self.inner.put(path, data)
-
-    def put_if_absent(self, path: str, data: bytes) -> bool:
-        return self.inner.put_if_absent(path, data)
-
-    def get(self, path: str) -> bytes:
-        return self.inner.get(path)
-
-    def list(self, prefix: str) -> list[str]:
-        return self.inner.list(prefix)
-
-    def delete(self, path: str) -> None:
-        self.inner.delete(path)
-
-    def size(self, path: str) -> int:
-        return self.inner.size(path)
-
-    def arrow_filesystem(self):  # type: ignore[no-untyped-def]
-        return self.inner.arrow_filesystem()
 
 
 def test_heartbeat_outlives_a_store_outage(store: ObjectStore, caplog) -> None:  # type: ignore[no-untyped-def]
