@@ -6,8 +6,13 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from support.persisted import wait_persisted
+from support.storage_helpers import stored_objects
+
+# every test on the file store and on S3 (issue #13)
+pytestmark = [pytest.mark.both_stores, pytest.mark.usefixtures("store_kind")]
 
 
 def _count(server, db: str, table: str = "m") -> int:
@@ -90,14 +95,13 @@ def test_snapshot_to_parquet_then_query_and_restart(server_factory):
         ("m", 6, (m0 + 60) * ns, (m0 + 110) * ns),   # window [m0 + 1m, m0 + 2m)
     ]
     assert _count(s, "d") == 12
-    wal_dir = s.data_dir / "test-node" / "wal"
     s.restart()
     assert _count(s, "d") == 12
     assert s.rows("d", "SELECT sum(v) AS s FROM m")[0]["s"] == sum(range(12))
     rows = s.rows("d", "SELECT v, CAST(time AS BIGINT) AS t FROM m ORDER BY time")
     assert [(r["v"], r["t"]) for r in rows] == [(i, times[i] * ns) for i in range(12)]
     # the snapshotted WAL files were removed
-    assert len(list(wal_dir.glob("*.wal"))) < 3
+    assert len(stored_objects(s, ".wal", "test-node/wal/")) < 3
 
 
 def test_memory_object_store_serves(server_factory):

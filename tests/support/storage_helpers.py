@@ -107,8 +107,16 @@ def parquet_on_disk(data_dir: Path) -> set[str]:
 def stored_parquet(server: WeirServer) -> set[str]:
     """Parquet files the server's object store holds, as object-store paths: those under
     its data dir, or on S3 those in its bucket (the flags it was started with say which)."""
+    return stored_objects(server, ".parquet")
+
+
+def stored_objects(server: WeirServer, suffix: str, prefix: str = "") -> set[str]:
+    """Keys under `prefix` ending in `suffix` in the server's object store (its data dir,
+    or its S3 bucket)."""
     if server.object_store != "s3":
-        return parquet_on_disk(server.data_dir)
+        base = server.data_dir
+        return {k for p in (base / prefix).rglob(f"*{suffix}")
+                if (k := str(p.relative_to(base))).startswith(prefix)}
     import boto3
 
     args = server.extra_args
@@ -119,9 +127,10 @@ def stored_parquet(server: WeirServer) -> set[str]:
     s3 = boto3.client("s3", endpoint_url=flag("--aws-endpoint"), region_name="us-east-1",
                       aws_access_key_id=flag("--aws-access-key-id"),
                       aws_secret_access_key=flag("--aws-secret-access-key"))
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=flag("--bucket"))
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=flag("--bucket"),
+                                                          Prefix=prefix)
     return {o["Key"] for page in pages for o in page.get("Contents", [])
-            if o["Key"].endswith(".parquet")}
+            if o["Key"].endswith(suffix)}
 
 
 def wait_persisted(server: WeirServer, db: str, table: str, time_ns: int,
