@@ -244,7 +244,7 @@ def test_system_tables_and_arguments(es):
     assert got == [{"trigger_name": "t1", "plugin_filename": "w.py",
                     "trigger_specification": '{"single_table_wal_write":{"table_name":"cpu"}}',
                     "disabled": False, "error_behavior": "log", "public": False,
-                    "catch_up": False}]
+                    "catch_up": False, "node_spec": "all"}]
     got = rows(es, "d", "SELECT argument_key, argument_value FROM "
                         "system.processing_engine_trigger_arguments ORDER BY argument_key")
     assert got == [{"argument_key": "a", "argument_value": "1"},
