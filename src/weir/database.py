@@ -143,7 +143,8 @@ class Database:
                 self._lease = CompactorLease(self.store, config.cluster_id, self.node_id,
                                              ttl_s=config.compactor_lease_duration)
             self.cluster = ClusterNode(config, self.store, self.catalog, lambda: self.index,
-                                       self._ingest_nodes, self._lease, self._make_compactor)
+                                       self._ingest_nodes, self._lease,
+                                       self._make_cluster_compactor)
         self._maintenance_task: asyncio.Task[None] | None = None
         #: due hard deletes -> the WAL sequence a snapshot must cover before the catalog
         #: may forget them
@@ -162,9 +163,8 @@ class Database:
     def _make_compactor(self, node_id: str, index: PersistedIndex, output_prefix: str,
                         may_publish: Callable[[], bool],
                         oldest_query: Callable[[], float | None]) -> Compactor:
-        """The compactor of `node_id`'s manifest (this node's, or in a cluster any ingest
-        node's); all of them record into one history (system.compaction_history)."""
-        compactor = Compactor(
+        """The compactor of `node_id`'s manifest, its outputs under `output_prefix`."""
+        return Compactor(
             self.store, node_id, index, self.catalog, self.reader,
             file_rows=self.config.compaction_file_rows,
             max_file_rows=self.config.compaction_max_file_rows,
@@ -172,9 +172,16 @@ class Database:
             delete_delay_s=self.config.query_timeout + 5,
             retention_cutoff=self.retention_cutoff, oldest_query=oldest_query,
             output_prefix=output_prefix, may_publish=may_publish)
-        if hasattr(self, "compactor"):
-            compactor.history = self.compactor.history
-            compactor.use_gen1_duration(self.compactor.window_grace_ns)
+
+    def _make_cluster_compactor(self, node_id: str, index: PersistedIndex, output_prefix: str,
+                                may_publish: Callable[[], bool],
+                                oldest_query: Callable[[], float | None]) -> Compactor:
+        """A compactor of the cluster's compactor (made once it runs, after start-up): it
+        records into this node's compaction history and uses its gen1 windows."""
+        compactor = self._make_compactor(node_id, index, output_prefix, may_publish,
+                                         oldest_query)
+        compactor.history = self.compactor.history
+        compactor.use_gen1_duration(self.compactor.window_grace_ns)
         return compactor
 
     def _ingest_nodes(self) -> list[str]:
@@ -247,10 +254,14 @@ class Database:
         catalog's size, which every started server has stored."""
         limit = STORE_CHECK_TIMEOUT_S
         try:
-            await asyncio.wait_for(asyncio.to_thread(self.store.size, self.catalog.path),
-                                   limit)
+            return await asyncio.wait_for(asyncio.to_thread(self._store_problem_now), limit)
         except TimeoutError:
             return f"the object store did not answer within {limit:g}s"
+
+    def _store_problem_now(self) -> str | None:
+        """`store_problem`, asked from the calling thread, without its time limit."""
+        try:
+            self.store.size(self.catalog.path)
         except FileNotFoundError:
             return "the object store no longer holds the catalog"
         except Exception as e:  # noqa: BLE001 - whatever it is, the store is not usable
@@ -663,21 +674,15 @@ class Database:
         """`_raise_if_store_down` for a stream's reader thread."""
         if not isinstance(failure, QueryFailed):
             return None
-        try:
-            self.store.size(self.catalog.path)
-        except Exception as e:  # noqa: BLE001 - whatever it is, the store is not usable
-            return ObjectStoreUnavailable(f"the object store failed: {type(e).__name__}: {e}; "
-                                          "the query could not read its Parquet files")
-        return None
+        return _unreadable_files(self._store_problem_now())
 
     async def _raise_if_store_down(self, failure: QueryFailed) -> None:
         """A query that failed while the object store does not answer failed for that
         reason (its files could not be read): ObjectStoreUnavailable, which clients see as
         503, worth retrying, rather than as an internal error."""
-        problem = await self.store_problem()
-        if problem is not None:
-            raise ObjectStoreUnavailable(
-                f"{problem}; the query could not read its Parquet files") from failure
+        error = _unreadable_files(await self.store_problem())
+        if error is not None:
+            raise error from failure
 
     def _check_mode(self, mode: str, what: str) -> None:
         """A cluster node refuses what its modes leave to other nodes."""
@@ -929,6 +934,11 @@ class Database:
     async def delete_trigger_state(self, database: str, trigger_name: str) -> None:
         await asyncio.to_thread(
             self.store.delete, trigger_state_key(self.node_id, database, trigger_name))
+
+
+def _unreadable_files(store_problem: str | None) -> ObjectStoreUnavailable | None:
+    return None if store_problem is None else ObjectStoreUnavailable(
+        f"{store_problem}; the query could not read its Parquet files")
 
 
 def _accepted_bytes(body: bytes | str, refused: list[LineError]) -> int:
