@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from conftest import weir_cmd
+from support.cli import create_admin_token
 
 NOT_AUTH = {"error": "the request was not authenticated"}
 
@@ -123,11 +124,7 @@ def test_plaintext_tokens_never_reach_disk(auth_server):
 def test_cli_with_token(auth_server):
     s = auth_server
     env = {**os.environ, "INFLUXDB3_HOST_URL": s.url}
-    out = subprocess.run([*weir_cmd(), "create", "token", "--admin"], capture_output=True,
-                         text=True, env=env, timeout=60)
-    assert out.returncode == 0, out.stderr
-    token = next(line.split("Token: ")[1] for line in out.stdout.splitlines()
-                 if line.startswith("Token: "))
+    token = create_admin_token(s)
     p = subprocess.run([*weir_cmd(), "create", "database", "x"], capture_output=True,
                        text=True, env=env, timeout=60)
     assert p.returncode != 0 and "not authenticated" in p.stderr

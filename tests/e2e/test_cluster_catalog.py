@@ -5,16 +5,14 @@ directory (the store the README's example uses)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import WeirServer, weir_cmd
-from support.cli import cli, poll
+from conftest import WeirServer
+from support.cli import cli, create_admin_token, poll
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +33,7 @@ def node(server_factory, node_id: str, modes: str, **kw: object) -> WeirServer: 
 def test_a_token_made_on_one_node_works_on_every_node(server_factory) -> None:  # type: ignore[no-untyped-def]
     a = node(server_factory, "ingest-1", "ingest", auth=True)
     q = node(server_factory, "query-1", "query", auth=True)
-    env = {**os.environ, "INFLUXDB3_HOST_URL": a.url}
-    out = subprocess.run([*weir_cmd(), "create", "token", "--admin"], capture_output=True,
-                         text=True, env=env, timeout=60)
-    assert out.returncode == 0, out.stderr
-    token = next(line.split("Token: ")[1] for line in out.stdout.splitlines()
-                 if line.startswith("Token: "))
+    token = create_admin_token(a)
     auth = {"Authorization": f"Bearer {token}"}
     r = httpx.post(f"{a.url}/api/v3/write_lp", params={"db": "db"}, headers=auth,
                    content=f"cpu,host=h1 usage=1i {time.time_ns()}".encode())

@@ -182,20 +182,12 @@ def test_the_s3_server_going_away_under_a_cluster(server_factory) -> None:  # ty
     """The S3 server stops mid-write (moto's, so its buckets outlast the outage as a real
     service's would): the ingest node answers 503, the query node 503 for what it cannot
     read; once it is back both go on by themselves with every acknowledged row once."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
     from conftest import free_port
+    from support.s3 import moto_at, outage_bucket_args
 
     port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                 aws_access_key_id="k", aws_secret_access_key="s").create_bucket(Bucket="cluster-outage")
-    store = ["--bucket", "cluster-outage", "--aws-endpoint", endpoint, "--aws-allow-http",
-             "--aws-access-key-id", "k", "--aws-secret-access-key", "s",
-             "--object-store-max-retries", "0", "--object-store-retry-timeout", "2s"]
+    moto = moto_at(port)
+    store = outage_bucket_args(port, prefix="cluster-outage")
 
     def node(node_id: str, modes: str) -> WeirServer:
         return server_factory(f"outage-{node_id}", object_store="s3", extra_args=[
@@ -223,8 +215,7 @@ def test_the_s3_server_going_away_under_a_cluster(server_factory) -> None:  # ty
         if r.status_code == 200:  # what it holds in memory: never more than was acknowledged
             assert r.json()[0]["n"] <= want[0]
 
-        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        moto.start()
+        moto = moto_at(port)
         lines, s = batch(20_000, 500, now)
         assert poll(lambda: a.write(DB, lines, precision="ns").status_code == 204,
                     timeout=30), a.log()

@@ -9,21 +9,13 @@ this test process, so they outlast the outage, as a real S3 service's would."""
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
-
-from moto.server import ThreadedMotoServer
 
 from conftest import WeirServer, free_port
 from support.cli import poll
+from support.s3 import moto_at, outage_bucket_args
 
 DB = "db"
-
-
-def _moto(port: int) -> ThreadedMotoServer:
-    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    srv.start()
-    return srv
 
 
 def _lines(start: int, n: int, now: int) -> str:
@@ -32,18 +24,11 @@ def _lines(start: int, n: int, now: int) -> str:
 
 def test_writes_get_503_while_s3_is_down_and_nothing_acknowledged_is_lost_or_doubled(
         server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    import boto3
-
     port = free_port()
-    moto = _moto(port)
+    moto = moto_at(port)
     endpoint = f"http://127.0.0.1:{port}"
-    bucket = f"outage-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                 aws_access_key_id="k", aws_secret_access_key="s").create_bucket(Bucket=bucket)
-    args = ["--bucket", bucket, "--aws-endpoint", endpoint, "--aws-allow-http",
-            "--aws-access-key-id", "k", "--aws-secret-access-key", "s",
-            "--object-store-max-retries", "0", "--object-store-retry-timeout", "2s",
-            "--wal-flush-interval", "10ms", "--compaction-interval", "0s"]
+    args = [*outage_bucket_args(port), "--wal-flush-interval", "10ms",
+            "--compaction-interval", "0s"]
 
     def start(name: str) -> WeirServer:
         return server_factory(name, object_store="s3", extra_args=args).start()
@@ -63,7 +48,7 @@ def test_writes_get_503_while_s3_is_down_and_nothing_acknowledged_is_lost_or_dou
             assert r.status_code == 503, (r.status_code, r.text)
             assert "could not be stored" in r.text and endpoint in r.text, r.text
 
-        moto = _moto(port)
+        moto = moto_at(port)
         # back: the next write goes through without anything done to the server
         assert poll(lambda: s.write(DB, _lines(500, 500, now), precision="ns").status_code
                     == 204, timeout=30), s.log()
@@ -85,19 +70,10 @@ def test_writes_get_503_while_s3_is_down_and_nothing_acknowledged_is_lost_or_dou
 
 def test_a_query_that_needs_parquet_while_s3_is_down_gets_503_then_answers(
         server_factory) -> None:  # type: ignore[no-untyped-def]
-    import boto3
-
     port = free_port()
-    moto = _moto(port)
-    endpoint = f"http://127.0.0.1:{port}"
-    bucket = f"outage-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                 aws_access_key_id="k", aws_secret_access_key="s").create_bucket(Bucket=bucket)
+    moto = moto_at(port)
     s = server_factory("query-outage", object_store="s3", extra_args=[
-        "--bucket", bucket, "--aws-endpoint", endpoint, "--aws-allow-http",
-        "--aws-access-key-id", "k", "--aws-secret-access-key", "s",
-        "--object-store-max-retries", "0", "--object-store-retry-timeout", "2s",
-        "--wal-flush-interval", "10ms", "--wal-snapshot-size", "1",
+        *outage_bucket_args(port), "--wal-flush-interval", "10ms", "--wal-snapshot-size", "1",
         "--compaction-interval", "0s"]).start()
     try:
         now = time.time_ns()
@@ -111,7 +87,7 @@ def test_a_query_that_needs_parquet_while_s3_is_down_gets_503_then_answers(
         r = s.query(DB, "SELECT count(*) AS c, sum(v) AS t FROM cpu")
         assert r.status_code == 503, (r.status_code, r.text)
         assert "object store" in r.text and "Parquet" in r.text, r.text
-        moto = _moto(port)
+        moto = moto_at(port)
         assert poll(lambda: s.query(DB, "SELECT count(*) AS c FROM cpu").json()
                     == [{"c": 1000}], timeout=30), s.log()
         s.stop()

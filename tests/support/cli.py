@@ -27,6 +27,13 @@ def cli(server: WeirServer, *args: str, check: bool = True, input: str | None = 
     return p
 
 
+def create_admin_token(server: WeirServer) -> str:
+    """`influxdb3 create token --admin` against `server`: the token it prints."""
+    out = cli(server, "create", "token", "--admin").stdout
+    return next(line.split("Token: ")[1] for line in out.splitlines()
+                if line.startswith("Token: "))
+
+
 def poll(fn: Callable[[], T], timeout: float = 60.0, interval: float = 0.1) -> T | None:
     """Call `fn` until it returns something truthy and return that; after `timeout`
     seconds, its last (falsy) value, for the caller's assert to report."""

@@ -236,3 +236,28 @@ def seaweedfs(request: pytest.FixtureRequest,
 def moto_s3(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     yield _shared("moto", request, tmp_path_factory)
+
+
+def moto_at(port: int):  # type: ignore[no-untyped-def]
+    """A moto S3 server on `port`, started. Stopped and started again on the same port it
+    keeps its buckets (they live in this test process), as a real S3 service outlasts an
+    outage: the outage tests stop it to take S3 away."""
+    from moto.server import ThreadedMotoServer
+
+    srv = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    srv.start()
+    return srv
+
+
+def outage_bucket_args(port: int, prefix: str = "outage") -> list[str]:
+    """A new bucket on the moto server at `port`, and the `serve` flags that open it with
+    no retries and a 2 s retry limit, so requests fail at once while it is away."""
+    import boto3
+
+    endpoint = f"http://127.0.0.1:{port}"
+    bucket = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                 aws_access_key_id="k", aws_secret_access_key="s").create_bucket(Bucket=bucket)
+    return ["--bucket", bucket, "--aws-endpoint", endpoint, "--aws-allow-http",
+            "--aws-access-key-id", "k", "--aws-secret-access-key", "s",
+            "--object-store-max-retries", "0", "--object-store-retry-timeout", "2s"]
