@@ -8,9 +8,17 @@
 #   bash scripts/test.sh                    # what CI runs
 #   bash scripts/test.sh tests/unit/wal  # some tests: coverage reported, floors not checked
 #   WEIR_COVERAGE=0 bash scripts/test.sh    # no coverage (faster)
+#   WEIR_TEST_WORKERS=0 bash scripts/test.sh   # one process (default: 3 pytest-xdist workers)
+#   WEIR_TEST_STORE=s3 bash scripts/test.sh tests/e2e   # every `file` server on SeaweedFS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Three workers on CI's two cores: most of an end-to-end test is spent waiting on the servers
+# it started, so a third worker still finds a core free. Tests sharing a module's server run
+# on one worker (loadscope), so each module starts its servers once.
+WORKERS=${WEIR_TEST_WORKERS:-3}
+XDIST=(-n "$WORKERS")
+[ "$WORKERS" != "0" ] && XDIST+=(--dist loadscope)
 echo "==> ruff"
 # the rules, and the few per-file exceptions with their reasons: pyproject.toml [tool.ruff.lint]
 .venv/bin/ruff check src tests bench plugins fuzz scripts
@@ -21,7 +29,7 @@ PY=.venv/bin/python
 
 if [ "${WEIR_COVERAGE:-1}" = "0" ]; then
   echo "==> pytest"
-  exec "$PY" -m pytest -q "$@"
+  exec "$PY" -m pytest -q "${XDIST[@]}" "$@"
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/weir-test.XXXXXX")
@@ -40,7 +48,7 @@ if ! COVERAGE_FILE="$work/probe.coverage" timeout -s KILL 20 "$PY" -m coverage r
   echo "warning: a query under coverage hangs (weir.query.engine._with_time_limit clears an"
   echo "  async exception with PyThreadState_SetAsyncExc(..., NULL)); running WITHOUT coverage"
   echo "==> pytest"
-  exec "$PY" -m pytest -q "$@"
+  exec "$PY" -m pytest -q "${XDIST[@]}" "$@"
 fi
 # Absolute, so that a process started in another directory (a server, a CLI call) still
 # writes its data file here; every process writes .coverage.<host>.<pid>.<random>.
@@ -49,7 +57,8 @@ rm -f .coverage .coverage.*
 
 echo "==> pytest (under coverage)"
 set +e
-"$PY" -m coverage run -m pytest -q --durations=15 "$@" 2>&1 | tee "$work/pytest.out"
+"$PY" -m coverage run -m pytest -q --durations=15 "${XDIST[@]}" "$@" 2>&1 \
+  | tee "$work/pytest.out"
 status=${PIPESTATUS[0]}
 set -e
 
