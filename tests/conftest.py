@@ -29,9 +29,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from support.s3 import S3Server
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["pytester"]  # test_server_log_watch.py runs the fixtures in a pytest of its own
@@ -107,6 +111,26 @@ def parse_log(text: str, first_line: int = 1) -> list[LogRecord]:
     return records
 
 
+# The store the whole suite runs on: `WEIR_TEST_STORE=s3` (scripts/test.sh --s3) turns every
+# server a test starts on the `file` store into one on the session's SeaweedFS (issue #13:
+# "the whole existing suite also on S3"). Tests that look inside the data dir or break the
+# disk under the server are marked `file_only` and skipped on that run.
+SUITE_STORE = os.environ.get("WEIR_TEST_STORE", "file")
+if SUITE_STORE not in ("file", "s3"):
+    raise pytest.UsageError(f"WEIR_TEST_STORE={SUITE_STORE!r}: expected file or s3")
+_SUITE_S3: list[S3Server] = []  # the session's SeaweedFS once started (s3 runs only)
+_BUCKETS: dict[str, str] = {}  # resolved data dir -> its bucket
+
+
+def suite_s3() -> S3Server | None:
+    if SUITE_STORE != "s3":
+        return None
+    if not _SUITE_S3:
+        raise RuntimeError("WEIR_TEST_STORE=s3 but the suite's S3 server is not started "
+                           "(the session fixture _suite_store starts it)")
+    return _SUITE_S3[0]
+
+
 # Servers whose logs still have to be checked: every started server until its final check.
 _WATCHED: list[WeirServer] = []
 _LOG_PATHS: set[Path] = set()
@@ -117,8 +141,14 @@ class WeirServer:
 
     def __init__(self, data_dir: Path, *, plugin_dir: Path | None = None,
                  extra_args: list[str] | None = None, object_store: str = "file",
-                 env: dict[str, str] | None = None, auth: bool = False) -> None:
+                 env: dict[str, str] | None = None, auth: bool = False,
+                 s3: S3Server | Literal["suite"] | None = "suite") -> None:
         self.auth = auth
+        # Where a `file` server really keeps its data: on its data dir, or (the suite run
+        # with WEIR_TEST_STORE=s3, or a `both_stores` test's S3 half) in a bucket of this
+        # S3 server, one bucket per data dir, so a restart or a second server over the
+        # same dir finds the same data.
+        self.s3 = suite_s3() if s3 == "suite" else s3
         self.data_dir = data_dir
         self.plugin_dir = plugin_dir
         self.extra_args = extra_args or []
@@ -162,12 +192,68 @@ class WeirServer:
             _WATCHED.append(self)
 
     @property
+    def on_s3(self) -> bool:
+        """Whether this server keeps its data in S3 although the test asked for `file`."""
+        return self.object_store == "file" and self.s3 is not None
+
+    def store_args(self) -> list[str]:
+        if self.s3 is None or self.object_store != "file":
+            return ["--object-store", self.object_store]
+        key = str(self.data_dir.resolve())
+        if key not in _BUCKETS:
+            _BUCKETS[key] = self.s3.new_bucket()
+        return self.s3.store_args(_BUCKETS[key])
+
+    def _bucket(self):  # type: ignore[no-untyped-def]
+        """(boto3 client, bucket) when the server keeps its data in S3, else None: a `file`
+        server moved onto the suite's S3, or one started with explicit S3 flags."""
+        from support.s3 import _client
+        if self.on_s3:
+            assert self.s3 is not None
+            return _client(self.s3), _BUCKETS[str(self.data_dir.resolve())]
+        if self.object_store != "s3":
+            return None
+        import boto3
+
+        def flag(name: str) -> str:
+            return self.extra_args[self.extra_args.index(name) + 1]
+
+        client = boto3.client("s3", endpoint_url=flag("--aws-endpoint"),
+                              region_name="us-east-1",
+                              aws_access_key_id=flag("--aws-access-key-id"),
+                              aws_secret_access_key=flag("--aws-secret-access-key"))
+        return client, flag("--bucket")
+
+    def stored_objects(self, prefix: str = "") -> set[str]:
+        """The paths of every object the server stored under `prefix` (a string prefix):
+        files under its data dir, or keys of its bucket when it runs on S3, so tests that
+        check what was written run on either store."""
+        bucket = self._bucket()
+        if bucket is not None:
+            client, name = bucket
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=name,
+                                                                      Prefix=prefix)
+            return {o["Key"] for page in pages for o in page.get("Contents", [])}
+        base = self.data_dir
+        return {k for p in base.rglob("*") if p.is_file()
+                and (k := str(p.relative_to(base))).startswith(prefix)}
+
+    def read_object(self, path: str) -> bytes:
+        """One stored object's bytes (a path from `stored_objects`)."""
+        bucket = self._bucket()
+        if bucket is not None:
+            client, name = bucket
+            body: bytes = client.get_object(Bucket=name, Key=path)["Body"].read()
+            return body
+        return (self.data_dir / path).read_bytes()
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> WeirServer:
-        args = [*weir_cmd(), "serve", "--node-id", "test-node", "--object-store",
-                self.object_store, "--data-dir", str(self.data_dir), "--http-bind",
+        args = [*weir_cmd(), "serve", "--node-id", "test-node", *self.store_args(),
+                "--data-dir", str(self.data_dir), "--http-bind",
                 f"127.0.0.1:{self.port}", *([] if self.auth else ["--without-auth"]),
                 *self.extra_args]
         if self.plugin_dir is not None:
@@ -333,13 +419,32 @@ def _watch_server_logs() -> Iterator[None]:
         pytest.fail("\n\n".join(problems), pytrace=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _suite_store(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> None:
+    if SUITE_STORE == "s3" and not _SUITE_S3:
+        from support.s3 import _shared
+        _SUITE_S3.append(_shared("seaweedfs", request, tmp_path_factory))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if SUITE_STORE != "s3":
+        return
+    for item in items:
+        marker = item.get_closest_marker("file_only")
+        if marker is not None:
+            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+            item.add_marker(pytest.mark.skip(reason=f"file store only: {reason}"))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A module marked `both_stores` (with `usefixtures("store_kind")`) runs each of its
     tests twice: on the `file` store and on S3 (the session's SeaweedFS), issue #13's
-    "every storage test that runs on file also runs on S3"."""
+    "every storage test that runs on file also runs on S3". On the suite's S3 run it
+    runs once, on S3."""
     if metafunc.definition.get_closest_marker("both_stores") is not None \
             and "store_kind" in metafunc.fixturenames:
-        metafunc.parametrize("store_kind", ["file", "s3"])
+        metafunc.parametrize("store_kind", ["s3"] if SUITE_STORE == "s3" else ["file", "s3"])
 
 
 @pytest.fixture
@@ -351,20 +456,17 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 def server_factory(tmp_path: Path, request: pytest.FixtureRequest,
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     servers: list[WeirServer] = []
-    on_s3 = "store_kind" in request.fixturenames and request.getfixturevalue("store_kind") \
-        == "s3"
-    buckets: dict[str, str] = {}  # data dir name -> its bucket (servers over one dir share)
+    kind = request.getfixturevalue("store_kind") if "store_kind" in request.fixturenames \
+        else None
+    s3: S3Server | Literal["suite"] | None = "suite"
+    if kind == "s3":
+        from support.s3 import _shared
+        s3 = _shared("seaweedfs", request, tmp_path_factory)
+    elif kind == "file":
+        s3 = None
 
     def make(name: str = "data", **kw: object) -> WeirServer:
-        if on_s3 and kw.get("object_store", "file") == "file":
-            from support.s3 import _shared
-            s3 = _shared("seaweedfs", request, tmp_path_factory)
-            bucket = buckets.setdefault(name, s3.new_bucket())
-            extra = kw.get("extra_args") or []
-            assert isinstance(extra, list)
-            kw = {**kw, "object_store": "s3",
-                  "extra_args": [*s3.store_args(bucket)[2:], *extra]}
-        s = WeirServer(tmp_path / name, **kw)  # type: ignore[arg-type]
+        s = WeirServer(tmp_path / name, s3=s3, **kw)  # type: ignore[arg-type]
         servers.append(s)
         return s
 

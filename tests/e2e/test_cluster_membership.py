@@ -21,9 +21,13 @@ def node(server_factory, node_id: str, *args: str) -> WeirServer:  # type: ignor
                                                 *args])
 
 
-def serve_refused(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """A `serve` that must stop by itself (the cluster refuses it, or its flags are bad)."""
-    p = subprocess.run([*weir_cmd(), "serve", "--data-dir", str(data_dir), "--without-auth",
+def serve_refused(data_dir: Path, *args: str, beside: WeirServer | None = None
+                  ) -> subprocess.CompletedProcess[str]:
+    """A `serve` that must stop by itself (the cluster refuses it, or its flags are bad);
+    `beside`: on that server's store (its data dir, or its bucket on an S3 run)."""
+    store = beside.store_args() if beside is not None else []
+    p = subprocess.run([*weir_cmd(), "serve", *store, "--data-dir", str(data_dir),
+                        "--without-auth",
                         "--http-bind", f"127.0.0.1:{free_port()}", *args],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode != 0, p.stderr
@@ -56,11 +60,11 @@ def test_two_nodes_on_a_shared_data_dir(server_factory, tmp_path: Path) -> None:
     assert out.returncode == 0 and "| a " in out.stdout and "| b " in out.stdout, out
 
     # a node of another cluster on the same directory: refused, naming both ids
-    p = serve_refused(a.data_dir, "--cluster-id", "c2", "--node-id", "z")
+    p = serve_refused(a.data_dir, "--cluster-id", "c2", "--node-id", "z", beside=a)
     (line,) = [ln for ln in p.stderr.splitlines() if "Serve command failed" in ln]
     assert "'c1'" in line and "'c2'" in line, p.stderr
     # a second process of node a while a runs: refused
-    p = serve_refused(a.data_dir, "--cluster-id", "c1", "--node-id", "a")
+    p = serve_refused(a.data_dir, "--cluster-id", "c1", "--node-id", "a", beside=a)
     assert "node id 'a' is in use by a running node" in p.stderr, p.stderr
 
     a.stop()

@@ -302,6 +302,7 @@ def test_ready_is_503_while_the_wal_replays_then_200(server_factory):  # type: i
     assert after.get("http_requests_total", **http("GET", "/ready", "server_error")) >= 1
 
 
+@pytest.mark.file_only("moves the data dir away; test_object_store_outage.py stops S3")
 def test_ready_needs_a_token_unless_opened_and_checks_the_object_store(server_factory):  # type: ignore[no-untyped-def]
     s = server_factory(auth=True, extra_args=["--disable-authz", "ready",
                                               "--compaction-interval", "0s"]).start()

@@ -68,7 +68,11 @@ def test_undeclared_seen_at_stop(server_factory, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_fixtures_fail_tests_on_undeclared_server_errors(pytester: pytest.Pytester) -> None:
+def test_the_fixtures_fail_tests_on_undeclared_server_errors(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the log watch is what is tested, on the file store: the inner run has no tests/support
+    # to start an S3 server from
+    monkeypatch.delenv("WEIR_TEST_STORE", raising=False)
     pytester.makeconftest(CONFTEST.read_text())
     pytester.makepyfile(test_inner=INNER)
     # the inner pytest runs in a subprocess: it imports `conftest` from its own directory

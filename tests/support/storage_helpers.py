@@ -16,7 +16,6 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -99,11 +98,6 @@ def parquet_files(server: WeirServer, db: str, table: str | None = None) -> list
     return [f for f in r.json() if table is None or f["table_name"] == table]
 
 
-def parquet_on_disk(data_dir: Path) -> set[str]:
-    """Parquet files under the data dir, as object-store paths (relative to the dir)."""
-    return {str(p.relative_to(data_dir)) for p in data_dir.rglob("*.parquet")}
-
-
 def stored_parquet(server: WeirServer) -> set[str]:
     """Parquet files the server's object store holds, as object-store paths: those under
     its data dir, or on S3 those in its bucket (the flags it was started with say which)."""
@@ -113,24 +107,7 @@ def stored_parquet(server: WeirServer) -> set[str]:
 def stored_objects(server: WeirServer, suffix: str, prefix: str = "") -> set[str]:
     """Keys under `prefix` ending in `suffix` in the server's object store (its data dir,
     or its S3 bucket)."""
-    if server.object_store != "s3":
-        base = server.data_dir
-        return {k for p in (base / prefix).rglob(f"*{suffix}")
-                if (k := str(p.relative_to(base))).startswith(prefix)}
-    import boto3
-
-    args = server.extra_args
-
-    def flag(name: str) -> str:
-        return args[args.index(name) + 1]
-
-    s3 = boto3.client("s3", endpoint_url=flag("--aws-endpoint"), region_name="us-east-1",
-                      aws_access_key_id=flag("--aws-access-key-id"),
-                      aws_secret_access_key=flag("--aws-secret-access-key"))
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=flag("--bucket"),
-                                                          Prefix=prefix)
-    return {o["Key"] for page in pages for o in page.get("Contents", [])
-            if o["Key"].endswith(suffix)}
+    return {k for k in server.stored_objects(prefix) if k.endswith(suffix)}
 
 
 def wait_persisted(server: WeirServer, db: str, table: str, time_ns: int,
