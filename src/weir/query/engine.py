@@ -27,9 +27,11 @@ a table no statement names is never made:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import functools
+import heapq
 import os
 import re
 import threading
@@ -487,10 +489,6 @@ class QueryDescription:
     parameters: pa.Schema
 
 
-#: what a stream under a time limit reads per interruptible step
-_GROUP_BYTES = 1024 * 1024
-
-
 class QueryStream:
     """A planned query's result: `schema`, then its record batches as they are computed.
 
@@ -557,33 +555,16 @@ class QueryStream:
         while True:
             if self._deadline is None:
                 batch = self._next()
-                if batch is None:
-                    return
-                yield batch
-                continue
-            left = self._deadline - time.monotonic()
-            if left <= 0:
-                self._fail()
-                raise _timeout_error(self._limit)
-            # Under a time limit each read runs in a thread of its own (so it can be
-            # interrupted): batches are read a group at a time, not one thread each.
-            group, ended = _with_time_limit(self._next_group, left, on_timeout=self._fail,
-                                            reported=self._limit)
-            yield from group
-            if ended:
-                return
-
-    def _next_group(self) -> tuple[list[pa.RecordBatch], bool]:
-        """Batches up to about `_GROUP_BYTES`, and whether the stream ended."""
-        group: list[pa.RecordBatch] = []
-        size = 0
-        while size < _GROUP_BYTES:
-            batch = self._next()
+            else:
+                left = self._deadline - time.monotonic()
+                if left <= 0:
+                    self._fail()
+                    raise _timeout_error(self._limit)
+                batch = _with_time_limit(self._next, left, on_timeout=self._fail,
+                                         reported=self._limit)
             if batch is None:
-                return group, True
-            group.append(batch)
-            size += batch.nbytes
-        return group, False
+                return
+            yield batch
 
     def read_all(self) -> pa.Table:
         batches = list(self)
@@ -608,51 +589,123 @@ def _timeout_error(limit: float | None) -> QueryTimeout:
     return QueryTimeout(f"query exceeded the time limit of {limit:g}s")
 
 
-def _with_time_limit(work: Any, limit: float, on_timeout: Any = None,
-                     reported: float | None = None) -> Any:
-    """`work()` in a thread of its own; past `limit` seconds, interrupt it and raise 408.
+def _with_time_limit(work: Callable[[], _T], limit: float,
+                     on_timeout: Callable[[], None] | None = None,
+                     reported: float | None = None) -> _T:
+    """`work()` in this thread; past `limit` seconds, interrupt it and raise 408.
 
-    The interruption is an exception raised in that thread: DataFusion's bindings run a
-    little Python every second while they wait for a result, which delivers it, and the
-    query's future (and with it the DataFusion stream) is dropped, cancelling the work.
+    The interruption is an exception raised in this thread by the one watchdog thread
+    (`_WATCHDOG`): DataFusion's bindings run a little Python every second while they wait
+    for a result, which delivers it, and the query's future (and with it the DataFusion
+    stream) is dropped, cancelling the work. The work runs here rather than in a thread
+    of its own because starting and joining a thread per query cost more than the rest of
+    a small query (about a millisecond, twice for a streamed one). The catch: work that
+    never runs Python again cannot be abandoned, it is waited for.
     """
-    box: dict[str, Any] = {}
-    lock = threading.Lock()
-    state = {"running": True}
-
-    def run() -> None:
+    watch = _WATCHDOG.watch(threading.get_ident(), time.monotonic() + limit)
+    interrupted = completed = False
+    result: _T | None = None
+    try:
         try:
-            try:
-                box["result"] = work()
-            except _Interrupted:
-                pass
-            except BaseException as e:  # noqa: BLE001 - handed to the caller
-                box["error"] = e
-            finally:
-                with lock:
-                    # (no clearing of a pending async exception here: under a trace
-                    # function, coverage's, that call made the thread never finish; a
-                    # late interruption is caught by the handler below)
-                    state["running"] = False
+            result = work()
+            completed = True
         except _Interrupted:
-            pass
+            interrupted = True
+        finally:
+            sent = _WATCHDOG.finish(watch)
+        if sent and not interrupted:
+            # the interruption was sent just as the work ended and is still pending:
+            # take it here, not somewhere in the caller's code (clearing it instead, with
+            # PyThreadState_SetAsyncExc(id, NULL), made the thread hang under coverage)
+            while True:
+                time.sleep(0.001)
+    except _Interrupted:
+        interrupted = not completed
+    if interrupted:
+        if on_timeout is not None:
+            on_timeout()
+        raise _timeout_error(reported if reported is not None else limit)
+    return result  # type: ignore[return-value]  # (completed: work() returned it)
 
-    thread = threading.Thread(target=run, name="weir-query", daemon=True)
-    thread.start()
-    thread.join(limit)
-    if thread.is_alive():
-        with lock:
-            if state["running"] and thread.ident is not None:
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(thread.ident), ctypes.py_object(_Interrupted))
-        thread.join(2.0)
-        if "result" not in box and "error" not in box:
-            if on_timeout is not None:
-                on_timeout()
-            raise _timeout_error(reported if reported is not None else limit)
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+
+@dataclass(eq=False)
+class _Watch:
+    """One running time limit: the thread to interrupt, and whether that happened."""
+
+    thread: int
+    running: bool = True
+    sent: bool = False
+
+
+class _Watchdog:
+    """Interrupts the queries past their time limits, from one thread for all of them.
+
+    Watches wait in a heap by deadline; a finished one stays there until its deadline
+    comes or the heap is mostly finished watches (then it is rebuilt), so finishing costs
+    one lock and no search. The thread sleeps until the earliest deadline and is woken
+    only by a watch due before that. The thread starts with the first watch.
+
+    Only C-level locks here (`threading.Lock`, not `Condition`, whose `__enter__` is
+    Python): an interruption that arrives between a Python-level acquire and the start of
+    its `with` block would leave the lock held for good.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: released to wake the thread early (a new watch due before its planned wake-up)
+        self._wake = threading.Lock()
+        self._wake.acquire()
+        self._wake_at = float("inf")
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._seq = 0
+        self._kept = 0  # the heap's size when last rebuilt
+        self._thread: threading.Thread | None = None
+
+    def watch(self, thread: int, deadline: float) -> _Watch:
+        w = _Watch(thread)
+        with self._lock:
+            if len(self._heap) > 2 * self._kept + 64:
+                self._heap = [e for e in self._heap if e[2].running]
+                heapq.heapify(self._heap)
+                self._kept = len(self._heap)
+            self._seq += 1
+            heapq.heappush(self._heap, (deadline, self._seq, w))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="weir-query-limits",
+                                                daemon=True)
+                self._thread.start()
+            wake = deadline < self._wake_at
+            if wake:
+                self._wake_at = deadline
+        if wake:
+            with contextlib.suppress(RuntimeError):  # (woken already, not yet awake)
+                self._wake.release()
+        return w
+
+    def finish(self, w: _Watch) -> bool:
+        """The watched work ended: no interruption from now on. True if one was sent."""
+        with self._lock:
+            w.running = False
+            return w.sent
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                heap = self._heap
+                while heap and (heap[0][0] <= now or not heap[0][2].running):
+                    w = heapq.heappop(heap)[2]
+                    if w.running:
+                        w.sent = True
+                        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                            ctypes.c_ulong(w.thread), ctypes.py_object(_Interrupted))
+                self._kept = min(self._kept, len(heap))
+                self._wake_at = heap[0][0] if heap else float("inf")
+                sleep = min(self._wake_at - now, 3600.0)
+            self._wake.acquire(timeout=sleep)
+
+
+_WATCHDOG = _Watchdog()
 
 
 # ---- parameters --------------------------------------------------------------------------
