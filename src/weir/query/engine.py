@@ -357,6 +357,8 @@ class _Session:
 
     def __init__(self, ctx: SessionContext, snap: DatabaseSnapshot) -> None:
         self.ctx = ctx
+        #: given back to its pool since it was last taken
+        self.returned = False
         self.user = _LazySchema()
         self.system = _LazySchema()
         self.info = _LazySchema()
@@ -394,10 +396,19 @@ class _SessionPool:
     def take(self, key: tuple[object, ...]) -> _Session | None:
         with self._lock:
             idle = self._idle.get(key)
-            return idle.pop() if idle else None
+            if not idle:
+                return None
+            session = idle.pop()
+            session.returned = False
+            return session
 
     def give_back(self, key: tuple[object, ...], session: _Session) -> None:
+        """Once per `take` (a stream closed by its reader and by a cancelled request at
+        once may call twice: one session must never serve two queries at a time)."""
         with self._lock:
+            if session.returned:
+                return
+            session.returned = True
             idle = self._idle.pop(key, [])
             self._idle[key] = idle  # (now the most recently used)
             if len(idle) < self._per_key:

@@ -14,7 +14,7 @@ import pytest
 from support.inprocess import make_config, open_database, query_rows, write
 from weir.database import Database
 from weir.query import QueryEngine
-from weir.query.engine import SqlPlanningError, _Session
+from weir.query.engine import SqlPlanningError, _Session, _SessionPool
 
 pytestmark = pytest.mark.anyio
 
@@ -109,3 +109,14 @@ async def test_a_retention_period_set_after_a_query_hides_old_rows_from_the_next
     assert await _count(db) == 2
     db.catalog.update_database(DB, 3600 * 10**9)
     assert await query_rows(db, DB, "SELECT host FROM cpu") == [{"host": "a"}]
+
+
+async def test_a_session_given_back_twice_serves_one_query_at_a_time(db: Database) -> None:
+    # (a stream closed by its reader and by a cancelled request at the same moment)
+    session = _Session(db.query_engine._context(information_schema=False),
+                       db.snapshot_for_query(DB))
+    pool = _SessionPool()
+    pool.give_back(("k",), session)
+    pool.give_back(("k",), session)
+    assert pool.take(("k",)) is session
+    assert pool.take(("k",)) is None
