@@ -2,8 +2,9 @@
 # Install everything needed (from requirements.lock), run ruff and mypy, then the test suite under
 # coverage: the servers and CLI processes the tests start are measured too (pyproject.toml,
 # [tool.coverage.run]). Prints the combined coverage of the weir package and, for a whole-suite
-# run, checks the per-package floors in scripts/coverage-floors.txt. Ends with pytest's summary
-# line; exits non-zero if a test failed, no test ran, or coverage fell below a floor.
+# run, checks the per-package floors in scripts/coverage-floors.txt, and runs the end-to-end tests
+# a second time on S3 (below). Ends with pytest's summary lines; exits non-zero if a test failed,
+# no test ran, or coverage fell below a floor.
 #
 #   bash scripts/test.sh                    # what CI runs
 #   bash scripts/test.sh tests/unit/wal  # some tests: coverage reported, floors not checked
@@ -19,6 +20,23 @@ bash scripts/setup.sh
 WORKERS=${WEIR_TEST_WORKERS:-3}
 XDIST=(-n "$WORKERS")
 [ "$WORKERS" != "0" ] && XDIST+=(--dist loadscope)
+
+# A whole-suite run ends with a second pass: every end-to-end test again with its servers on
+# S3 (a SeaweedFS the tests start on loopback; WEIR_TEST_STORE=s3, see tests/conftest.py),
+# without coverage. WEIR_TEST_S3=0 leaves it out.
+S3_PASS=0
+if [ $# -eq 0 ] && [ "${WEIR_TEST_S3:-1}" != "0" ] && [ "${WEIR_TEST_STORE:-file}" = "file" ]; then
+  S3_PASS=1
+fi
+s3_pass() {  # appends to $1; returns pytest's status
+  echo "==> pytest tests/e2e again, every server on S3 (WEIR_TEST_STORE=s3)"
+  set +e
+  WEIR_TEST_STORE=s3 "$PY" -m pytest -q -p no:cacheprovider "${XDIST[@]}" tests/e2e 2>&1 \
+    | tee -a "$1"
+  local st=${PIPESTATUS[0]}
+  set -e
+  return "$st"
+}
 echo "==> ruff"
 # the rules, and the few per-file exceptions with their reasons: pyproject.toml [tool.ruff.lint]
 .venv/bin/ruff check src tests bench plugins fuzz scripts
@@ -29,7 +47,13 @@ PY=.venv/bin/python
 
 if [ "${WEIR_COVERAGE:-1}" = "0" ]; then
   echo "==> pytest"
-  exec "$PY" -m pytest -q "${XDIST[@]}" "$@"
+  if [ "$S3_PASS" = "0" ]; then
+    exec "$PY" -m pytest -q "${XDIST[@]}" "$@"
+  fi
+  status=0
+  "$PY" -m pytest -q "${XDIST[@]}" || status=$?
+  s3_pass /dev/null || status=$?
+  exit "$status"
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/weir-test.XXXXXX")
@@ -61,6 +85,11 @@ set +e
   | tee "$work/pytest.out"
 status=${PIPESTATUS[0]}
 set -e
+if [ "$S3_PASS" = "1" ]; then
+  s3_status=0
+  s3_pass "$work/pytest-s3.out" || s3_status=$?
+  [ "$status" -eq 0 ] && status=$s3_status
+fi
 
 echo "==> coverage of weir, all processes combined"
 covered=1
@@ -84,7 +113,13 @@ else
   "$PY" scripts/coverage_floor.py "$work/coverage.json" scripts/coverage-floors.txt || status=1
 fi
 # pytest's own summary line last, where CI and people look for it
-summary=$(grep -E '(passed|failed|error|errors|skipped|deselected|no tests ran).* in [0-9.]+s' \
-  "$work/pytest.out" | tail -n 1 || true)
-[ -n "$summary" ] && echo "$summary"
+summary() {
+  grep -E '(passed|failed|error|errors|skipped|deselected|no tests ran).* in [0-9.]+s' "$1" \
+    | tail -n 1 || true
+}
+if [ "$S3_PASS" = "1" ]; then
+  echo "on S3: $(summary "$work/pytest-s3.out")"
+fi
+line=$(summary "$work/pytest.out")
+[ -n "$line" ] && echo "$line"
 exit "$status"
