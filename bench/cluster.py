@@ -5,6 +5,7 @@ query node answers it.
     .venv/bin/python bench/cluster.py                          # 60 s per configuration
     .venv/bin/python bench/cluster.py --duration 30 --json bench/results/cluster.json
     .venv/bin/python bench/cluster.py --stores s3 --configs 2-ingest --duration 10
+    .venv/bin/python bench/cluster.py --rate 10000     # the lag at a load the cores carry
 
 For each store (`s3`: a SeaweedFS `weed mini` this script starts on loopback; `file`: a
 shared directory) and each configuration, on a fresh bucket or directory:
@@ -16,7 +17,8 @@ shared directory) and each configuration, on a fresh bucket or directory:
 
 `--writers` processes (soak.py's writer: TSBS `cpu`, 10 tags, 10 float fields, 1,000
 hosts split between writers, current ns timestamps, 5,000 lines per request) POST as fast
-as they are answered, writer i to ingest node i mod n, for `--duration`. Meanwhile a
+as they are answered (or, with `--rate`, that many lines/s between them), writer i to
+ingest node i mod n, for `--duration`. Meanwhile a
 probe writes a uniquely tagged point (table `probe`) to an ingest node every
 `--probe-interval`, notes when the write was acknowledged, and asks the query node every
 10 ms until it answers that point: the lag. After the load the query node's count(*) of
@@ -393,7 +395,8 @@ def run_one(args: argparse.Namespace, store: Store, config: str) -> dict[str, An
         ports = [n.port for n in ingest]
         writers = [ctx.Process(target=_writer, name=f"cluster-writer-{i}", daemon=True,
                                args=(i, args.writers, args.hosts, args.seed, args.batch,
-                                     ports[i % len(ports)], 0.0, args.timeout, stop_flag, go,
+                                     ports[i % len(ports)], args.rate / args.writers,
+                                     args.timeout, stop_flag, go,
                                      res_q))
                    for i in range(args.writers)]
         for p in writers:
@@ -463,6 +466,7 @@ def run_one(args: argparse.Namespace, store: Store, config: str) -> dict[str, An
         pr = probe.result
         result.update({
             "duration_s": elapsed, "writers": args.writers, "batch": args.batch,
+            "offered_lines_per_s": args.rate or None,
             "lines_acked": tally.acked, "lines_per_s": tally.acked_in_time / elapsed,
             "batches": tally.batches, "busy": tally.busy, "errors": tally.errors,
             "unsure_lines": tally.unsure_lines, "first_error": tally.first_error,
@@ -599,6 +603,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--writers", type=int, default=2, help="writer processes")
     p.add_argument("--hosts", type=int, default=1000, help="distinct hosts (series)")
     p.add_argument("--batch", type=int, default=5000, help="lines per request")
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="lines/s offered by all writers together; 0: as fast as the nodes "
+                        "take them (the lag is then measured on saturated cores)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--probe-interval", type=float, default=0.5,
                    help="seconds between lag probes")
@@ -621,8 +628,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for c in a.config_list:
         if c not in CONFIGS:
             p.error(f"--configs: unknown configuration {c!r} ({', '.join(CONFIGS)})")
-    if a.duration <= 0 or a.writers < 1 or a.batch < 1 or a.hosts < a.writers:
-        p.error("--duration, --writers and --batch must be positive, --hosts >= --writers")
+    if a.duration <= 0 or a.writers < 1 or a.batch < 1 or a.hosts < a.writers or a.rate < 0:
+        p.error("--duration, --writers and --batch must be positive, --hosts >= --writers, "
+                "--rate at least 0")
     return a
 
 
@@ -658,7 +666,9 @@ def main(argv: list[str] | None = None) -> int:
             store.close()
     print()
     print(machine_line(info))
-    print(f"{args.writers} writers, {args.batch:,} lines per request, {args.hosts:,} hosts, "
+    offered = f"offering {args.rate:,.0f} lines/s" if args.rate else "as fast as answered"
+    print(f"{args.writers} writers ({offered}), {args.batch:,} lines per request, "
+          f"{args.hosts:,} hosts, "
           f"{args.duration:g} s per configuration; lag = probe write acknowledged -> "
           f"answered by the query node (polled every {PROBE_POLL_S * 1000:g} ms)")
     print_table(results)
