@@ -11,14 +11,8 @@ from weir.catalog.caches import (
     column_identifier,
     column_ordinal,
 )
-from weir.catalog.catalog import (
-    INTERNAL_DB,
-    Catalog,
-    HardDelete,
-    Limits,
-    parse_rfc3339_ns,
-    resolve_hard_delete_time,
-)
+from weir.catalog.catalog import INTERNAL_DB, Catalog, Limits
+from weir.catalog.hard_delete import HardDelete, parse_rfc3339_ns, resolve_hard_delete_time
 from weir.catalog.log import CatalogConflict, ColumnTypeConflict
 from weir.catalog.schema import (
     API_FIELD_TYPES,

@@ -8,31 +8,28 @@ may share one log: the only coordination is the store's put-if-absent.
 
 from __future__ import annotations
 
-import calendar
 import copy
-import datetime
 import json
 import logging
 import random
-import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NotRequired, TypedDict, TypeVar
+from typing import Any, TypeVar
 
 from weir.catalog.caches import (
     DEFAULT_LAST_CACHE_TTL_S,
     DEFAULT_MAX_AGE_S,
     DEFAULT_MAX_CARDINALITY,
     DistinctCacheDefinition,
-    DistinctCacheJson,
     LastCacheDefinition,
-    LastCacheJson,
     new_distinct_cache,
     new_last_cache,
 )
+from weir.catalog.document import CatalogJson, db_from_json, db_to_json, encode
+from weir.catalog.hard_delete import HardDelete
 from weir.catalog.log import CatalogConflict, CatalogLog, ColumnTypeConflict, parent_tag
 from weir.catalog.schema import (
     FIELD,
@@ -42,7 +39,6 @@ from weir.catalog.schema import (
     DatabaseSchema,
     TableSchema,
     TriggerDefinition,
-    TriggerJson,
     soft_deleted_name,
 )
 from weir.config import (
@@ -67,53 +63,6 @@ log = logging.getLogger(__name__)
 INTERNAL_DB = "_internal"
 #: `_internal` keeps 7 days, as the reference's does (SHOW RETENTION POLICIES: 168h0m0s)
 INTERNAL_DB_RETENTION_NS = 7 * 24 * 3600 * 1_000_000_000
-
-
-# A catalog version, `<prefix>/catalog/<version:020d>.json` (format 2), or a single node's
-# catalog before the log, `<node>/catalog.json` (format 1, no `version`). Keys marked
-# NotRequired may be missing from a file an older Weir wrote; this one always writes them
-# (except a live table's `deleted`).
-
-class TableJson(TypedDict):
-    id: int
-    name: str
-    columns: list[list[str]]  # [name, kind, type] per column
-    deleted: NotRequired[bool]
-    hard_delete_time_ns: NotRequired[int | None]
-    deleted_name: NotRequired[str | None]
-    deleted_wal_seq: NotRequired[int | None]
-    # a table's caches and its next cache ids; written only once it has had a cache
-    last_caches: NotRequired[list[LastCacheJson]]
-    distinct_caches: NotRequired[list[DistinctCacheJson]]
-    next_cache_ids: NotRequired[list[int]]  # [last, distinct]
-
-
-class DatabaseJson(TypedDict):
-    id: int
-    name: str
-    retention_period_ns: NotRequired[int | None]
-    deleted: NotRequired[bool]
-    hard_delete_time_ns: NotRequired[int | None]
-    deleted_name: NotRequired[str | None]
-    deleted_wal_seq: NotRequired[int | None]
-    tables: list[TableJson]
-    deleted_tables: NotRequired[list[TableJson]]
-    triggers: NotRequired[list[TriggerJson]]
-
-
-class CatalogJson(TypedDict):
-    format: int
-    version: NotRequired[int]
-    uuid: str
-    sequence: int
-    node_id: str  # (format 2: the node that wrote this version)
-    parent: NotRequired[str | None]  # (format 2: log.parent_tag of the version before)
-    gen1_duration_s: NotRequired[float | None]
-    next_id: int
-    databases: list[DatabaseJson]
-    deleted_databases: NotRequired[list[DatabaseJson]]
-    #: other parts' state, JSON they define and read themselves (weir.auth: tokens)
-    extra: NotRequired[dict[str, Any]]
 
 
 @dataclass
@@ -144,109 +93,6 @@ class Limits:
     def column_error(self) -> LimitExceeded:
         return LimitExceeded("Update to schema would exceed number of columns per table "
                              f"limit of {self.columns_per_table} columns")
-
-
-@dataclass(frozen=True)
-class HardDelete:
-    """A soft-deleted database (`table_id` None) or table whose hard-deletion time has
-    come: the storage side removes its data, then calls `Catalog.complete_hard_delete`."""
-
-    db_id: int
-    db_name: str
-    table_id: int | None
-    table_name: str | None
-    deletion_time_ns: int
-
-
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))")
-
-
-def parse_rfc3339_ns(text: str) -> int:
-    """An RFC 3339 timestamp (`2025-12-31T23:59:59Z`, up to nanoseconds, any offset) as
-    nanoseconds since the epoch, in integers (a float cannot hold times near now)."""
-    m = _RFC3339.fullmatch(text.strip())
-    if not m:
-        raise ValueError(f"invalid timestamp {text!r}: expected RFC 3339, e.g. "
-                         "2025-12-31T23:59:59Z")
-    y, mo, d, h, mi, sec = (int(g) for g in m.groups()[:6])
-    try:
-        # datetime only to check the date exists (30 February does not); a leap second
-        # (:60) is allowed as RFC 3339 allows it.
-        datetime.datetime(y, mo, d, h, mi, min(sec, 59))
-    except ValueError as e:
-        raise ValueError(f"invalid timestamp {text!r}: {e}") from None
-    if sec > 60:
-        raise ValueError(f"invalid timestamp {text!r}: second must be in 0..60")
-    secs = calendar.timegm((y, mo, d, h, mi, sec, 0, 0, 0))
-    if m.group(9):
-        offset = int(m.group(10)) * 3600 + int(m.group(11)) * 60
-        secs -= offset if m.group(9) == "+" else -offset
-    frac = (m.group(7) or "").ljust(9, "0")
-    return secs * 1_000_000_000 + int(frac or 0)
-
-
-def resolve_hard_delete_time(value: str | None, now_ns: int,
-                             default_duration_s: float) -> int | None:
-    """`hard_delete_at` (never, now, default or RFC 3339) as the time the deleted thing
-    goes for good: None for never, `now_ns` for now or a past time, now plus
-    --hard-delete-default-duration for default (also when no value is given, as the
-    reference's clients send nothing for a plain delete)."""
-    v = (value or "default").strip()
-    low = v.lower()
-    if low == "never":
-        return None
-    if low == "now":
-        return now_ns
-    if low == "default":
-        return now_ns + round(default_duration_s * 1_000_000_000)
-    try:
-        at = parse_rfc3339_ns(v)
-    except ValueError:
-        raise ValueError(f"Cannot parse the timestamp: {_rfc3339_failure(v)}") from None
-    return max(at, now_ns)
-
-
-def _rfc3339_failure(text: str) -> str:
-    """Why `text` is no RFC 3339 time, in the words of the parser the reference uses
-    (chrono's ParseError), for its `Cannot parse the timestamp: ...` answer."""
-    invalid, short = "input contains invalid characters", "premature end of input"
-    i = 0
-
-    def take(spec: str) -> str | None:
-        nonlocal i
-        for c in spec:
-            if i >= len(text):
-                return short
-            ch = text[i]
-            ok = ("0" <= ch <= "9") if c == "d" else (ch in "Tt " if c == "T" else ch == c)
-            if not ok:
-                return invalid
-            i += 1
-        return None
-
-    if (err := take("dddd-dd-ddTdd:dd:dd")) is not None:
-        return err
-    if i < len(text) and text[i] == ".":
-        i += 1
-        if (err := take("d")) is not None:
-            return err
-        while i < len(text) and "0" <= text[i] <= "9":
-            i += 1
-    if i >= len(text):
-        return short
-    if text[i] in "Zz":
-        i += 1
-    elif text[i] in "+-":
-        i += 1
-        if (err := take("dd:dd")) is not None:
-            return err
-    else:
-        return invalid
-    if i < len(text):
-        return "trailing input"
-    return "input is out of range"  # the shape is right: a field is (month 13, 30 Feb)
 
 
 #: how often a change is applied again on a newer catalog before CatalogConflict
@@ -368,7 +214,7 @@ class Catalog:
             log.info("catalog: %s (format 1) becomes version 1 of %s", self._legacy_path,
                      self._log.folder)
             self._install_locked(json.loads(old))
-        return _encode(self._document_locked(1))
+        return encode(self._document_locked(1))
 
     def _read_newest(self) -> tuple[int, bytes] | None:
         """The newest version and its document (a LIST and a GET); None if none."""
@@ -486,7 +332,7 @@ class Catalog:
         if state == self._committed_state:
             self._pending.clear()  # what they did is in the stored version already
             return True
-        data = _encode(doc)
+        data = encode(doc)
         if not self._log.try_write(version, data) or not self._log.settle(version, data):
             return False
         self._version, self._committed, self._committed_state = version, data, state
@@ -542,8 +388,8 @@ class Catalog:
         self.gen1_duration_s = raw.get("gen1_duration_s")
         self._next_id = raw["next_id"]
         self.extra = raw.get("extra", {})
-        self._dbs = {d["name"]: _db_from_json(d) for d in raw["databases"]}
-        self._deleted = [_db_from_json(d) for d in raw.get("deleted_databases", [])]
+        self._dbs = {d["name"]: db_from_json(d) for d in raw["databases"]}
+        self._deleted = [db_from_json(d) for d in raw.get("deleted_databases", [])]
 
     def _document_locked(self, version: int) -> CatalogJson:
         return {
@@ -555,8 +401,8 @@ class Catalog:
             "uuid": self.uuid,
             "gen1_duration_s": self.gen1_duration_s,
             "next_id": self._next_id,
-            "databases": [_db_to_json(d) for d in self._dbs.values()],
-            "deleted_databases": [_db_to_json(d) for d in self._deleted],
+            "databases": [db_to_json(d) for d in self._dbs.values()],
+            "deleted_databases": [db_to_json(d) for d in self._deleted],
             # a copy: the committed state compared against later must not change with it
             "extra": copy.deepcopy(self.extra),
         }
@@ -999,9 +845,6 @@ class Catalog:
         return int(time.time() * 1000)
 
 
-def _encode(doc: CatalogJson) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
-
 
 def _kind_text(c: Column) -> str:
     return "a tag" if c.kind == TAG else f"a {c.kind} of type {c.type}"
@@ -1011,70 +854,3 @@ def _due_tables(d: DatabaseSchema, now_ns: int) -> list[HardDelete]:
     return [HardDelete(d.id, d.name, t.id, t.name, t.hard_delete_time_ns)
             for t in d.deleted_tables
             if t.hard_delete_time_ns is not None and t.hard_delete_time_ns <= now_ns]
-
-
-def _table_to_json(t: TableSchema) -> TableJson:
-    out: TableJson = {
-        "id": t.id,
-        "name": t.name,
-        "columns": [[c.name, c.kind, c.type] for c in t.columns.values()],
-    }
-    if t.deleted:
-        out["deleted"] = True
-        out["hard_delete_time_ns"] = t.hard_delete_time_ns
-        out["deleted_name"] = t.deleted_name
-        out["deleted_wal_seq"] = t.deleted_wal_seq
-    if t.next_last_cache_id or t.next_distinct_cache_id:
-        out["last_caches"] = [c.to_json() for c in t.last_caches.values()]
-        out["distinct_caches"] = [c.to_json() for c in t.distinct_caches.values()]
-        out["next_cache_ids"] = [t.next_last_cache_id, t.next_distinct_cache_id]
-    return out
-
-
-def _table_from_json(t: TableJson) -> TableSchema:
-    name = t["name"]
-    next_ids = t.get("next_cache_ids", [0, 0])
-    return TableSchema(id=t["id"], name=name,
-                       columns={c[0]: Column(*c) for c in t["columns"]},
-                       deleted=t.get("deleted", False),
-                       hard_delete_time_ns=t.get("hard_delete_time_ns"),
-                       deleted_name=t.get("deleted_name"),
-                       deleted_wal_seq=t.get("deleted_wal_seq"),
-                       last_caches={c["name"]: LastCacheDefinition.from_json(name, c)
-                                    for c in t.get("last_caches", [])},
-                       distinct_caches={c["name"]: DistinctCacheDefinition.from_json(name, c)
-                                        for c in t.get("distinct_caches", [])},
-                       next_last_cache_id=next_ids[0], next_distinct_cache_id=next_ids[1])
-
-
-def _db_to_json(d: DatabaseSchema) -> DatabaseJson:
-    return {
-        "id": d.id,
-        "name": d.name,
-        "retention_period_ns": d.retention_period_ns,
-        "deleted": d.deleted,
-        "hard_delete_time_ns": d.hard_delete_time_ns,
-        "deleted_name": d.deleted_name,
-        "deleted_wal_seq": d.deleted_wal_seq,
-        "tables": [_table_to_json(t) for t in d.tables.values()],
-        "deleted_tables": [_table_to_json(t) for t in d.deleted_tables],
-        "triggers": [t.to_json() for t in d.triggers.values()],
-    }
-
-
-def _db_from_json(raw: DatabaseJson) -> DatabaseSchema:
-    d = DatabaseSchema(
-        id=raw["id"],
-        name=raw["name"],
-        retention_period_ns=raw.get("retention_period_ns"),
-        deleted=raw.get("deleted", False),
-        hard_delete_time_ns=raw.get("hard_delete_time_ns"),
-        deleted_name=raw.get("deleted_name"),
-        deleted_wal_seq=raw.get("deleted_wal_seq"),
-        deleted_tables=[_table_from_json(t) for t in raw.get("deleted_tables", [])],
-    )
-    for t in raw["tables"]:
-        d.tables[t["name"]] = _table_from_json(t)
-    for trig in raw.get("triggers", []):
-        d.triggers[trig["trigger_name"]] = TriggerDefinition.from_json(trig)
-    return d
