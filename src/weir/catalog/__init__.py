@@ -12,16 +12,10 @@ from weir.catalog.caches import (
     column_ordinal,
 )
 from weir.catalog.catalog import INTERNAL_DB, Catalog, Limits
+from weir.catalog.columns import API_FIELD_TYPES, ARROW_TYPES, FIELD, KIND_META, TAG, TIME, Column
 from weir.catalog.hard_delete import HardDelete, parse_rfc3339_ns, resolve_hard_delete_time
 from weir.catalog.log import CatalogConflict, ColumnTypeConflict
 from weir.catalog.schema import (
-    API_FIELD_TYPES,
-    ARROW_TYPES,
-    FIELD,
-    KIND_META,
-    TAG,
-    TIME,
-    Column,
     DatabaseSchema,
     TableSchema,
     TriggerDefinition,

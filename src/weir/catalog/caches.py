@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NotRequired, TypedDict
 
-from weir.catalog.schema import FIELD, TAG, Column
+from weir.catalog.columns import FIELD, TAG, Column
 from weir.errors import AlreadyExists, CatalogError, InvalidCacheColumnType, InvalidConfiguration
 
 #: the reference's defaults: one value per key for 4 hours; 100,000 combinations for a day

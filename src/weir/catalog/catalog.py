@@ -28,14 +28,11 @@ from weir.catalog.caches import (
     new_distinct_cache,
     new_last_cache,
 )
+from weir.catalog.columns import FIELD, TAG, TIME, Column
 from weir.catalog.document import CatalogJson, db_from_json, db_to_json, encode
 from weir.catalog.hard_delete import HardDelete
 from weir.catalog.log import CatalogConflict, CatalogLog, ColumnTypeConflict, parent_tag
 from weir.catalog.schema import (
-    FIELD,
-    TAG,
-    TIME,
-    Column,
     DatabaseSchema,
     TableSchema,
     TriggerDefinition,

@@ -12,13 +12,8 @@ from weir.catalog.caches import (
     LastCacheDefinition,
     LastCacheJson,
 )
-from weir.catalog.schema import (
-    Column,
-    DatabaseSchema,
-    TableSchema,
-    TriggerDefinition,
-    TriggerJson,
-)
+from weir.catalog.columns import Column
+from weir.catalog.schema import DatabaseSchema, TableSchema, TriggerDefinition, TriggerJson
 
 
 # A catalog version, `<prefix>/catalog/<version:020d>.json` (format 2), or a single node's

@@ -10,47 +10,11 @@ from typing import TYPE_CHECKING, NotRequired, TypedDict, cast
 
 import pyarrow as pa
 
+from weir.catalog.columns import TAG, Column
 from weir.errors import InvalidName
 
 if TYPE_CHECKING:
     from weir.catalog.caches import DistinctCacheDefinition, LastCacheDefinition
-
-TAG = "tag"
-FIELD = "field"
-TIME = "time"
-
-#: column type names used in the catalog and system.influxdb_schema
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "tag": pa.dictionary(pa.int32(), pa.string()),
-    "float": pa.float64(),
-    "integer": pa.int64(),
-    "uinteger": pa.uint64(),
-    "string": pa.string(),
-    "boolean": pa.bool_(),
-    "time": pa.timestamp("ns"),
-}
-
-#: the names the table-creation API uses for field types
-API_FIELD_TYPES = {
-    "utf8": "string",
-    "int64": "integer",
-    "uint64": "uinteger",
-    "float64": "float",
-    "bool": "boolean",
-}
-
-KIND_META = b"weir:kind"
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    kind: str  # tag | field | time
-    type: str  # tag | float | integer | uinteger | string | boolean | time
-
-    def arrow_field(self) -> pa.Field:
-        return pa.field(self.name, ARROW_TYPES[self.type], metadata={KIND_META: self.kind.encode()})
-
 
 @dataclass
 class TableSchema:

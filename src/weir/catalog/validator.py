@@ -18,8 +18,9 @@ import pyarrow as pa
 
 from weir import lineprotocol
 from weir.catalog.catalog import Catalog
+from weir.catalog.columns import Column
 from weir.catalog.log import ColumnTypeConflict
-from weir.catalog.schema import Column, validate_db_name
+from weir.catalog.schema import validate_db_name
 from weir.errors import (
     DatabaseNotFound,
     InvalidName,

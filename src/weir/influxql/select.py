@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from weir.catalog.schema import ARROW_TYPES
+from weir.catalog.columns import ARROW_TYPES
 from weir.influxql import ast
 from weir.influxql.errors import InfluxQLError, UnsupportedStatement
 from weir.influxql.exprs import (
