@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 
 from weir.buffer import Buffer, Generation, TableBuffer
 from weir.cache import (
@@ -132,6 +133,12 @@ class Database:
         #: every snapshot attempt, newest last (system.snapshots)
         self.snapshot_history: deque[SnapshotRecord] = deque(maxlen=500)
         self.reader = TableReader(self.store)
+        #: the Arrow filesystem queries read Parquet files through: one for the store's
+        #: life (the store's views are stateless or read the store live), because making
+        #: one per query cost tens of microseconds of a trivial query's budget
+        self._query_fs: pafs.FileSystem | None = None
+        #: each table's Arrow schema, made once per version of its columns
+        self._schemas = _ArrowSchemas()
         self.compactor = self._make_compactor(self.node_id, self.index, self.node_id,
                                               lambda: True, self._oldest_query)
         #: this node's part in a cluster (`--cluster-id`); None for a single node
@@ -574,20 +581,31 @@ class Database:
         system = self.system_tables(database)
         cutoff = self.retention_cutoff(database)
         views: dict[str, _TableView] = {}
+        table_ids: dict[str, int] = {}
         with self.buffer.lock:
             for name, ts in list(dbschema.tables.items()):
-                views[name] = (ts, self.index.for_table(dbschema.id, ts.id),
+                # (the columns as of now: the catalog replaces the dict on a change)
+                views[name] = (ts.columns, self.index.for_table(dbschema.id, ts.id),
                                [tb.frozen() for tb in self.buffer.tables(database, name)])
+                table_ids[name] = ts.id
         if self.cluster is not None:  # and every other ingest node's, in query mode
-            for name, (ts, files, buffered) in views.items():
-                more_files, more_rows = self.cluster.view(database, dbschema.id, name, ts.id)
-                views[name] = (ts, files + more_files, buffered + more_rows)
-        tables = _TableReads(views, self.reader, cutoff)
+            for name, (columns, files, buffered) in views.items():
+                more_files, more_rows = self.cluster.view(database, dbschema.id, name,
+                                                          table_ids[name])
+                views[name] = (columns, files + more_files, buffered + more_rows)
+        tables = _TableReads(views, self.reader, cutoff, self._schemas)
         return DatabaseSnapshot(name=database, tables=tables,
-                                filesystem=self.store.arrow_filesystem(), system_tables=system,
+                                filesystem=self._query_filesystem(), system_tables=system,
                                 table_functions=self.caches.table_functions(
                                     database, dict(dbschema.tables)),
                                 most_files=max((len(v[1]) for v in views.values()), default=0))
+
+    def _query_filesystem(self) -> pafs.FileSystem:
+        """The store as an Arrow filesystem, for the query engine's Parquet reads."""
+        fs = self._query_fs
+        if fs is None:
+            fs = self._query_fs = self.store.arrow_filesystem()
+        return fs
 
     async def query(self, database: str, sql: str, params: QueryParams | None = None
                     ) -> pa.Table:
@@ -661,8 +679,8 @@ class Database:
             tables = dict(self.catalog.db(database).tables)
         snapshot = DatabaseSnapshot(
             name=database,
-            tables=_SchemaOnlyTables(tables, self.buffer.lock),
-            filesystem=self.store.arrow_filesystem(),
+            tables=_SchemaOnlyTables(tables, self.buffer.lock, self._schemas),
+            filesystem=self._query_filesystem(),
             system_tables={name: SystemTable(st.schema, st.schema.empty_table)
                            for name, st in self.system_tables(database).items()},
             # (a cache's rows are in memory: the schema of what it would return)
@@ -950,8 +968,34 @@ def _accepted_bytes(body: bytes | str, refused: list[LineError]) -> int:
     return max(0, n)
 
 
-#: what one table reads in a query: its schema, its files, its buffered rows (frozen)
-_TableView = tuple[TableSchema, list[PersistedFile], list[TableBuffer]]
+#: what one table reads in a query: its columns, its files, its buffered rows (frozen)
+_TableView = tuple[dict[str, Column], list[PersistedFile], list[TableBuffer]]
+
+
+class _ArrowSchemas:
+    """Tables' Arrow schemas by their catalog columns, made once per version of them.
+
+    Making one (a field per column, sorted) was the largest part of naming a table in a
+    query. The catalog never changes a table's columns dict in place (a new column
+    replaces the dict, copy-on-write), so the dict's identity is the version: an entry
+    keeps its dict, whose id therefore cannot be reused by another while the entry
+    lives. Safe from any thread: a race at worst makes the same schema twice."""
+
+    #: more entries than this (tables × their schema changes) and all are dropped
+    MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self._made: dict[int, tuple[dict[str, Column], pa.Schema]] = {}
+
+    def of(self, columns: dict[str, Column]) -> pa.Schema:
+        entry = self._made.get(id(columns))
+        if entry is not None and entry[0] is columns:
+            return entry[1]
+        schema = TableSchema(id=0, name="", columns=columns).arrow_schema()
+        if len(self._made) >= self.MAX_ENTRIES:
+            self._made = {}
+        self._made[id(columns)] = (columns, schema)
+        return schema
 
 
 class _TableReads(Mapping[str, TableSnapshot]):
@@ -960,20 +1004,21 @@ class _TableReads(Mapping[str, TableSnapshot]):
     pay for merging every other table's buffer."""
 
     def __init__(self, views: dict[str, _TableView], reader: TableReader,
-                 cutoff: int | None) -> None:
+                 cutoff: int | None, schemas: _ArrowSchemas) -> None:
         self._views = views
         self._reader = reader
         self._cutoff = cutoff
+        self._schemas = schemas
         self._made: dict[str, TableSnapshot] = {}
 
     def __getitem__(self, name: str) -> TableSnapshot:
         made = self._made.get(name)
         if made is None:
-            ts, files, buffered = self._views[name]
+            columns, files, buffered = self._views[name]
             cutoff = self._cutoff
             if cutoff is not None:
                 files = [f for f in files if f.max_time >= cutoff]
-            schema = ts.arrow_schema()
+            schema = self._schemas.of(columns)
             read = self._reader.plan(files, buffered, schema)
             made = self._made[name] = TableSnapshot(
                 name=name, schema=schema, batches=read.rows,
@@ -994,17 +1039,20 @@ class _SchemaOnlyTables(Mapping[str, TableSnapshot]):
     files), each made only when the planner asks for it, so describing one table's query
     does not build every table's schema (FlightSQL's GetTables describes each table)."""
 
-    def __init__(self, tables: dict[str, TableSchema], lock: threading.RLock) -> None:
+    def __init__(self, tables: dict[str, TableSchema], lock: threading.RLock,
+                 schemas: _ArrowSchemas) -> None:
         self._tables = tables
-        self._lock = lock  # (held, as snapshot_for_query does, while a schema is read)
+        self._lock = lock  # (held, as snapshot_for_query does, while the columns are read)
+        self._schemas = schemas
         self._made: dict[str, TableSnapshot] = {}
 
     def __getitem__(self, name: str) -> TableSnapshot:
         made = self._made.get(name)
         if made is None:
             with self._lock:
-                schema = self._tables[name].arrow_schema()
-            made = self._made[name] = TableSnapshot(name=name, schema=schema)
+                columns = self._tables[name].columns
+            made = self._made[name] = TableSnapshot(name=name,
+                                                    schema=self._schemas.of(columns))
         return made
 
     def __iter__(self) -> Iterator[str]:
