@@ -647,8 +647,10 @@ class Database:
         release = self._query_started()
 
         def plan() -> QueryStream:
+            # (a small result is computed here too: `timer.planned` marks the plan's end)
             return self.query_engine.execute_stream(self.snapshot_for_query(database), sql,
-                                                    dict(params) if params else None)
+                                                    dict(params) if params else None,
+                                                    on_planned=timer.planned)
 
         try:
             stream = await asyncio.to_thread(plan)
@@ -658,7 +660,6 @@ class Database:
             if isinstance(e, QueryFailed):
                 await self._raise_if_store_down(e)
             raise
-        timer.planned()
 
         def closed() -> None:
             release()

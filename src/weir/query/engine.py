@@ -29,6 +29,7 @@ made:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import dataclasses
@@ -42,7 +43,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NoReturn, TypeVar
 
 import datafusion
 import pyarrow as pa
@@ -81,6 +82,9 @@ _TS = pa.timestamp("ns")
 #: files wholly before it (a planning pass costs about a millisecond; a file, its footer
 #: read and its scan planned, about as much)
 _PRUNE_FILES_OVER = 8
+#: `execute_stream` reads a result's first batches while it plans, until its end or this
+#: many rows: a small result is then whole when planning returns (see `QueryStream.computed`)
+_PREFETCH_ROWS = 1024
 _SQL_OPTIONS = SQLOptions().with_allow_ddl(False).with_allow_dml(False) \
     .with_allow_statements(False)
 #: bound when the caller gave no parameters, so DataFusion still checks every placeholder
@@ -178,16 +182,27 @@ class QueryEngine:
                                 self.timeout)
 
     def execute_stream(self, snapshot: DatabaseSnapshot, sql: str,
-                       params: dict[str, Any] | None = None) -> QueryStream:
+                       params: dict[str, Any] | None = None,
+                       on_planned: Callable[[], None] | None = None) -> QueryStream:
         """Plan one SQL statement (planning errors raise here) and return its result as a
-        stream of record batches, computed as they are read (feed it to
-        `formats.encode_batches`). The time limit covers planning plus the whole read."""
+        stream of record batches (feed it to `formats.encode_batches`). The time limit
+        covers planning plus the whole read. `on_planned` is called once the statement
+        is planned, before any of it runs.
+
+        Its first batches are computed here, up to `_PREFETCH_ROWS` rows or its end, so a
+        small result is whole on return (`QueryStream.computed`) and its reader needs no
+        worker thread of its own. What goes wrong in them (an execution error, the time
+        limit) is raised by the read that reaches it, as if they were computed then."""
         limit = self.timeout
         if limit is None:
-            return self._plan(snapshot, sql, params, None)
-        deadline = time.monotonic() + limit
-        stream: QueryStream = _with_time_limit(
-            lambda: self._plan(snapshot, sql, params, deadline), limit)
+            stream = self._plan(snapshot, sql, params, None)
+        else:
+            deadline = time.monotonic() + limit
+            stream = _with_time_limit(lambda: self._plan(snapshot, sql, params, deadline),
+                                      limit)
+        if on_planned is not None:
+            on_planned()
+        stream._prefetch(_PREFETCH_ROWS)
         return stream
 
     def describe(self, snapshot: DatabaseSnapshot, sql: str,
@@ -620,6 +635,28 @@ class QueryStream:
         #: rows read so far
         self.rows = 0
         self._ended: Literal["success", "fail"] | None = None
+        #: batches computed before they were asked for (`_prefetch`), next to be read
+        self._ready: collections.deque[pa.RecordBatch] = collections.deque()
+        #: DataFusion's stream has ended: every batch left is in `_ready`
+        self._exhausted = False
+        #: what went wrong computing ahead, for the read after the `_ready` batches
+        self._deferred: BaseException | None = None
+
+    @property
+    def computed(self) -> bool:
+        """Every batch of the result is in memory, and no error is: reading it runs no
+        query work, so it may be read on any thread (the event loop's)."""
+        return self._exhausted
+
+    @property
+    def computed_rows(self) -> int:
+        """The rows of the batches in memory not yet read."""
+        return sum(b.num_rows for b in self._ready)
+
+    @property
+    def computed_bytes(self) -> int:
+        """The size of the batches in memory not yet read."""
+        return sum(b.nbytes for b in self._ready)
 
     @property
     def outcome(self) -> Literal["success", "fail", "cancel"]:
@@ -631,37 +668,90 @@ class QueryStream:
         self._ended = self._ended or "fail"
         self.close()
 
-    def _next(self) -> pa.RecordBatch | None:
-        if self._stream is None:
-            return None
+    def _prefetch(self, max_rows: int) -> None:
+        """Compute batches ahead of the reader, in the planning thread, until the end or
+        `max_rows` rows, within what is left of the time limit. An error (the time limit
+        included) is kept for the read that reaches it."""
+        if self._deadline is None:
+            self._read_ahead(max_rows)
+            return
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            return  # (the first read reports the time limit)
         try:
-            batch = next(self._stream, None)
+            _with_time_limit(lambda: self._read_ahead(max_rows), left, reported=self._limit)
+        except QueryTimeout as e:
+            self._deferred = e
+
+    def _read_ahead(self, max_rows: int) -> None:
+        rows = 0
+        try:
+            while rows < max_rows:
+                batch = self._compute()
+                if batch is None:
+                    self._exhausted = True
+                    self._stream = None  # (DataFusion's stream is done: let it go now)
+                    return
+                self._ready.append(batch)
+                rows += batch.num_rows
         except _Interrupted:
-            self._fail()
             raise
         except BaseException as e:  # noqa: BLE001 - pyo3 panics derive from BaseException
             _reraise_interpreter_exit(e)
-            self._fail()
-            err = _error(str(e), "execution")
-            better = self.explain_failure(err) if self.explain_failure is not None else None
-            if better is not None:
-                raise better from err
-            raise err from None
+            self._deferred = e
+
+    def _next(self) -> pa.RecordBatch | None:
+        try:
+            batch: pa.RecordBatch | None = self._ready.popleft()
+        except IndexError:  # (not `if self._ready`: `close` may empty it meanwhile)
+            deferred, self._deferred = self._deferred, None
+            if deferred is not None:
+                self._raise_failure(deferred)
+            if self._stream is None and not self._exhausted:
+                return None  # closed
+            try:
+                batch = None if self._exhausted else self._compute()
+            except _Interrupted:
+                self._fail()
+                raise
+            except BaseException as e:  # noqa: BLE001 - pyo3 panics derive from BaseException
+                _reraise_interpreter_exit(e)
+                self._raise_failure(e)
         if batch is None:
             self._ended = self._ended or "success"
             self.close()
             return None
+        self.rows += batch.num_rows
+        return batch
+
+    def _compute(self) -> pa.RecordBatch | None:
+        """DataFusion's next batch, converted; None at its end. Errors raise as they
+        come from DataFusion (see `_raise_failure`)."""
+        batch = next(self._stream, None)
+        if batch is None:
+            return None
         out = batch.to_pyarrow()
-        self.rows += out.num_rows
         if self._legacy:
             out = pa.RecordBatch.from_pylist(
                 _legacy_column(pa.Table.from_batches([out]), "data_type").to_pylist(),
                 schema=out.schema)
         return out
 
+    def _raise_failure(self, e: BaseException) -> NoReturn:
+        """Close the stream as failed and raise `e` as the query's error."""
+        self._fail()
+        if isinstance(e, QueryError):  # (the time limit, met while computing ahead)
+            raise e
+        err = _error(str(e), "execution")
+        better = self.explain_failure(err) if self.explain_failure is not None else None
+        if better is not None:
+            raise better from err
+        raise err from None
+
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         while True:
-            if self._deadline is None:
+            if self._deadline is None or self._ready or self._exhausted:
+                # (a batch already computed: no query work, no time limit, any thread)
                 batch = self._next()
             else:
                 left = self._deadline - time.monotonic()
@@ -686,6 +776,9 @@ class QueryStream:
     def close(self) -> None:
         """Stop the query (DataFusion cancels its work when the stream is dropped)."""
         self._stream = None
+        self._ready.clear()
+        self._exhausted = False
+        self._deferred = None
         ended, self.on_end = self.on_end, None
         if ended is not None:
             ended()

@@ -21,6 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from weir.errors import QueryError
 from weir.ports import BatchStream
 from weir.query import content_type, encode_batches
+from weir.query.engine import QueryStream
 
 log = logging.getLogger("weir.server")
 
@@ -28,6 +29,10 @@ log = logging.getLogger("weir.server")
 _BUFFERED_BYTES = 4 * 1024 * 1024
 #: output sent per step once streaming (one hop to a worker thread each)
 _STREAMED_BYTES = 1024 * 1024
+#: a result already computed (`QueryStream.computed`) of at most this many rows and
+#: bytes is encoded on the event loop: a hop to a worker thread costs more than that
+_INLINE_ROWS = 32
+_INLINE_BYTES = 64 * 1024
 
 
 class ResultCutShort(Exception):
@@ -39,14 +44,23 @@ async def result_response(stream: BatchStream, fmt: str) -> Response:
     they would for a whole result, and the stream is closed however the response ends."""
     chunks = encode_batches(stream, fmt, schema=stream.schema)
     try:
-        # (one hop to a worker thread for all of it: most results end within it)
-        head, ended = await asyncio.to_thread(_gather, chunks, _BUFFERED_BYTES)
+        if _small_and_computed(stream):
+            head, ended = _gather(chunks, _BUFFERED_BYTES)
+        else:
+            # (one hop to a worker thread for all of it: most results end within it)
+            head, ended = await asyncio.to_thread(_gather, chunks, _BUFFERED_BYTES)
     except BaseException:
         _close(chunks, stream)
         raise
     if ended:
         return Response(b"".join(head), media_type=content_type(fmt))
     return StreamingResponse(_rest(head, chunks, stream), media_type=content_type(fmt))
+
+
+def _small_and_computed(stream: BatchStream) -> bool:
+    return (isinstance(stream, QueryStream) and stream.computed
+            and stream.computed_rows <= _INLINE_ROWS
+            and stream.computed_bytes <= _INLINE_BYTES)
 
 
 def _gather(chunks: Generator[bytes, None, None], limit: int) -> tuple[list[bytes], bool]:
