@@ -119,7 +119,10 @@ SUITE_STORE = os.environ.get("WEIR_TEST_STORE", "file")
 if SUITE_STORE not in ("file", "s3"):
     raise pytest.UsageError(f"WEIR_TEST_STORE={SUITE_STORE!r}: expected file or s3")
 _SUITE_S3: list[S3Server] = []  # the session's SeaweedFS once started (s3 runs only)
-_BUCKETS: dict[str, str] = {}  # resolved data dir -> its bucket
+# resolved data dir -> the S3 server and bucket its servers use; a test's buckets are
+# deleted once it ends (SeaweedFS gives each bucket volumes of its own, and runs out of
+# them after about a hundred buckets: a whole-suite pass makes hundreds)
+_BUCKETS: dict[str, tuple[S3Server, str]] = {}
 
 
 def suite_s3() -> S3Server | None:
@@ -201,8 +204,8 @@ class WeirServer:
             return ["--object-store", self.object_store]
         key = str(self.data_dir.resolve())
         if key not in _BUCKETS:
-            _BUCKETS[key] = self.s3.new_bucket()
-        return self.s3.store_args(_BUCKETS[key])
+            _BUCKETS[key] = (self.s3, self.s3.new_bucket())
+        return self.s3.store_args(_BUCKETS[key][1])
 
     def _bucket(self):  # type: ignore[no-untyped-def]
         """(boto3 client, bucket) when the server keeps its data in S3, else None: a `file`
@@ -210,7 +213,8 @@ class WeirServer:
         from support.s3 import _client
         if self.on_s3:
             assert self.s3 is not None
-            return _client(self.s3), _BUCKETS[str(self.data_dir.resolve())]
+            s3, bucket = _BUCKETS[str(self.data_dir.resolve())]
+            return _client(s3), bucket
         if self.object_store != "s3":
             return None
         import boto3
@@ -413,8 +417,10 @@ class WeirServer:
 def _watch_server_logs() -> Iterator[None]:
     """After each test (and after its fixtures stopped their servers), check the log of
     every server still watched: those the test started and shared (module) servers."""
+    buckets_before = set(_BUCKETS)
     yield
     problems = [p for srv in list(_WATCHED) if (p := srv._end_of_test())]
+    _delete_buckets(set(_BUCKETS) - buckets_before)
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
 
@@ -435,6 +441,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if marker is not None:
             reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
             item.add_marker(pytest.mark.skip(reason=f"file store only: {reason}"))
+
+
+def _delete_buckets(keys: set[str]) -> None:
+    """Delete the buckets a test made whose servers have all ended (a server still running,
+    one a module shares, keeps its bucket)."""
+    from support.s3 import _client
+    running = {str(s.data_dir.resolve()) for s in _WATCHED
+               if s.proc is not None and s.proc.poll() is None}
+    for key in keys - running:
+        s3, bucket = _BUCKETS.pop(key)
+        client = _client(s3)
+        try:
+            client.delete_bucket(Bucket=bucket)  # SeaweedFS deletes a full one too
+        except Exception:  # noqa: BLE001 - S3 proper wants it empty first
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                for o in page.get("Contents", []):
+                    client.delete_object(Bucket=bucket, Key=o["Key"])
+            client.delete_bucket(Bucket=bucket)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -178,16 +179,18 @@ def test_nodes_killed_mid_work_lose_and_double_nothing(
     assert totals(q) == want
 
 
-def test_the_s3_server_going_away_under_a_cluster(server_factory) -> None:  # type: ignore[no-untyped-def]
-    """The S3 server stops mid-write (moto's, so its buckets outlast the outage as a real
-    service's would): the ingest node answers 503, the query node 503 for what it cannot
-    read; once it is back both go on by themselves with every acknowledged row once."""
-    from conftest import free_port
-    from support.s3 import moto_at, outage_bucket_args
+def test_the_s3_server_going_away_under_a_cluster(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The S3 server is killed mid-write and started again (a SeaweedFS of this test's own,
+    on the same ports and directory, so its buckets outlast the outage as a real service's
+    would): the ingest node answers 503, the query node 503 for what it cannot read; once
+    it is back both go on by themselves with every acknowledged row once. (Not moto: its
+    threaded server sometimes lets two racing put-if-absent both win, and a node then
+    rightly refuses to join a cluster on it.)"""
+    from support.s3 import start_seaweedfs
 
-    port = free_port()
-    moto = moto_at(port)
-    store = outage_bucket_args(port, prefix="cluster-outage")
+    weed = start_seaweedfs(tmp_path / "weed")
+    store = [*weed.store_args(weed.new_bucket())[2:], "--object-store-max-retries", "0",
+             "--object-store-retry-timeout", "2s"]
 
     def node(node_id: str, modes: str) -> WeirServer:
         return server_factory(f"outage-{node_id}", object_store="s3", extra_args=[
@@ -204,7 +207,7 @@ def test_the_s3_server_going_away_under_a_cluster(server_factory) -> None:  # ty
             want = (want[0] + 500, want[1] + s)
         wait_for_totals(q, want)
 
-        moto.stop()
+        weed.stop()
         for srv in (a, q):
             srv.expect_log(r"(?i)object store|WAL flush failed|failed")
         lines, _ = batch(10_000, 500, now)
@@ -215,11 +218,11 @@ def test_the_s3_server_going_away_under_a_cluster(server_factory) -> None:  # ty
         if r.status_code == 200:  # what it holds in memory: never more than was acknowledged
             assert r.json()[0]["n"] <= want[0]
 
-        moto = moto_at(port)
+        weed.start_again()
         lines, s = batch(20_000, 500, now)
         assert poll(lambda: a.write(DB, lines, precision="ns").status_code == 204,
                     timeout=30), a.log()
         want = (want[0] + 500, want[1] + s)
         wait_for_totals(q, want, timeout=30)
     finally:
-        moto.stop()
+        weed.stop()

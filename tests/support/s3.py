@@ -45,6 +45,8 @@ class S3Server:
     log_path: Path | None = None
     #: files the server leaves outside its directory (sockets it names after its ports)
     litter: list[Path] = field(default_factory=list)
+    #: how it was started (SeaweedFS), so that `start_again` can bring it back
+    argv: list[str] = field(default_factory=list)
     _stop_moto: object = field(default=None, repr=False)
 
     def new_bucket(self) -> str:
@@ -67,6 +69,16 @@ class S3Server:
             return self.log_path.read_text(errors="replace")[-5000:]
         except FileNotFoundError:
             return ""
+
+    def start_again(self) -> None:
+        """SeaweedFS after `stop()`: the same ports and directory, so its buckets and
+        objects are there again, as a real S3 service's are after an outage."""
+        assert self.argv and self.log_path is not None, "only a SeaweedFS can start again"
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                         cwd=self.log_path.parent, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
+        _wait_ready(self, time.monotonic() + STARTUP_TIMEOUT_S)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -183,7 +195,7 @@ def _start_seaweedfs(work: Path) -> S3Server:
               for part in ("master-grpc", "volume-grpc", "filer-grpc", "s3-grpc", "admin-grpc",
                            "filer", "s3")]
     server = S3Server("SeaweedFS", f"http://127.0.0.1:{s3}", key, secret, "weir", proc=proc,
-                      log_path=log_path, litter=litter)
+                      log_path=log_path, litter=litter, argv=args)
     _wait_ready(server, time.monotonic() + STARTUP_TIMEOUT_S)
     return server
 
