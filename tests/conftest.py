@@ -111,10 +111,10 @@ def parse_log(text: str, first_line: int = 1) -> list[LogRecord]:
     return records
 
 
-# The store the whole suite runs on: `WEIR_TEST_STORE=s3` (scripts/test.sh --s3) turns every
-# server a test starts on the `file` store into one on the session's SeaweedFS (issue #13:
-# "the whole existing suite also on S3"). Tests that look inside the data dir or break the
-# disk under the server are marked `file_only` and skipped on that run.
+# The store the whole suite runs on: `WEIR_TEST_STORE=s3` (scripts/test.sh's second pass)
+# turns every server a test starts on the `file` store into one on the session's SeaweedFS
+# (issue #13: "the whole existing suite also on S3"). Tests that look inside the data dir
+# or break the disk under the server are marked `file_only` and skipped on that run.
 SUITE_STORE = os.environ.get("WEIR_TEST_STORE", "file")
 if SUITE_STORE not in ("file", "s3"):
     raise pytest.UsageError(f"WEIR_TEST_STORE={SUITE_STORE!r}: expected file or s3")
@@ -210,23 +210,19 @@ class WeirServer:
     def _bucket(self):  # type: ignore[no-untyped-def]
         """(boto3 client, bucket) when the server keeps its data in S3, else None: a `file`
         server moved onto the suite's S3, or one started with explicit S3 flags."""
-        from support.s3 import _client
+        from support.s3 import S3Server, _client
         if self.on_s3:
-            assert self.s3 is not None
             s3, bucket = _BUCKETS[str(self.data_dir.resolve())]
             return _client(s3), bucket
         if self.object_store != "s3":
             return None
-        import boto3
 
         def flag(name: str) -> str:
             return self.extra_args[self.extra_args.index(name) + 1]
 
-        client = boto3.client("s3", endpoint_url=flag("--aws-endpoint"),
-                              region_name="us-east-1",
-                              aws_access_key_id=flag("--aws-access-key-id"),
-                              aws_secret_access_key=flag("--aws-secret-access-key"))
-        return client, flag("--bucket")
+        given = S3Server("given", flag("--aws-endpoint"), flag("--aws-access-key-id"),
+                         flag("--aws-secret-access-key"), flag("--bucket"))
+        return _client(given), given.bucket
 
     def stored_objects(self, prefix: str = "") -> set[str]:
         """The paths of every object the server stored under `prefix` (a string prefix):

@@ -74,10 +74,7 @@ class S3Server:
         """SeaweedFS after `stop()`: the same ports and directory, so its buckets and
         objects are there again, as a real S3 service's are after an outage."""
         assert self.argv and self.log_path is not None, "only a SeaweedFS can start again"
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                         cwd=self.log_path.parent, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+        self.proc = _launch_weed(self.argv, self.log_path)
         _wait_ready(self, time.monotonic() + STARTUP_TIMEOUT_S)
 
     def stop(self) -> None:
@@ -185,9 +182,7 @@ def _start_seaweedfs(work: Path) -> S3Server:
             "-master.telemetry=false", f"-s3.config={config}", "-bucket=weir",
             f"-filer.localSocket={work / 'filer.sock'}", f"-s3.localSocket={work / 's3.sock'}"]
     log_path = work / "weed.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=work,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+    proc = _launch_weed(args, log_path)
     # (its gRPC servers' sockets have no flag: /tmp/seaweedfs-<part>-grpc-<port>.sock)
     ports = (master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc, admin,
              admin_grpc)
@@ -198,6 +193,14 @@ def _start_seaweedfs(work: Path) -> S3Server:
                       log_path=log_path, litter=litter, argv=args)
     _wait_ready(server, time.monotonic() + STARTUP_TIMEOUT_S)
     return server
+
+
+def _launch_weed(argv: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`weed` in the directory of its log, logging there, killed with this process."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=log_path.parent, start_new_session=True,
+                                preexec_fn=_die_with_parent)
 
 
 def start_moto() -> S3Server:
