@@ -59,7 +59,13 @@ def batch(start: int, n: int, now: int) -> tuple[str, float]:
 
 def totals(node: WeirServer) -> tuple[int, float]:
     rows = node.rows(DB, "SELECT count(*) AS n, sum(usage) AS s FROM cpu")
-    return rows[0]["n"], float(rows[0]["s"] or 0)
+    return answer(rows[0])
+
+
+def answer(row: dict[str, float]) -> tuple[int, float]:
+    # The JSON format leaves null columns out of a row (as the reference does), so the
+    # sum over no rows yet is a missing key, not a null.
+    return int(row["n"]), float(row.get("s") or 0)
 
 
 def wait_for_totals(node: WeirServer, want: tuple[int, float], timeout: float = 20) -> float:
@@ -70,7 +76,7 @@ def wait_for_totals(node: WeirServer, want: tuple[int, float], timeout: float = 
     while time.monotonic() - t0 < timeout:
         r = node.query(DB, "SELECT count(*) AS n, sum(usage) AS s FROM cpu")
         if r.status_code == 200:
-            seen = (r.json()[0]["n"], float(r.json()[0]["s"] or 0))
+            seen = answer(r.json()[0])
             assert seen[0] <= want[0], f"more rows than written: {seen} > {want}"
             if seen == want:
                 return time.monotonic() - t0
