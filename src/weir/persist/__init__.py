@@ -336,6 +336,13 @@ def conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
 
 #: small row groups keep min/max statistics useful for pruning by series and time
 ROW_GROUP_ROWS = 128 * 1024
+#: rows per data page. With the page index written, a reader skips the pages of a row
+#: group whose series or time cannot match: one host's hour in a 128 Ki-row group of
+#: 100 hosts reads a page or two per column instead of the whole chunk. DataFusion's CPU
+#: time over 864,000 TSBS rows: single-groupby-1-1-1 11.7 -> 5.5 ms, high-cpu-1 44 -> 9 ms,
+#: cpu-max-all-8 132 -> 20 ms; a scan of every row ~10% slower, files ~5% larger,
+#: encoding ~30% slower (1,024-row pages saved little more and doubled encoding time).
+PAGE_ROWS = 2048
 
 
 def parquet_options(schema: pa.Schema) -> dict[str, object]:
@@ -344,7 +351,8 @@ def parquet_options(schema: pa.Schema) -> dict[str, object]:
     back anyway (snapshots of TSBS `cpu` encode 40% faster and come out 17% smaller)."""
     tags = set(tag_columns(schema))
     dictionary = [f.name for f in schema if f.name in tags or pa.types.is_dictionary(f.type)]
-    return {"compression": "zstd", "use_dictionary": dictionary}
+    return {"compression": "zstd", "use_dictionary": dictionary,
+            "write_page_index": True, "max_rows_per_page": PAGE_ROWS}
 
 
 def parquet_bytes(t: pa.Table) -> bytes:

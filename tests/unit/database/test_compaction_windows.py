@@ -78,6 +78,10 @@ async def test_a_closed_day_ends_as_one_file_with_every_row(tmp_path: Path) -> N
         assert meta.num_row_groups >= 36 * HOSTS // ROW_GROUP_ROWS
         assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) \
             <= ROW_GROUP_ROWS
+        # with a page index, so that a query on one series skips the others' pages
+        assert all(meta.row_group(i).column(c).has_column_index
+                   for i in range(meta.num_row_groups)
+                   for c in range(meta.num_columns))
         assert await all_rows(db) == before
         # (the inputs are deleted once no query can still be reading them)
         db.compactor.delete_delay_s = 0
