@@ -1,8 +1,8 @@
 """Parquet laid out for time-series queries (issue #12), through a real server.
 
-Persisted files are sorted by series key and time and carry a page index (each page's
-min/max per column), so a query on one series reads a page or two per column instead
-of every row of the row group. Thousands of series with near-now nanosecond times,
+Persisted files are sorted by series key (the tag with the most values first) and
+time, and carry a page index (each page's min/max per column), so a query on one
+series reads a page or two per column instead of every row of the row group. Thousands of series with near-now nanosecond times,
 written, snapshotted and compacted by the server itself; then the files it stored are
 opened, and DataFusion's own scan metrics (`EXPLAIN ANALYZE`) say how many rows a
 one-host query had to decode.
@@ -29,7 +29,10 @@ STEP = 10 * NS
 
 
 def _lines(start: int) -> list[str]:
-    return [f"cpu,host=h{h:05d},region=r{h % 7} usage={(h * 31 + i) % 100}.5,n={i}i "
+    # TSBS-like: tags a host determines, some named before `host` (which must still
+    # come first in the files' order: it has the most values)
+    return [f"cpu,arch=a{h % 3},datacenter=d{h % 5},host=h{h:05d},region=r{h % 7} "
+            f"usage={(h * 31 + i) % 100}.5,n={i}i "
             f"{start + i * STEP + h}"
             for i in range(POINTS) for h in range(HOSTS)]
 

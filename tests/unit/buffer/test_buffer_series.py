@@ -81,3 +81,13 @@ def test_storage_order_is_by_tag_values_then_time() -> None:
                                       r["time"]))
     assert out == want
     assert len(out) == 205
+
+
+def test_storage_order_puts_the_tag_with_most_values_first() -> None:
+    # TSBS-like: `arch` and `datacenter` sort before `hostname` by name, but a query asks
+    # for hosts; with hosts first each page of the file holds few hosts
+    lp = [f"cpu,arch=a{h % 3},datacenter=d{h % 5},hostname=host_{h:03d} v={i} {NOW + i}"
+          for i in range(4) for h in range(60)]
+    out = sort_for_storage(pa.Table.from_batches([batch("\n".join(lp))])).to_pylist()
+    assert out == sorted(out, key=lambda r: (r["hostname"], r["time"]))
+    assert [r["hostname"] for r in out[:5]] == ["host_000"] * 4 + ["host_001"]
