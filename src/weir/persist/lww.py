@@ -74,7 +74,7 @@ def sort_for_storage(table: pa.Table, tags: list[str] | None = None) -> pa.Table
 
 def _ranks(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, int]:
     """Each value's position in the sorted distinct values of `col` (null stays null),
-    and how many distinct values there are."""
+    and how many distinct values the rows hold."""
     if not pa.types.is_dictionary(col.type):
         col = pc.dictionary_encode(col)
     values = pc.unique(pa.chunked_array([c.dictionary for c in col.chunks],
@@ -84,7 +84,9 @@ def _ranks(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, int]:
     for c in col.chunks:
         rank_of_entry = pc.index_in(c.dictionary, value_set=ordered)
         chunks.append(rank_of_entry.take(c.indices))
-    return pa.chunked_array(chunks, pa.int32()), len(ordered)
+    ranks = pa.chunked_array(chunks, pa.int32())
+    # (counted on the rows: a dictionary may hold values no row of these uses)
+    return ranks, pc.count_distinct(ranks).as_py()
 
 
 def _plain(col: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -80,9 +80,11 @@ def as_set(rows: list[Row]) -> list[tuple[Any, ...]]:
 
 
 def storage_order(rows: list[Row], table: str) -> list[tuple[Any, ...]]:
-    """The order a snapshot file must have: tag values by tag name (a missing tag after
-    every value), then time."""
-    tags = sorted(DATA.tables[table].tag_keys)
+    """The order a snapshot file must have: tag values (a missing tag after every
+    value), the tag with the most distinct values among `rows` first, ties by name;
+    then time."""
+    tags = sorted(sorted(DATA.tables[table].tag_keys),
+                  key=lambda k: -len({r.tags.get(k) for r in rows} - {None}))
     return [(*((r.tags.get(k) is None, r.tags.get(k) or "") for k in tags), r.time)
             for r in rows]
 
