@@ -292,11 +292,13 @@ def test_a_trigger_past_the_lag_bound_skips_deleted_files_and_never_blocks_inges
 def test_a_lagging_trigger_gets_several_wal_files_per_call(server_factory, tmp_path):
     s = engine_server(server_factory, tmp_path)
     (s.plugin_dir / "copy.py").write_text(COPY)
-    create_trigger(s, "batcher", "copy.py", "table:src", {"out": "dst", "pause": "0.3"})
+    # a call lasts a second: the lag stays visible long enough to read it twice, even
+    # on a loaded machine (at 0.3 s, the trigger had caught up between the two reads)
+    create_trigger(s, "batcher", "copy.py", "table:src", {"out": "dst", "pause": "1"})
     write_each(s, "src", range(40))
-    # while it works through them, the triggers table and /metrics show the lag
-    st = status(s, "batcher")
+    # while it works through them, /metrics and the triggers table show the lag
     metrics = httpx.get(f"{s.url}/metrics").text
+    st = status(s, "batcher")
     assert st["wal_lag_files"] > 0 and st["wal_lag_rows"] > 0, st
     assert st["wal_lag_seconds"] is not None and st["wal_lag_seconds"] >= 0
     assert re.search(r'^weir_trigger_wal_lag_files\{db="d",trigger="batcher"\} [1-9]\d*$',

@@ -46,8 +46,14 @@ def store(request: pytest.FixtureRequest, tmp_path) -> ObjectStore:  # type: ign
 @pytest.fixture
 def rounds(request: pytest.FixtureRequest) -> int:
     """Races per test: SeaweedFS holds a losing conditional writer up to a few seconds
-    (its lock is retried in steps of a second), so its stores race once, not three times."""
-    return 3 if request.node.callspec.params.get("store") in ("file", "memory", "moto") else 1
+    (its lock is retried in steps of a second), so its stores race once, not three times.
+    moto does not race: it checks a condition and then writes without a lock, so under
+    load two writers both win (CI, e14c0d9: `winners [7, 4]`); that is moto's, and Weir's
+    conditional writes on S3 are raced against SeaweedFS here."""
+    kind = request.node.callspec.params.get("store")
+    if kind == "moto":
+        pytest.skip("moto's conditional writes are not atomic under concurrent writers")
+    return 3 if kind in ("file", "memory") else 1
 
 
 def race(attempt: Callable[[int], bool]) -> list[int]:
