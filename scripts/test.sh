@@ -61,15 +61,15 @@ trap 'rm -rf "$work"' EXIT
 
 # Under a trace function (coverage's, on Python 3.11) a query thread that calls
 # PyThreadState_SetAsyncExc(its own id, NULL) never ends: every query then waits for its 300 s
-# time limit and a timed-out one hangs the process. Until weir.query.engine._with_time_limit
+# time limit and a timed-out one hangs the process. Until weir.query.time_limit.with_time_limit
 # stops doing that, measuring would turn the suite red: check both paths (a quick query, an
 # interrupted one) in a second, and run without coverage, saying so, if they hang.
-printf '%s\n' 'try:' '    from weir.query.engine import _with_time_limit' \
-  'except ImportError:' '    raise SystemExit(0)' '_with_time_limit(lambda: 1, 30)' \
+printf '%s\n' 'try:' '    from weir.query.time_limit import with_time_limit' \
+  'except ImportError:' '    raise SystemExit(0)' 'with_time_limit(lambda: 1, 30)' \
   'def spin():' '    while True:' '        pass' \
-  'try:' '    _with_time_limit(spin, 0.2)' 'except Exception:' '    pass' > "$work/probe.py"
+  'try:' '    with_time_limit(spin, 0.2)' 'except Exception:' '    pass' > "$work/probe.py"
 if ! COVERAGE_FILE="$work/probe.coverage" timeout -s KILL 20 "$PY" -m coverage run "$work/probe.py"; then
-  echo "warning: a query under coverage hangs (weir.query.engine._with_time_limit clears an"
+  echo "warning: a query under coverage hangs (weir.query.time_limit.with_time_limit clears an"
   echo "  async exception with PyThreadState_SetAsyncExc(..., NULL)); running WITHOUT coverage"
   echo "==> pytest"
   exec "$PY" -m pytest -q "${XDIST[@]}" "$@"

@@ -17,7 +17,7 @@ from support.inprocess import make_config, open_database, query_rows, write
 from weir.database import Database
 from weir.errors import QueryTimeout
 from weir.query import DatabaseSnapshot, QueryEngine, TableSnapshot
-from weir.query.engine import SqlFailed
+from weir.query.errors import SqlFailed
 from weir.system_tables import SystemTable
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,8 @@ import pytest
 from support.inprocess import make_config, open_database, query_rows, write
 from weir.database import Database
 from weir.query import QueryEngine
-from weir.query.engine import SqlPlanningError, _Session, _SessionPool
+from weir.query.engine import _Session, _SessionPool
+from weir.query.errors import SqlPlanningError
 
 pytestmark = pytest.mark.anyio
 
