@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import datafusion
 import pyarrow as pa
@@ -81,20 +81,28 @@ from weir.query.tables import (
     table_provider,
     within_retention,
 )
-from weir.query.time_floor import time_floors
+from weir.query.time_floor import has_clock, time_ceilings, time_floors
 from weir.query.time_limit import with_time_limit
 
 __all__ = ["QueryDescription", "QueryEngine", "QueryStream", "SqlQueryError",
            "legacy_type_name", "query_schema"]
 
 #: a table with more Parquet files than this makes a query plan twice: first over empty
-#: stand-ins to find the earliest time it wants of each table, then for real without the
-#: files wholly before it (a planning pass costs about a millisecond; a file, its footer
+#: stand-ins to find the earliest and latest time it wants of each table, then for real
+#: without the files wholly outside them (a planning pass costs about a millisecond; a file, its footer
 #: read and its scan planned, about as much)
 _PRUNE_FILES_OVER = 8
 #: `execute_stream` reads a result's first batches while it plans, until its end or this
 #: many rows: a small result is then whole when planning returns (see `QueryStream.computed`)
 _PREFETCH_ROWS = 1024
+class _TimeBounds(NamedTuple):
+    """Per table, the earliest and the latest (inclusive) time a statement can read."""
+
+    floors: Mapping[str, int]
+    ceilings: Mapping[str, int]
+
+
+_NO_BOUNDS = _TimeBounds({}, {})
 _SQL_OPTIONS = SQLOptions().with_allow_ddl(False).with_allow_dml(False) \
     .with_allow_statements(False)
 
@@ -219,14 +227,14 @@ class QueryEngine:
               deadline: float | None) -> QueryStream:
         values = param_values(params)
         failures: list[BaseException] = []
-        floors = (self._time_floors(snapshot, sql, values)
-                  if snapshot.most_files > _PRUNE_FILES_OVER else {})
+        bounds = (self._time_bounds(snapshot, sql, values)
+                  if snapshot.most_files > _PRUNE_FILES_OVER else _NO_BOUNDS)
         key = (snapshot.name, frozenset(snapshot.table_functions), self.target_partitions,
                self.memory_limit)
         session = self._sessions.take(key) or _Session(
             self._context(information_schema=False), snapshot)
         try:
-            self._bind(session, snapshot, failures, floors)
+            self._bind(session, snapshot, failures, bounds)
             df = session.ctx.sql(sql, options=_SQL_OPTIONS, param_values=values)
             stream = df.execute_stream()  # physical planning happens here
             schema = df.schema()
@@ -245,11 +253,11 @@ class QueryEngine:
         result.on_end = lambda: self._sessions.give_back(key, session)
         return result
 
-    def _time_floors(self, snapshot: DatabaseSnapshot, sql: str,
-                     values: dict[str, Any] | None) -> dict[str, int]:
-        """Each table's earliest time the statement can read (query.time_floor), from a
-        plan over empty stand-ins of the tables; {} where that planning fails (the real
-        planning then reports the error)."""
+    def _time_bounds(self, snapshot: DatabaseSnapshot, sql: str,
+                     values: dict[str, Any] | None) -> _TimeBounds:
+        """Each table's earliest and latest time the statement can read (query.time_floor),
+        from a plan over empty stand-ins of the tables; none where that planning fails (the
+        real planning then reports the error)."""
         tables = snapshot.tables
         try:
             ctx = self._context(information_schema=False)
@@ -257,18 +265,20 @@ class QueryEngine:
                 tables, lambda name: stand_in(query_schema(tables[name].schema)), []))
             plan = ctx.sql(sql, options=_SQL_OPTIONS, param_values=values) \
                 .optimized_logical_plan()
-            return time_floors(plan, USER_SCHEMA)
+            return _TimeBounds(time_floors(plan, USER_SCHEMA),
+                               {} if has_clock(sql) else time_ceilings(plan, USER_SCHEMA))
         except Interrupted:
             raise
         except BaseException:  # noqa: BLE001 - pyo3 panics derive from BaseException
-            return {}
+            return _NO_BOUNDS
 
     def _bind(self, session: _Session, snap: DatabaseSnapshot,
-              failures: list[BaseException], floors: Mapping[str, int] | None = None) -> None:
+              failures: list[BaseException], bounds: _TimeBounds | None = None) -> None:
         """The session's three lazy schemas and table functions, made to read `snap`; a
-        table named in `floors` without its files wholly before that time. (What they
-        hold must not refer to the session's context: DataFusion holds them, and a
-        reference cycle through it would never be collected.)"""
+        table with time `bounds` without its files wholly outside them. (What they hold
+        must not refer to the session's context: DataFusion holds them, and a reference
+        cycle through it would never be collected.)"""
+        floors, ceilings = bounds or _NO_BOUNDS
         scratch, n_partitions, providers, engine = (self._scratch, self.target_partitions,
                                                     self._providers, self)
 
@@ -276,11 +286,14 @@ class QueryEngine:
 
         def user_table(name: str) -> Table:
             t = snap.tables[name]
-            floor = (floors or {}).get(name)
-            if floor is not None and any(f.max_time < floor for f in t.files):
-                kept = [f for f in t.files if f.max_time >= floor]
-                engine.files_left_out += len(t.files) - len(kept)
-                t = dataclasses.replace(t, files=kept)
+            floor, ceiling = floors.get(name), ceilings.get(name)
+            if floor is not None or ceiling is not None:
+                kept = [f for f in t.files
+                        if (floor is None or f.max_time >= floor)
+                        and (ceiling is None or f.min_time <= ceiling)]
+                if len(kept) < len(t.files):
+                    engine.files_left_out += len(t.files) - len(kept)
+                    t = dataclasses.replace(t, files=kept)
             if local is not None:
                 require_files(local, t)
             table = providers.get(snap.name, t)

@@ -7,33 +7,62 @@ per table, the lower bound its filters put on `time` (`time >= now() - interval 
 minutes'`, `time > '2026-12-03T00:00:00Z'`, `BETWEEN`), and files wholly older are left
 out of the real plan.
 
-Only lower bounds are used, and only from conjuncts (`AND`) of a filter directly on a
-table's scan or pushed into it, so a file left out can hold no row the query wants: `now()` in the real
-plan is later than in the first pass, which makes its lower bound later still, never
-earlier. An upper bound from `now()` would not be safe that way (a row written with a
-future time), so none is taken.
+Bounds come only from conjuncts (`AND`) of a filter directly on a table's scan or
+pushed into it, so a file left out can hold no row the query wants. A lower bound is
+safe even from `now()`: `now()` in the real plan is later than in the first pass, which
+makes its lower bound later still, never earlier. An upper bound (`time < '...'`) is
+safe only when the statement's times are the same in both passes, so `time_ceilings`
+is asked only for statements that name no clock function (`has_clock`); a TSBS-style
+window of literal times then leaves out the files after it as well as those before.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Callable
 
 import pyarrow as pa
 from datafusion import Expr, LogicalPlan
 from datafusion.expr import BinaryExpr, Column, Filter, Literal, TableScan
 
-__all__ = ["time_floors"]
+__all__ = ["has_clock", "time_ceilings", "time_floors"]
 
 #: `time <op> literal` ops that bound time from below (and their mirror images)
 _LOWER = {">=", ">"}
 _MIRRORED = {"<=", "<"}
+#: SQL functions whose value is the time of planning (DataFusion folds them to literals)
+_CLOCK = re.compile(r"\b(now|current_timestamp|current_date|current_time|today|"
+                    r"localtimestamp|localtime)\b", re.IGNORECASE)
+
+
+def has_clock(sql: str) -> bool:
+    """Whether `sql` may name a clock function (a word match: a column or string of that
+    name counts too, which only costs the ceiling)."""
+    return _CLOCK.search(sql) is not None
 
 
 def time_floors(plan: LogicalPlan, user_schema: str) -> dict[str, int]:
     """Table name -> the earliest time (ns) any scan of it in `plan` can keep; a table
     scanned anywhere without such a bound is not in the result."""
-    floors: dict[str, int] = {}
+    return _bounds(plan, user_schema, _lower_bound, max, min)
+
+
+def time_ceilings(plan: LogicalPlan, user_schema: str) -> dict[str, int]:
+    """Table name -> the latest time (ns, inclusive) any scan of it in `plan` can keep;
+    a table scanned anywhere without such a bound is not in the result. Only for a plan
+    whose times are literals of the statement (not `has_clock`)."""
+    return _bounds(plan, user_schema, _upper_bound, min, max)
+
+
+def _bounds(plan: LogicalPlan, user_schema: str, bound: Callable[[Expr], int | None],
+            tighter: Callable[[int, int], int], looser: Callable[[int, int], int]
+            ) -> dict[str, int]:
+    """Per table, `bound` of each scan's filters (the `tighter` of a scan's bounds), the
+    `looser` over its scans; a table with an unbounded scan is left out."""
+    found: dict[str, int] = {}
     unbounded: set[str] = set()
 
-    def visit(node: LogicalPlan, floor: int | None) -> None:
+    def visit(node: LogicalPlan, b: int | None) -> None:
         v = node.to_variant()
         if isinstance(v, TableScan):
             name = _user_table_name(v.table_name(), user_schema)
@@ -41,24 +70,24 @@ def time_floors(plan: LogicalPlan, user_schema: str) -> dict[str, int]:
                 return
             # filters a provider took into its scan (a pyarrow dataset's) count as well
             for pushed in v.filters():
-                lo = _lower_bound(pushed)
-                if lo is not None and (floor is None or lo > floor):
-                    floor = lo
-            if floor is None:
+                more = bound(pushed)
+                if more is not None:
+                    b = more if b is None else tighter(b, more)
+            if b is None:
                 unbounded.add(name)
             else:
-                floors[name] = min(floors.get(name, floor), floor)
+                found[name] = looser(found.get(name, b), b)
             return
         inputs = node.inputs()
         if isinstance(v, Filter) and len(inputs) == 1 \
                 and isinstance(inputs[0].to_variant(), TableScan):
-            visit(inputs[0], _lower_bound(v.predicate()))
+            visit(inputs[0], bound(v.predicate()))
             return
         for child in inputs:
             visit(child, None)
 
     visit(plan, None)
-    return {name: lo for name, lo in floors.items() if name not in unbounded}
+    return {name: b for name, b in found.items() if name not in unbounded}
 
 
 def _user_table_name(scanned: str, user_schema: str) -> str | None:
@@ -80,6 +109,32 @@ def _lower_bound(predicate: Expr) -> int | None:
         if lo is not None and (best is None or lo > best):
             best = lo
     return best
+
+
+def _upper_bound(predicate: Expr) -> int | None:
+    """The earliest upper bound (inclusive) on `time` among the predicate's top-level
+    conjuncts."""
+    best: int | None = None
+    for conjunct in _conjuncts(predicate):
+        hi = _time_at_most(conjunct)
+        if hi is not None and (best is None or hi < best):
+            best = hi
+    return best
+
+
+def _time_at_most(e: Expr) -> int | None:
+    """t for `time <= t` or `t >= time`, t - 1 for `time < t` or `t > time`; else None."""
+    v = e.to_variant()
+    if not isinstance(v, BinaryExpr):
+        return None
+    op, left, right = v.op(), v.left(), v.right()
+    if op in _MIRRORED and _is_time(left):
+        t, strict = _timestamp(right), op == "<"
+    elif op in _LOWER and _is_time(right):
+        t, strict = _timestamp(left), op == ">"
+    else:
+        return None
+    return None if t is None else t - 1 if strict else t
 
 
 def _conjuncts(e: Expr) -> list[Expr]:

@@ -1,7 +1,8 @@
-"""Files wholly before a query's time floor are left out of its plan (query.time_floor):
-the floors found in real DataFusion plans, and on a real `Database` with many Parquet
-files (ten-minute gen1 windows over four hours, no compaction) the same answers with and
-without the floors, with files left out only where the query bounds time from below."""
+"""Files wholly before a query's time floor, or after its ceiling, are left out of its
+plan (query.time_floor): the bounds found in real DataFusion plans, and on a real
+`Database` with many Parquet files (ten-minute gen1 windows over four hours, no
+compaction) the same answers with and without them, with files left out only where the
+query bounds time from below, or from above with times of its own (not `now()`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from datafusion import SessionConfig, SessionContext
 
 from support.inprocess import make_config, open_database
 from weir.query import engine as query_engine
-from weir.query.time_floor import time_floors
+from weir.query.time_floor import has_clock, time_ceilings, time_floors
 
 pytestmark = pytest.mark.anyio
 
@@ -28,14 +29,22 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def floors(sql: str) -> dict[str, int]:
+def _plan(sql: str):  # type: ignore[no-untyped-def]
     ctx = SessionContext(SessionConfig().with_default_catalog_and_schema("public", "iox"))
     empty = pa.table({"host": pa.array([], pa.string()), "time": pa.array([], pa.timestamp("ns")),
                       "v": pa.array([], pa.float64())})
     for name in ("cpu", "mem"):
         ctx.register_record_batches(name, [empty.to_batches() or [pa.record_batch(
             [c.combine_chunks() for c in empty.columns], schema=empty.schema)]])
-    return time_floors(ctx.sql(sql).optimized_logical_plan(), "iox")
+    return ctx.sql(sql).optimized_logical_plan()
+
+
+def floors(sql: str) -> dict[str, int]:
+    return time_floors(_plan(sql), "iox")
+
+
+def ceilings(sql: str) -> dict[str, int]:
+    return time_ceilings(_plan(sql), "iox")
 
 
 def test_floors_from_the_filters_on_each_scan() -> None:
@@ -66,6 +75,38 @@ def test_floors_from_the_filters_on_each_scan() -> None:
     assert floors(f"SELECT * FROM iox.cpu WHERE time >= '{t}'") == {"cpu": day}
 
 
+def test_ceilings_from_the_filters_on_each_scan() -> None:
+    t, u = "2026-12-03T00:00:00Z", "2026-12-03T01:00:00Z"
+    day = 1_796_256_000 * S  # t in ns
+    hour = day + 60 * MIN  # u in ns
+    # inclusive: `time < u` keeps up to u - 1 ns
+    assert ceilings(f"SELECT * FROM cpu WHERE time >= '{t}' AND time < '{u}'") \
+        == {"cpu": hour - 1}
+    assert ceilings(f"SELECT * FROM cpu WHERE time <= '{u}' AND host = 'a'") == {"cpu": hour}
+    assert ceilings(f"SELECT * FROM cpu WHERE time BETWEEN '{t}' AND '{u}'") == {"cpu": hour}
+    assert ceilings(f"SELECT * FROM cpu WHERE '{u}' > time") == {"cpu": hour - 1}
+    # the earliest of several; lower bounds alone give none
+    assert ceilings(f"SELECT * FROM cpu WHERE time < '{u}' AND time <= to_timestamp_nanos("
+                    f"{day})") == {"cpu": day}
+    assert ceilings(f"SELECT * FROM cpu WHERE time >= '{t}'") == {}
+    assert ceilings(f"SELECT * FROM cpu WHERE time < '{u}' OR host = 'a'") == {}
+    # a table scanned twice takes the later ceiling, or none if one scan has none
+    assert ceilings(f"SELECT * FROM cpu WHERE time < '{t}' UNION ALL "
+                    f"SELECT * FROM cpu WHERE time <= '{u}'") == {"cpu": hour}
+    assert ceilings(f"SELECT * FROM cpu WHERE time < '{u}' UNION ALL SELECT * FROM cpu") == {}
+
+
+def test_statements_with_a_clock_get_no_ceiling() -> None:
+    # now() is folded into a literal, later in the real plan than in the first pass:
+    # a ceiling from it could leave out a file the real plan reads
+    assert has_clock("SELECT * FROM cpu WHERE time < now() - interval '1 hour'")
+    assert has_clock("SELECT * FROM cpu WHERE time <= CURRENT_TIMESTAMP")
+    assert has_clock("SELECT * FROM cpu WHERE time < today()")
+    assert has_clock("select * from cpu where time < Current_Date")
+    assert not has_clock("SELECT * FROM cpu WHERE time < '2026-12-03T00:00:00Z'")
+    assert not has_clock("SELECT known FROM cpu")
+
+
 async def test_same_answers_with_files_before_the_floor_left_out(tmp_path: Path) -> None:
     config = make_config(tmp_path, gen1_duration=600, compaction_interval=0,
                          wal_snapshot_size=100_000, object_store="file")
@@ -89,6 +130,13 @@ async def test_same_answers_with_files_before_the_floor_left_out(tmp_path: Path)
             (f"SELECT count(*) AS n FROM cpu WHERE time >= to_timestamp_nanos({cut}) "
              "OR host = 'h3'", False),
             ("SELECT count(*) AS n FROM cpu", False),
+            # a window of literal times: files after it are left out too
+            (f"SELECT host, count(*) AS n, avg(v) AS a FROM cpu WHERE time >= "
+             f"to_timestamp_nanos({cut - 90 * MIN}) AND time < to_timestamp_nanos({cut}) "
+             "GROUP BY host ORDER BY host", True),
+            (f"SELECT count(*) AS n FROM cpu WHERE time <= to_timestamp_nanos({cut})", True),
+            # an upper bound from now(): nothing left out after it (nor before: no floor)
+            ("SELECT count(*) AS n FROM cpu WHERE time < now() - interval '2 hours'", False),
         ]
         for sql, prunes in queries:
             before = db.query_engine.files_left_out
