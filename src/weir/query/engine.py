@@ -89,8 +89,8 @@ __all__ = ["QueryDescription", "QueryEngine", "QueryStream", "SqlQueryError",
 
 #: a table with more Parquet files than this makes a query plan twice: first over empty
 #: stand-ins to find the earliest and latest time it wants of each table, then for real
-#: without the files wholly outside them (a planning pass costs about a millisecond; a file, its footer
-#: read and its scan planned, about as much)
+#: without the files wholly outside them (a planning pass costs about a millisecond; a
+#: file, its footer read and its scan planned, about as much)
 _PRUNE_FILES_OVER = 8
 #: `execute_stream` reads a result's first batches while it plans, until its end or this
 #: many rows: a small result is then whole when planning returns (see `QueryStream.computed`)
@@ -144,7 +144,7 @@ class QueryEngine:
         if self.timeout is None:
             return self._execute(snapshot, sql, params, on_planned)
         return with_time_limit(lambda: self._execute(snapshot, sql, params, on_planned),
-                                self.timeout)
+                               self.timeout)
 
     def execute_stream(self, snapshot: DatabaseSnapshot, sql: str,
                        params: dict[str, Any] | None = None,
@@ -164,7 +164,7 @@ class QueryEngine:
         else:
             deadline = time.monotonic() + limit
             stream = with_time_limit(lambda: self._plan(snapshot, sql, params, deadline),
-                                      limit)
+                                     limit)
         if on_planned is not None:
             on_planned()
         stream._prefetch(_PREFETCH_ROWS)
@@ -184,8 +184,9 @@ class QueryEngine:
         values = param_values(params) if params is not None else None
         failures: list[BaseException] = []
         tables = snapshot.tables
-        no_tables = InformationSchema(self._context, self._scratch, self._settings_view, DatabaseSnapshot(
-            name=snapshot.name, tables={}, filesystem=snapshot.filesystem))
+        no_tables = InformationSchema(
+            self._context, self._scratch, self._settings_view,
+            DatabaseSnapshot(name=snapshot.name, tables={}, filesystem=snapshot.filesystem))
         try:
             session = _Session(self._context(information_schema=False), snapshot)
             self._bind(session, snapshot, failures)
@@ -273,12 +274,12 @@ class QueryEngine:
             return _NO_BOUNDS
 
     def _bind(self, session: _Session, snap: DatabaseSnapshot,
-              failures: list[BaseException], bounds: _TimeBounds | None = None) -> None:
+              failures: list[BaseException], bounds: _TimeBounds = _NO_BOUNDS) -> None:
         """The session's three lazy schemas and table functions, made to read `snap`; a
         table with time `bounds` without its files wholly outside them. (What they hold
         must not refer to the session's context: DataFusion holds them, and a reference
         cycle through it would never be collected.)"""
-        floors, ceilings = bounds or _NO_BOUNDS
+        floors, ceilings = bounds
         scratch, n_partitions, providers, engine = (self._scratch, self.target_partitions,
                                                     self._providers, self)
 
@@ -307,7 +308,7 @@ class QueryEngine:
                 table = snap.system_tables[name].read()
             except Exception as e:  # noqa: BLE001 - any builder's failure: this query's error
                 raise sql_error(f"error building system table {name}: {type(e).__name__}: {e}",
-                             "execution") from None
+                                "execution") from None
             return off_planner(lambda: scratch.memory_table([batches_of(table)]))
 
         info = InformationSchema(self._context, self._scratch, self._settings_view, snap)

@@ -40,15 +40,15 @@ def param_values(params: dict[str, Any] | None) -> dict[str, pa.Scalar]:
                 out[key] = pa.scalar(v, pa.uint64())
             else:
                 raise sql_error(f"Error during planning: parameter ${key}: integer {v} is out "
-                             "of range", "planning")
+                                "of range", "planning")
         elif isinstance(v, float):
             out[key] = pa.scalar(v, pa.float64())
         elif isinstance(v, str):
             out[key] = pa.scalar(v, pa.string())
         else:
             raise sql_error(f"Error during planning: parameter ${key}: unsupported value of "
-                         f"type {type(v).__name__} (use a string, number, boolean or null)",
-                         "planning")
+                            f"type {type(v).__name__} (use a string, number, boolean or null)",
+                            "planning")
     return out
 
 

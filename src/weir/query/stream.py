@@ -166,7 +166,7 @@ class QueryStream:
                     self._fail()
                     raise timeout_error(self._limit)
                 batch = with_time_limit(self._next, left, on_timeout=self._fail,
-                                         reported=self._limit)
+                                        reported=self._limit)
             if batch is None:
                 return
             yield batch

@@ -147,7 +147,7 @@ def _empty_parquet(schema: pa.Schema) -> pa.Buffer:
 
 
 def table_provider(scratch: Scratch, t: TableSnapshot, snap: DatabaseSnapshot,
-                n_partitions: int, local: str | None) -> Table:
+                   n_partitions: int, local: str | None) -> Table:
     """`local`: `local_root` of the snapshot's filesystem (the caller has it already)."""
     schema = query_schema(t.schema)
     memory: list[list[pa.RecordBatch]] | None = None
@@ -177,7 +177,7 @@ def require_files(local: str, t: TableSnapshot) -> None:
     for f in t.files:
         if not os.path.isfile(local + f.path):
             raise sql_error(f"Parquet file {local + f.path} is missing (no such file)",
-                         "execution")
+                            "execution")
 
 
 def local_root(fs: pafs.FileSystem) -> str | None:

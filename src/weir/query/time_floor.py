@@ -103,22 +103,22 @@ def _user_table_name(scanned: str, user_schema: str) -> str | None:
 
 def _lower_bound(predicate: Expr) -> int | None:
     """The latest lower bound on `time` among the predicate's top-level conjuncts."""
-    best: int | None = None
-    for conjunct in _conjuncts(predicate):
-        lo = _time_at_least(conjunct)
-        if lo is not None and (best is None or lo > best):
-            best = lo
-    return best
+    return _tightest(predicate, _time_at_least, max)
 
 
 def _upper_bound(predicate: Expr) -> int | None:
     """The earliest upper bound (inclusive) on `time` among the predicate's top-level
     conjuncts."""
+    return _tightest(predicate, _time_at_most, min)
+
+
+def _tightest(predicate: Expr, bound_of: Callable[[Expr], int | None],
+              pick: Callable[[int, int], int]) -> int | None:
     best: int | None = None
     for conjunct in _conjuncts(predicate):
-        hi = _time_at_most(conjunct)
-        if hi is not None and (best is None or hi < best):
-            best = hi
+        b = bound_of(conjunct)
+        if b is not None:
+            best = b if best is None else pick(best, b)
     return best
 
 
