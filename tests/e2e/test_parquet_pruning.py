@@ -55,14 +55,15 @@ def test_every_stored_parquet_file_has_a_page_index_and_series_sorted_pages(
     files = sorted(stored_parquet(server))
     assert files, "no Parquet file stored"
     for path in files:
-        meta = pq.ParquetFile(io.BytesIO(server.read_object(path))).metadata
+        parquet = pq.ParquetFile(io.BytesIO(server.read_object(path)))
+        meta = parquet.metadata
         for rg in range(meta.num_row_groups):
             group = meta.row_group(rg)
             for c in range(group.num_columns):
                 chunk = group.column(c)
                 assert chunk.has_column_index and chunk.has_offset_index, \
                     f"{path}: row group {rg}, column {chunk.path_in_schema}: no page index"
-        table = pq.read_table(io.BytesIO(server.read_object(path)))
+        table = parquet.read()
         if "host" not in table.column_names:
             continue
         # series key order: each host's rows are one run, in time order
@@ -93,15 +94,18 @@ def test_a_one_host_query_decodes_only_that_hosts_pages(server_factory) -> None:
     sql = (f"SELECT time, usage FROM cpu WHERE host = '{host}' "
            f"AND time >= to_timestamp_nanos({start}) "
            f"AND time < to_timestamp_nanos({start + POINTS * STEP + NS}) ORDER BY time")
-    # everything is in Parquet now; the buffer holds at most the markers of later writes
-    got = server.rows(DB, sql)
-    assert len(got) == POINTS
-    assert [r["usage"] for r in got] == [(1234 * 31 + i) % 100 + 0.5 for i in range(POINTS)]
-    r = server.query(DB, "EXPLAIN ANALYZE " + sql)
-    assert r.status_code == 200, r.text
-    plan = "\n".join(str(v) for row in r.json() for v in row.values())
-    total, matched, scans = _scan_metric(plan, "page_index_rows_pruned")
-    assert total >= HOSTS * POINTS, plan
-    # one host's rows of a file lie in one or two 2,048-row pages of its row group
-    assert matched <= scans * 2 * 2048 < total, \
-        f"decoded {matched} of {total} rows in {scans} files for one host:\n{plan}"
+    # everything is in Parquet now; the same after a restart, reading the files it left
+    for when in ("as written", "after a restart"):
+        if when == "after a restart":
+            server.restart()
+        got = server.rows(DB, sql)
+        assert [r["usage"] for r in got] == \
+            [(1234 * 31 + i) % 100 + 0.5 for i in range(POINTS)], when
+        r = server.query(DB, "EXPLAIN ANALYZE " + sql)
+        assert r.status_code == 200, r.text
+        plan = "\n".join(str(v) for row in r.json() for v in row.values())
+        total, matched, scans = _scan_metric(plan, "page_index_rows_pruned")
+        assert total >= HOSTS * POINTS, plan
+        # one host's rows of a file lie in one or two 2,048-row pages of its row group
+        assert matched <= scans * 2 * 2048 < total, \
+            f"{when}: decoded {matched} of {total} rows in {scans} files for one host:\n{plan}"
