@@ -16,9 +16,12 @@ overlap each other. Three kinds:
 * runs of small neighbouring files (within an hour) not taken by the above, once there
   are enough of them to be worth it, into one file.
 
-Files of the last two kinds overlap nothing, and each is sorted already, so they are
-copied in time order a row group at a time: nothing is sorted or merged again, and
-memory holds one row group however large the window.
+Files of the last two kinds overlap nothing, so nothing is merged again; they are
+written sorted by series key then time across the whole output (not input after input),
+so one series' rows of a day are adjacent and a query for one host reads a few pages of
+the day file instead of one in each of its 144 ten-minute slices. The sort runs in
+passes over ranges of series (weir.persist.series_order), so memory holds at most
+`sort_budget_rows` rows however large the window.
 
 Rows older than the database's retention period are left out. The output is published
 by one manifest that adds it and removes the inputs; the inputs are deleted once every
@@ -30,6 +33,7 @@ both removed at start-up.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
@@ -53,17 +57,21 @@ from weir.persist import (
     PersistedFile,
     PersistedIndex,
     _window_label,
-    conform,
     parquet_bytes,
     parquet_options,
 )
 from weir.persist.lww import dedupe, sort_for_storage
 from weir.persist.read import TableReader, overlap_groups
+from weir.persist.series_order import write_series_sorted
 
 log = logging.getLogger("weir.compactor")
 
 #: a run of small neighbouring files is merged once it has this many files ...
 _MIN_RUN_FILES = 4
+
+#: a window's rows are sorted by series in passes of at most this many (~250 MB of
+#: TSBS `cpu` at the peak of a pass: its rows, and their sorted copy)
+SORT_BUDGET_ROWS = 8 * ROW_GROUP_ROWS
 
 _HOUR_NS = 3600 * 10**9
 _DAY_NS = 24 * _HOUR_NS
@@ -118,7 +126,8 @@ class Compactor:
                  gen1_ns: int = 600 * 10**9, max_file_rows: int = 50_000_000,
                  clock_ns: Callable[[], int] = time.time_ns,
                  output_prefix: str | None = None,
-                 may_publish: Callable[[], bool] = lambda: True) -> None:
+                 may_publish: Callable[[], bool] = lambda: True,
+                 sort_budget_rows: int = SORT_BUDGET_ROWS) -> None:
         self.store = store
         #: whose manifest this compacts
         self.node_id = node_id
@@ -134,6 +143,8 @@ class Compactor:
         self.reader = reader
         self.file_rows = max(1, file_rows)
         self.max_file_rows = max(self.file_rows, max_file_rows)
+        #: rows a window is sorted by series in at a time (weir.persist.series_order)
+        self.sort_budget_rows = max(1, sort_budget_rows)
         self.use_gen1_duration(gen1_ns)
         self.clock_ns = clock_ns
         self.delete_delay_s = delete_delay_s
@@ -298,10 +309,9 @@ class Compactor:
     def _copy_disjoint(self, job: list[PersistedFile], label: int, schema: pa.Schema,
                        cutoff: int | None) -> list[PersistedFile]:
         """Files that overlap nothing (a closed window's, or a run of small neighbours)
-        copied, in time order, into as few files as `max_file_rows` allows, a row group
-        at a time: each input is already sorted and inputs follow each other in time, so
-        nothing is sorted or merged again and memory holds one row group. Outputs split
-        only between inputs, so they do not overlap. `label`: the window the paths name."""
+        written again sorted by series across each output, in as few files as
+        `max_file_rows` allows. Outputs split only between inputs (in time order), so they
+        do not overlap. `label`: the window the paths name."""
         job = sorted(job, key=lambda f: f.min_time)
         first = job[0]
         rows = sum(f.row_count for f in job)
@@ -319,7 +329,7 @@ class Compactor:
                     f"{_window_label(label)}/g{generation}-{uuid.uuid4().hex[:12]}.parquet")
             stats = _CopyStats()
             size = self.store.put_streamed(
-                path, functools.partial(self._copy_row_groups, inputs, schema, cutoff,
+                path, functools.partial(self._write_series_sorted, inputs, schema, cutoff,
                                         stats=stats))
             if stats.rows == 0:  # every row past the retention period
                 self.store.delete(path)
@@ -331,23 +341,25 @@ class Compactor:
                 generation=generation, merge=False))
         return out
 
-    def _copy_row_groups(self, inputs: list[PersistedFile], schema: pa.Schema,
+    def _write_series_sorted(self, inputs: list[PersistedFile], schema: pa.Schema,
                          cutoff: int | None, local: str, *, stats: _CopyStats) -> None:
+        def keep(t: pa.Table) -> pa.Table:
+            if cutoff is None:
+                return t
+            return t.filter(pc.greater_equal(t.column("time").cast(pa.int64()), cutoff))
+
         fs = self.store.arrow_filesystem()
-        with pq.ParquetWriter(local, schema, **parquet_options(schema)) as writer:
-            for f in inputs:
-                with fs.open_input_file(f.path) as src:
-                    pf = pq.ParquetFile(src)
-                    for i in range(pf.num_row_groups):
-                        t = conform(pf.read_row_group(i), schema)
-                        times = t.column("time").cast(pa.int64())
-                        if cutoff is not None and f.min_time < cutoff:
-                            keep = pc.greater_equal(times, cutoff)
-                            t, times = t.filter(keep), times.filter(keep)
-                        if t.num_rows == 0:
-                            continue
-                        writer.write_table(t, row_group_size=ROW_GROUP_ROWS)
-                        stats.add(times)
+        with contextlib.ExitStack() as opened, \
+                pq.ParquetWriter(local, schema, **parquet_options(schema)) as writer:
+            files = [pq.ParquetFile(opened.enter_context(fs.open_input_file(f.path)))
+                     for f in inputs]
+
+            def write(t: pa.Table) -> None:
+                writer.write_table(t, row_group_size=ROW_GROUP_ROWS)
+                stats.add(t.column("time").cast(pa.int64()))
+
+            write_series_sorted(files, schema, write, keep=keep,
+                                budget_rows=self.sort_budget_rows)
 
 
 @dataclass
