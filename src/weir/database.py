@@ -598,7 +598,9 @@ class Database:
                                 filesystem=self._query_filesystem(), system_tables=system,
                                 table_functions=self.caches.table_functions(
                                     database, dict(dbschema.tables)),
-                                most_files=max((len(v[1]) for v in views.values()), default=0))
+                                most_files=max((len(v[1]) for v in views.values()), default=0),
+                                most_buffered_rows=max((sum(tb.rows for tb in v[2])
+                                                        for v in views.values()), default=0))
 
     def _query_filesystem(self) -> pafs.FileSystem:
         """The store as an Arrow filesystem, for the query engine's Parquet reads."""

@@ -33,6 +33,11 @@ _UIDS = itertools.count(1)
 # written) become one, and queries under a stream of tiny writes scan a few large
 # batches rather than thousands.
 _COMPACT_AT = 64
+# The concatenated rows are kept as batches of at most this many rows, not one: rows are
+# mostly written in time order, so each batch covers a short stretch of time, and a query
+# of the last minutes leaves out the batches before them (weir.query.engine) instead of
+# scanning the whole hour.
+_BATCH_ROWS = 65_536
 
 
 @dataclass
@@ -69,7 +74,7 @@ class TableBuffer:
             t = pa.concat_tables(
                 [pa.Table.from_batches([b]) for b in small], promote_options="default"
             ).combine_chunks()
-            self.batches[self._small_from:] = t.to_batches()
+            self.batches[self._small_from:] = t.to_batches(max_chunksize=_BATCH_ROWS)
             self._small_from = len(self.batches)
             # what the buffer holds now (the small batches' own buffers are freed), so
             # snapshots and back-pressure are not started early

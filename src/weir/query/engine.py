@@ -64,13 +64,14 @@ from weir.query.information_schema import (
     stand_in,
 )
 from weir.query.params import param_values, placeholders
-from weir.query.source import DatabaseSnapshot, TableFunction
+from weir.query.source import DatabaseSnapshot, TableFunction, TableSnapshot
 from weir.query.stream import QueryStream
 from weir.query.tables import (
     CATALOG,
     INFO_SCHEMA,
     SYSTEM_SCHEMA,
     USER_SCHEMA,
+    BatchTimeRanges,
     ProviderCache,
     Scratch,
     batches_of,
@@ -92,6 +93,9 @@ __all__ = ["QueryDescription", "QueryEngine", "QueryStream", "SqlQueryError",
 #: without the files wholly outside them (a planning pass costs about a millisecond; a
 #: file, its footer read and its scan planned, about as much)
 _PRUNE_FILES_OVER = 8
+#: ... and so does a table with more rows in memory than this (a few of the buffer's
+#: 64 Ki-row batches): its batches wholly outside the bounds are left out too
+_PRUNE_BUFFERED_ROWS_OVER = 2 * 65_536
 #: `execute_stream` reads a result's first batches while it plans, until its end or this
 #: many rows: a small result is then whole when planning returns (see `QueryStream.computed`)
 _PREFETCH_ROWS = 1024
@@ -103,6 +107,7 @@ class _TimeBounds(NamedTuple):
 
 
 _NO_BOUNDS = _TimeBounds({}, {})
+_MIN_TIME, _MAX_TIME = -(2**63), 2**63 - 1
 _SQL_OPTIONS = SQLOptions().with_allow_ddl(False).with_allow_dml(False) \
     .with_allow_statements(False)
 
@@ -131,8 +136,11 @@ class QueryEngine:
         self._providers = ProviderCache()
         #: idle DataFusion sessions, for the next query of the same database
         self._sessions = _SessionPool()
-        #: Parquet files left out of plans by their tables' time floors (a statistic)
+        #: Parquet files and buffered batches left out of plans by their tables' time
+        #: bounds (statistics)
         self.files_left_out = 0
+        self.batches_left_out = 0
+        self._batch_ranges = BatchTimeRanges()
 
     # ---- public -------------------------------------------------------------------------
 
@@ -229,7 +237,8 @@ class QueryEngine:
         values = param_values(params)
         failures: list[BaseException] = []
         bounds = (self._time_bounds(snapshot, sql, values)
-                  if snapshot.most_files > _PRUNE_FILES_OVER else _NO_BOUNDS)
+                  if snapshot.most_files > _PRUNE_FILES_OVER
+                  or snapshot.most_buffered_rows > _PRUNE_BUFFERED_ROWS_OVER else _NO_BOUNDS)
         key = (snapshot.name, frozenset(snapshot.table_functions), self.target_partitions,
                self.memory_limit)
         session = self._sessions.take(key) or _Session(
@@ -289,12 +298,7 @@ class QueryEngine:
             t = snap.tables[name]
             floor, ceiling = floors.get(name), ceilings.get(name)
             if floor is not None or ceiling is not None:
-                kept = [f for f in t.files
-                        if (floor is None or f.max_time >= floor)
-                        and (ceiling is None or f.min_time <= ceiling)]
-                if len(kept) < len(t.files):
-                    engine.files_left_out += len(t.files) - len(kept)
-                    t = dataclasses.replace(t, files=kept)
+                t = engine._within_bounds(t, floor, ceiling)
             if local is not None:
                 require_files(local, t)
             table = providers.get(snap.name, t)
@@ -317,6 +321,25 @@ class QueryEngine:
         session.info.bind(INFO_VIEWS, info.view, failures)
         for name, function in snap.table_functions.items():
             session.functions[name].bind(scratch, function, failures)
+
+    def _within_bounds(self, t: TableSnapshot, floor: int | None,
+                       ceiling: int | None) -> TableSnapshot:
+        """`t` without its files and buffered batches wholly before `floor` or after
+        `ceiling` (inclusive bounds; None: none). Every copy of a point has the point's
+        time, so a merge by last-write-wins loses nothing by this."""
+        lo = floor if floor is not None else _MIN_TIME
+        hi = ceiling if ceiling is not None else _MAX_TIME
+        files = [f for f in t.files if f.max_time >= lo and f.min_time <= hi]
+        batches = t.batches
+        if len(batches) > 1:
+            ranges = [self._batch_ranges.of(b) for b in batches]
+            batches = [b for b, (b_lo, b_hi) in zip(batches, ranges, strict=True)
+                       if b_hi >= lo and b_lo <= hi]
+        if len(files) == len(t.files) and len(batches) == len(t.batches):
+            return t
+        self.files_left_out += len(t.files) - len(files)
+        self.batches_left_out += len(t.batches) - len(batches)
+        return dataclasses.replace(t, files=files, batches=batches)
 
     def _settings_view(self, view: str) -> Table:
         """df_settings, routines or parameters: the same for every session of this engine,

@@ -49,3 +49,6 @@ class DatabaseSnapshot:
     #: the most Parquet files any one table has: above a few, a first planning pass that
     #: finds each table's earliest time wanted pays for itself (query.time_floor)
     most_files: int = 0
+    #: the most rows in memory any one table has: above a few batches' worth, that pass
+    #: also leaves out the buffered batches wholly outside the statement's time range
+    most_buffered_rows: int = 0

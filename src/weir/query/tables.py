@@ -11,6 +11,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -203,43 +204,89 @@ def within_retention(scratch: Scratch, table: Table, min_time: int | None) -> Ta
         col("time") >= lit(pa.scalar(min_time, TS)))))
 
 
+class BatchTimeRanges:
+    """The earliest and latest time of buffered batches, found once per batch: a query
+    of a large buffer leaves out the batches outside its time bounds, and the same
+    batches come back query after query until the next write or snapshot. A batch's
+    entry goes when the batch does (the buffer let go of it)."""
+
+    def __init__(self) -> None:
+        self._ranges: dict[int, tuple[weakref.ref[pa.RecordBatch], int, int]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, batch: pa.RecordBatch) -> tuple[int, int]:
+        key = id(batch)
+        with self._lock:
+            known = self._ranges.get(key)
+        if known is not None and known[0]() is batch:
+            return known[1], known[2]
+        lo_hi = pc.min_max(batch.column("time").cast(pa.int64()))
+        lo, hi = lo_hi["min"].as_py(), lo_hi["max"].as_py()
+        if lo is None:  # (no rows)
+            lo, hi = 0, -1
+        with self._lock:
+            self._ranges[key] = (weakref.ref(batch, functools.partial(self._forget, key)),
+                                 lo, hi)
+        return lo, hi
+
+    def __len__(self) -> int:
+        return len(self._ranges)
+
+    def _forget(self, key: int, ref: weakref.ref[pa.RecordBatch]) -> None:
+        with self._lock:
+            known = self._ranges.get(key)
+            if known is not None and known[0] is ref:
+                del self._ranges[key]
+
+
 class ProviderCache:
-    """Each table's provider (its buffered rows as a memory table, its Parquet files as a
+    """Each table's providers (its buffered rows as a memory table, its Parquet files as a
     dataset), reused by the next query while the table's rows are the same objects.
 
     Making one costs about a millisecond plus a pass over every buffered batch; most
     dashboard queries read tables that have not changed since the previous query. The
     snapshot's batches and files are the key: a write to the table adds or replaces a
     batch, a snapshot or compaction changes the files, a schema change the schema, and any
-    of these makes the next query build a new provider. An entry holds its batches (so
-    their ids stay theirs), so entries unused for `max_idle` seconds are dropped, and a
-    snapshot's rows are not held long after the buffer let go of them.
+    of these makes the next query build a new provider. A table keeps a few providers,
+    the most recently used: queries of different time ranges read different files and
+    batches of it (their time bounds leave the others out), and a dashboard alternates
+    between them. An entry holds its batches (so their ids stay theirs), so entries unused
+    for `max_idle` seconds are dropped, and a snapshot's rows are not held long after the
+    buffer let go of them.
     """
 
-    def __init__(self, max_idle: float = 30.0) -> None:
-        self._entries: dict[tuple[str, str], _CachedProvider] = {}
+    def __init__(self, max_idle: float = 30.0, per_table: int = 4) -> None:
+        self._entries: dict[tuple[str, str], list[_CachedProvider]] = {}
         self._lock = threading.Lock()
         self._max_idle = max_idle
+        self._per_table = per_table
 
     def get(self, database: str, t: TableSnapshot) -> Table | None:
         now = time.monotonic()
         with self._lock:
             self._sweep(now)
-            entry = self._entries.get((database, t.name))
-            if entry is None or not entry.serves(t):
-                return None
-            entry.used = now
-            return entry.table
+            for entry in self._entries.get((database, t.name), ()):
+                if entry.serves(t):
+                    entry.used = now
+                    return entry.table
+            return None
 
     def put(self, database: str, t: TableSnapshot, table: Table) -> None:
+        entry = _CachedProvider(list(t.batches), _files_key(t), t.schema, table,
+                                time.monotonic())
         with self._lock:
-            self._entries[(database, t.name)] = _CachedProvider(
-                list(t.batches), _files_key(t), t.schema, table, time.monotonic())
+            kept = self._entries.setdefault((database, t.name), [])
+            kept.append(entry)
+            if len(kept) > self._per_table:
+                kept.remove(min(kept, key=lambda e: e.used))
 
     def _sweep(self, now: float) -> None:
-        stale = [k for k, e in self._entries.items() if now - e.used > self._max_idle]
-        for k in stale:
-            del self._entries[k]
+        for key in list(self._entries):
+            kept = [e for e in self._entries[key] if now - e.used <= self._max_idle]
+            if kept:
+                self._entries[key] = kept
+            else:
+                del self._entries[key]
 
 
 @dataclasses.dataclass

@@ -5,6 +5,7 @@ counts, the overwrite flag that decides whether a table must be merged, `freeze`
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -112,6 +113,26 @@ def test_many_small_writes_are_concatenated_without_losing_or_reordering_rows() 
     assert points(tb.batches) == points(sent)  # same rows, same (WAL) order
     assert tb.min_time == min(p[1] for p in points(sent))
     assert tb.max_time == max(p[1] for p in points(sent))
+
+
+def test_concatenated_writes_stay_batches_of_bounded_rows_in_time_order() -> None:
+    """Writes in time order, concatenated, end as batches of at most 64 Ki rows, each a
+    stretch of time after the one before: a query of the last minutes can leave out the
+    rest (weir.query.engine)."""
+    start = time.time_ns() - 3600 * 10**9
+    buf = Buffer()
+    for seq in range(1, 131):
+        lines = [f"cpu,host=h{h:04d} usage={h / 10} {start + (seq * 10 + k) * 10**9 + h}"
+                 for k in range(10) for h in range(200)]
+        buf.apply(wal(seq, "\n".join(lines)))
+    tb = buf.active.tables[(DB, CPU)]
+    assert tb.rows == 130 * 2000
+    sizes = [b.num_rows for b in tb.batches]
+    assert max(sizes) <= 65_536 and len(sizes) < 64
+    assert sum(1 for n in sizes if n == 65_536) == 2  # (64 writes each, cut in two)
+    ranges = [(b.column("time").cast(pa.int64()).to_numpy().min(),
+               b.column("time").cast(pa.int64()).to_numpy().max()) for b in tb.batches]
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(ranges))
 
 
 # ---- the overwrite flag ------------------------------------------------------------------

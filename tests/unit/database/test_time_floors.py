@@ -2,7 +2,8 @@
 plan (query.time_floor): the bounds found in real DataFusion plans, and on a real
 `Database` with many Parquet files (ten-minute gen1 windows over four hours, no
 compaction) the same answers with and without them, with files left out only where the
-query bounds time from below, or from above with times of its own (not `now()`)."""
+query bounds time from below, or from above with times of its own (not `now()`); and
+the same for the batches of a large buffer."""
 
 from __future__ import annotations
 
@@ -155,3 +156,60 @@ async def test_same_answers_with_files_before_the_floor_left_out(tmp_path: Path)
         (row,) = (await db.query("db", f"SELECT count(*) AS n FROM cpu WHERE time >= "
                                       f"to_timestamp_nanos({cut})")).to_pylist()
         assert row["n"] == 20 * (sum(1 for t in times if t >= cut) + 1)
+
+
+@pytest.mark.parametrize("overwrites", [False, True])
+async def test_same_answers_with_buffered_batches_outside_the_bounds_left_out(
+        tmp_path: Path, overwrites: bool) -> None:
+    """An hour of 50 hosts every second in the buffer (180,000 rows, in time order, by 90
+    writes: the buffer keeps them as batches of 64 Ki rows): a query of the last minutes
+    leaves out the older batches and answers as if it had read them all. With a write
+    that rewrites old points, the buffer is merged first; the answers stay the same."""
+    # (without the buffer's 64 Ki-row batches, 90 writes end as one batch: nothing to
+    # leave out)
+    config = make_config(tmp_path, compaction_interval=0, wal_snapshot_size=10**7)
+    rng = random.Random(11)
+    now = time.time_ns() // S * S
+    start = now - 3600 * S
+    async with open_database(config) as db:
+        for part in range(90):
+            await db.write_lp("db", "\n".join(
+                f"cpu,host=h{h} v={rng.random():.4f} {start + t * S + h}"
+                for t in range(part * 40, part * 40 + 40) for h in range(50)))
+        if overwrites:  # (rewrites the first minute's points of five hosts)
+            await db.write_lp("db", "\n".join(
+                f"cpu,host=h{h} v=-1 {start + t * S + h}" for t in range(60) for h in range(5)))
+        assert db.snapshot_for_query("db").most_buffered_rows > \
+            query_engine._PRUNE_BUFFERED_ROWS_OVER
+        cut = now - 7 * MIN - 3 * S
+        queries = [
+            (f"SELECT count(*) AS n, sum(v) AS s FROM cpu WHERE time >= to_timestamp_nanos({cut})",
+             True),
+            (f"SELECT host, max(v) AS m FROM cpu WHERE host = 'h3' AND time > "
+             f"to_timestamp_nanos({cut}) GROUP BY host", True),
+            (f"SELECT count(*) AS n, min(v) AS m FROM cpu WHERE time < to_timestamp_nanos("
+             f"{start + 90 * S})", True),
+            ("SELECT count(*) AS n FROM cpu", False),
+            (f"SELECT count(*) AS n FROM cpu WHERE time >= to_timestamp_nanos({cut}) "
+             "OR host = 'h3'", False),
+        ]
+        for sql, prunes in queries:
+            for _ in range(2):  # (the second time from the providers and ranges kept)
+                before = db.query_engine.batches_left_out
+                bounded = (await db.query("db", sql)).to_pylist()
+                left_out = db.query_engine.batches_left_out - before
+            real = query_engine._PRUNE_BUFFERED_ROWS_OVER
+            query_engine._PRUNE_BUFFERED_ROWS_OVER = 10**9
+            try:
+                every_batch = (await db.query("db", sql)).to_pylist()
+            finally:
+                query_engine._PRUNE_BUFFERED_ROWS_OVER = real
+            assert [{k: pytest.approx(v) if isinstance(v, float) else v for k, v in r.items()}
+                    for r in every_batch] == bounded, sql
+            # (merged, the rows are in the merge's order: whether batches can be left out
+            # depends on it; never where the statement does not bound time)
+            assert (left_out > 0) == prunes if not overwrites else left_out == 0 or prunes, \
+                (sql, left_out)
+        (row,) = (await db.query("db", f"SELECT count(*) AS n FROM cpu WHERE time < "
+                                      f"to_timestamp_nanos({start + 60 * S})")).to_pylist()
+        assert row["n"] == 60 * 50

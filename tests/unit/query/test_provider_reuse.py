@@ -1,9 +1,12 @@
 """A table's provider is made once and reused by later queries while the table's rows are
 the same objects; a new batch, other files, a new column or a retention cutoff change what
-the next query reads, and an idle entry is let go."""
+the next query reads, a table keeps a few providers (queries of different time ranges read
+different batches), batch time ranges are kept while the batch lives, and an idle entry is
+let go."""
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from weir.query import DatabaseSnapshot, ParquetFileRef, QueryEngine, TableSnapshot
+from weir.query.tables import BatchTimeRanges
 
 NS = pa.timestamp("ns")
 TAG = pa.dictionary(pa.int32(), pa.string())
@@ -97,3 +101,32 @@ def test_an_idle_entry_is_let_go() -> None:
     time.sleep(0.1)
     assert engine._providers.get("db", snap.tables["cpu"]) is None
     assert engine._providers._entries == {}
+
+
+def test_a_table_keeps_a_few_providers_for_queries_of_different_ranges() -> None:
+    """Queries whose time bounds leave out different batches alternate between a few
+    providers of the same table; the least recently used goes past `per_table`."""
+    engine = QueryEngine()
+    batches = [_batch(["h1"] * 10, 10 * i) for i in range(6)]
+    snaps = [_snap(batches[i:i + 2]) for i in range(5)]
+    for snap in snaps[:4]:
+        assert _count(engine, snap) == 20
+    made = [engine._providers.get("db", s.tables["cpu"]) for s in snaps[:4]]
+    assert None not in made and len({id(m) for m in made}) == 4
+    # a fifth: the one used longest ago (the first, as the gets above went in order) goes
+    assert _count(engine, snaps[4]) == 20
+    assert engine._providers.get("db", snaps[0].tables["cpu"]) is None
+    assert engine._providers.get("db", snaps[3].tables["cpu"]) is made[3]
+
+
+def test_batch_time_ranges_are_found_once_and_let_go_with_the_batch() -> None:
+    ranges = BatchTimeRanges()
+    b = _batch(["h1"] * 10, 0)  # times NOW - 9 ms .. NOW
+    assert ranges.of(b) == (NOW - 9_000_000, NOW)
+    assert len(ranges) == 1
+    assert ranges.of(b) == (NOW - 9_000_000, NOW)
+    assert len(ranges) == 1
+    assert ranges.of(_batch([], 0)) == (0, -1)  # (no rows: in no range; let go at once)
+    del b
+    gc.collect()
+    assert len(ranges) == 0
