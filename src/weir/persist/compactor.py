@@ -21,7 +21,9 @@ written sorted by series key then time across the whole output (not input after 
 so one series' rows of a day are adjacent and a query for one host reads a few pages of
 the day file instead of one in each of its 144 ten-minute slices. The sort runs in
 passes over ranges of series (weir.persist.series_order), so memory holds at most
-`sort_budget_rows` rows however large the window.
+`sort_budget_rows` rows however large the window; a window that would take too many
+passes (tens of millions of rows in small files) is copied in time order instead, a row
+group at a time, each sorted by series on its own.
 
 Rows older than the database's retention period are left out. The output is published
 by one manifest that adds it and removes the inputs; the inputs are deleted once every
@@ -358,8 +360,11 @@ class Compactor:
                 writer.write_table(t, row_group_size=ROW_GROUP_ROWS)
                 stats.add(t.column("time").cast(pa.int64()))
 
-            write_series_sorted(files, schema, write, keep=keep,
-                                budget_rows=self.sort_budget_rows)
+            if not write_series_sorted(files, schema, write, keep=keep,
+                                       budget_rows=self.sort_budget_rows):
+                log.debug("%s.%s: %d rows copied in time order (too many passes to sort "
+                          "them by series)", inputs[0].database, inputs[0].table,
+                          stats.rows)
 
 
 @dataclass

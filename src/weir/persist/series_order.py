@@ -12,7 +12,10 @@ sorted by first, `storage_tag_order`) are cut into ranges of at most `budget_row
 and each pass reads from every input the rows of one range, sorts them and writes them.
 Ranges follow each other in sort order, so the passes' outputs, one after the other, are
 the window sorted whole. Memory holds one pass; a row group whose leading-tag statistics
-miss the range is not read.
+miss the range is not read, so a day of hour files (each sorted by series already) is
+read about once or twice. A window whose passes would each read most of it (many
+passes over row groups that each span most series: a busy ten-minute window of small
+snapshot files) is copied in time order instead, each row group sorted on its own.
 """
 
 from __future__ import annotations
@@ -43,24 +46,55 @@ class _Range:
 _EVERY_ROW = _Range()
 
 
+#: more passes than this, and the window is copied in time order instead (see below)
+MAX_PASSES = 16
+#: ... and so it is when the passes would read more than this many times its rows
+MAX_READ_FACTOR = 6
+
+
 def write_series_sorted(inputs: Sequence[pq.ParquetFile], schema: pa.Schema,
                         write: Callable[[pa.Table], None], *,
-                        keep: Callable[[pa.Table], pa.Table], budget_rows: int) -> None:
+                        keep: Callable[[pa.Table], pa.Table], budget_rows: int) -> bool:
     """Every row of `inputs` (disjoint in time, each of `schema`'s columns or fewer),
     passed through `keep` (which drops rows, e.g. past the retention period), handed to
     `write` sorted by series key then time, a pass of at most about `budget_rows` rows at
-    a time."""
+    a time. Returns False if the rows were handed over in time order instead, input row
+    group by input row group: when a pass would read most row groups again (inputs whose
+    row groups each span most series, as a busy window's many small snapshot files do),
+    sorting a window of many passes would cost a read of the whole window per pass."""
     tags = tag_columns(schema)
     total = sum(f.metadata.num_rows for f in inputs)
-    if not tags or total <= budget_rows:
-        order: list[str] | None = None if tags else []
-        _write_pass(inputs, schema, None, _EVERY_ROW, order, write, keep)
-        return
+    if not tags:  # (rows sorted by time alone: the inputs in order are that already)
+        _copy_in_time_order(inputs, schema, write, keep)
+        return True
+    if total <= budget_rows:
+        _write_pass(inputs, schema, None, _EVERY_ROW, None, write, keep)
+        return True
+    if -(-total // budget_rows) > MAX_PASSES:
+        _copy_in_time_order(inputs, schema, write, keep)
+        return False
     distinct, leading_counts = _tag_census(inputs, tags)
     order = storage_tag_order(distinct)
     leading = order[0]
-    for rng in _ranges(leading_counts, budget_rows):
+    ranges = _ranges(leading_counts, budget_rows)
+    reads = sum(f.metadata.row_group(i).num_rows for rng in ranges for f in inputs
+                for i in _row_groups_touching(f, leading, rng))
+    if reads > MAX_READ_FACTOR * total:
+        _copy_in_time_order(inputs, schema, write, keep)
+        return False
+    for rng in ranges:
         _write_pass(inputs, schema, leading, rng, order, write, keep)
+    return True
+
+
+def _copy_in_time_order(inputs: Sequence[pq.ParquetFile], schema: pa.Schema,
+                        write: Callable[[pa.Table], None],
+                        keep: Callable[[pa.Table], pa.Table]) -> None:
+    for f in inputs:
+        for i in range(f.metadata.num_row_groups):
+            t = keep(conform(f.read_row_group(i), schema))
+            if t.num_rows:
+                write(t)
 
 
 def _write_pass(inputs: Sequence[pq.ParquetFile], schema: pa.Schema, leading: str | None,
@@ -80,7 +114,7 @@ def _write_pass(inputs: Sequence[pq.ParquetFile], schema: pa.Schema, leading: st
         return
     t = pa.concat_tables(parts)
     del parts
-    write(sort_for_storage(t, tag_order=order) if order != [] else t)
+    write(sort_for_storage(t, tag_order=order))
 
 
 def _row_groups_touching(f: pq.ParquetFile, leading: str | None,

@@ -69,11 +69,12 @@ def _inputs(rng: random.Random) -> tuple[list[pq.ParquetFile], pa.Table]:
     return files, whole
 
 
-@pytest.mark.parametrize("budget", [10**9, 5_000, 500, 30])
+@pytest.mark.parametrize("budget", [10**9, 5_000, 2_000])
 def test_passes_give_the_order_of_one_whole_sort(budget: int) -> None:
     files, whole = _inputs(random.Random(3))
     passes: list[pa.Table] = []
-    write_series_sorted(files, SCHEMA, passes.append, keep=lambda t: t, budget_rows=budget)
+    assert write_series_sorted(files, SCHEMA, passes.append, keep=lambda t: t,
+                               budget_rows=budget)
     out = pa.concat_tables(passes)
     assert _plain(out) == _plain(sort_for_storage(whole))
     if budget >= whole.num_rows:
@@ -85,6 +86,26 @@ def test_passes_give_the_order_of_one_whole_sort(budget: int) -> None:
         assert passes[-1].column("host").null_count == passes[-1].num_rows
 
 
+@pytest.mark.parametrize("budget", [100, 900])
+def test_a_window_that_would_take_too_many_passes_is_copied_in_time_order(
+        budget: int) -> None:
+    """144 passes (more than MAX_PASSES), or 16 passes that would each read a row group
+    of every input (more than MAX_READ_FACTOR reads of the window): each input row group
+    is handed over as it is, in time order."""
+    rng = random.Random(6)
+    if budget == 100:
+        files, whole = _inputs(rng)
+    else:  # (one row group per input: each spans every host)
+        tables = [_slice(600 * i, 120, 20, rng) for i in range(6)]
+        files, whole = [_file(t, row_group_rows=10_000) for t in tables], \
+            pa.concat_tables(tables)
+    passes: list[pa.Table] = []
+    assert not write_series_sorted(files, SCHEMA, passes.append, keep=lambda t: t,
+                                   budget_rows=budget)
+    assert len(passes) == sum(f.metadata.num_row_groups for f in files)
+    assert _plain(pa.concat_tables(passes)) == _plain(whole)
+
+
 def test_keep_drops_rows_and_the_rest_stays_sorted() -> None:
     files, whole = _inputs(random.Random(4))
     cutoff = T0 + 1505 * SEC
@@ -93,7 +114,7 @@ def test_keep_drops_rows_and_the_rest_stays_sorted() -> None:
     def keep(t: pa.Table) -> pa.Table:
         return t.filter(pa.compute.greater_equal(t.column("time").cast(pa.int64()), cutoff))
 
-    write_series_sorted(files, SCHEMA, passes.append, keep=keep, budget_rows=1_000)
+    assert write_series_sorted(files, SCHEMA, passes.append, keep=keep, budget_rows=3_000)
     assert _plain(pa.concat_tables(passes)) == _plain(sort_for_storage(keep(whole)))
 
 
@@ -113,7 +134,8 @@ def test_row_groups_of_other_hosts_are_not_read() -> None:
 
         f.read_row_group = counted  # type: ignore[method-assign]
     passes: list[pa.Table] = []
-    write_series_sorted(files, SCHEMA, passes.append, keep=lambda t: t, budget_rows=1_500)
+    assert write_series_sorted(files, SCHEMA, passes.append, keep=lambda t: t,
+                               budget_rows=1_500)
     groups = sum(f.metadata.num_row_groups for f in files)
     assert len(passes) >= 4
     # without statistics every pass would read every row group
@@ -127,6 +149,6 @@ def test_a_table_without_tags_keeps_its_time_order() -> None:
                                          pa.timestamp("ns")),
                         "v": pa.array(range(50), pa.int64())}) for i in range(4)]
     passes: list[pa.Table] = []
-    write_series_sorted([_file(t, 20) for t in tables], schema, passes.append,
-                        keep=lambda t: t, budget_rows=30)
+    assert write_series_sorted([_file(t, 20) for t in tables], schema, passes.append,
+                               keep=lambda t: t, budget_rows=30)
     assert _plain(pa.concat_tables(passes)) == _plain(pa.concat_tables(tables))
