@@ -16,10 +16,11 @@ overlap each other. Three kinds:
 * runs of small neighbouring files (within an hour) not taken by the above, once there
   are enough of them to be worth it, into one file.
 
-Files of the last two kinds overlap nothing, so nothing is merged again; they are
-written sorted by series key then time across the whole output (not input after input),
-so one series' rows of a day are adjacent and a query for one host reads a few pages of
-the day file instead of one in each of its 144 ten-minute slices. The sort runs in
+Files of the last two kinds overlap nothing, so nothing is merged again. A run of small
+files is copied in time order, a row group at a time. A closed window is written sorted
+by series key then time across the whole output (not input after input), so one
+series' rows of a day are adjacent and a query for one host reads a few pages of the
+day file instead of one in each of its 144 ten-minute slices. The sort runs in
 passes over ranges of series (weir.persist.series_order), so memory holds at most
 `sort_budget_rows` rows however large the window; a window that would take too many
 passes (tens of millions of rows in small files) is copied in time order instead, a row
@@ -64,7 +65,7 @@ from weir.persist import (
 )
 from weir.persist.lww import dedupe, sort_for_storage
 from weir.persist.read import TableReader, overlap_groups
-from weir.persist.series_order import write_series_sorted
+from weir.persist.series_order import copy_in_time_order, write_series_sorted
 
 log = logging.getLogger("weir.compactor")
 
@@ -238,7 +239,8 @@ class Compactor:
             else:  # disjoint files: a window's, or a run of small neighbours
                 label = planned.window[0] if planned.window else (
                     first.min_time - first.min_time % self.windows[0])
-                written = self._copy_disjoint(job, label, schema, cutoff)
+                written = self._copy_disjoint(job, label, schema, cutoff,
+                                              by_series=planned.window is not None)
             if not self.may_publish():
                 raise LeaseLost(f"no longer the cluster's compactor; {len(written)} "
                                 "outputs dropped")
@@ -309,11 +311,14 @@ class Compactor:
 
 
     def _copy_disjoint(self, job: list[PersistedFile], label: int, schema: pa.Schema,
-                       cutoff: int | None) -> list[PersistedFile]:
+                       cutoff: int | None, *, by_series: bool) -> list[PersistedFile]:
         """Files that overlap nothing (a closed window's, or a run of small neighbours)
-        written again sorted by series across each output, in as few files as
-        `max_file_rows` allows. Outputs split only between inputs (in time order), so they
-        do not overlap. `label`: the window the paths name."""
+        written again in as few files as `max_file_rows` allows: `by_series`, sorted by
+        series across each output (a closed window's files stay for good); else a row
+        group at a time in time order (a run of small files is soon part of its window's
+        compaction, and sorting it would cost that window's rows read again per pass).
+        Outputs split only between inputs (in time order), so they do not overlap.
+        `label`: the window the paths name."""
         job = sorted(job, key=lambda f: f.min_time)
         first = job[0]
         rows = sum(f.row_count for f in job)
@@ -331,8 +336,8 @@ class Compactor:
                     f"{_window_label(label)}/g{generation}-{uuid.uuid4().hex[:12]}.parquet")
             stats = _CopyStats()
             size = self.store.put_streamed(
-                path, functools.partial(self._write_series_sorted, inputs, schema, cutoff,
-                                        stats=stats))
+                path, functools.partial(self._rewrite, inputs, schema, cutoff,
+                                        stats=stats, by_series=by_series))
             if stats.rows == 0:  # every row past the retention period
                 self.store.delete(path)
                 continue
@@ -343,8 +348,8 @@ class Compactor:
                 generation=generation, merge=False))
         return out
 
-    def _write_series_sorted(self, inputs: list[PersistedFile], schema: pa.Schema,
-                         cutoff: int | None, local: str, *, stats: _CopyStats) -> None:
+    def _rewrite(self, inputs: list[PersistedFile], schema: pa.Schema, cutoff: int | None,
+                 local: str, *, stats: _CopyStats, by_series: bool) -> None:
         def keep(t: pa.Table) -> pa.Table:
             if cutoff is None:
                 return t
@@ -360,8 +365,10 @@ class Compactor:
                 writer.write_table(t, row_group_size=ROW_GROUP_ROWS)
                 stats.add(t.column("time").cast(pa.int64()))
 
-            if not write_series_sorted(files, schema, write, keep=keep,
-                                       budget_rows=self.sort_budget_rows):
+            if not by_series:
+                copy_in_time_order(files, schema, write, keep)
+            elif not write_series_sorted(files, schema, write, keep=keep,
+                                         budget_rows=self.sort_budget_rows):
                 log.debug("%s.%s: %d rows copied in time order (too many passes to sort "
                           "them by series)", inputs[0].database, inputs[0].table,
                           stats.rows)

@@ -31,7 +31,7 @@ from weir.buffer import tag_columns
 from weir.persist import conform
 from weir.persist.lww import sort_for_storage, storage_tag_order
 
-__all__ = ["write_series_sorted"]
+__all__ = ["copy_in_time_order", "write_series_sorted"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ _EVERY_ROW = _Range()
 #: more passes than this, and the window is copied in time order instead (see below)
 MAX_PASSES = 16
 #: ... and so it is when the passes would read more than this many times its rows
-MAX_READ_FACTOR = 6
+MAX_READ_FACTOR = 5
 
 
 def write_series_sorted(inputs: Sequence[pq.ParquetFile], schema: pa.Schema,
@@ -65,13 +65,13 @@ def write_series_sorted(inputs: Sequence[pq.ParquetFile], schema: pa.Schema,
     tags = tag_columns(schema)
     total = sum(f.metadata.num_rows for f in inputs)
     if not tags:  # (rows sorted by time alone: the inputs in order are that already)
-        _copy_in_time_order(inputs, schema, write, keep)
+        copy_in_time_order(inputs, schema, write, keep)
         return True
     if total <= budget_rows:
         _write_pass(inputs, schema, None, _EVERY_ROW, None, write, keep)
         return True
     if -(-total // budget_rows) > MAX_PASSES:
-        _copy_in_time_order(inputs, schema, write, keep)
+        copy_in_time_order(inputs, schema, write, keep)
         return False
     distinct, leading_counts = _tag_census(inputs, tags)
     order = storage_tag_order(distinct)
@@ -80,16 +80,18 @@ def write_series_sorted(inputs: Sequence[pq.ParquetFile], schema: pa.Schema,
     reads = sum(f.metadata.row_group(i).num_rows for rng in ranges for f in inputs
                 for i in _row_groups_touching(f, leading, rng))
     if reads > MAX_READ_FACTOR * total:
-        _copy_in_time_order(inputs, schema, write, keep)
+        copy_in_time_order(inputs, schema, write, keep)
         return False
     for rng in ranges:
         _write_pass(inputs, schema, leading, rng, order, write, keep)
     return True
 
 
-def _copy_in_time_order(inputs: Sequence[pq.ParquetFile], schema: pa.Schema,
-                        write: Callable[[pa.Table], None],
-                        keep: Callable[[pa.Table], pa.Table]) -> None:
+def copy_in_time_order(inputs: Sequence[pq.ParquetFile], schema: pa.Schema,
+                       write: Callable[[pa.Table], None],
+                       keep: Callable[[pa.Table], pa.Table]) -> None:
+    """Every row group of `inputs`, in order, passed through `keep` and handed to
+    `write` as it is (each is sorted by series on its own)."""
     for f in inputs:
         for i in range(f.metadata.num_row_groups):
             t = keep(conform(f.read_row_group(i), schema))
