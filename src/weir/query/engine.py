@@ -82,7 +82,7 @@ from weir.query.tables import (
     table_provider,
     within_retention,
 )
-from weir.query.time_floor import has_clock, time_ceilings, time_floors
+from weir.query.time_floor import has_clock, may_bound_time, time_ceilings, time_floors
 from weir.query.time_limit import with_time_limit
 
 __all__ = ["QueryDescription", "QueryEngine", "QueryStream", "SqlQueryError",
@@ -237,8 +237,9 @@ class QueryEngine:
         values = param_values(params)
         failures: list[BaseException] = []
         bounds = (self._time_bounds(snapshot, sql, values)
-                  if snapshot.most_files > _PRUNE_FILES_OVER
-                  or snapshot.most_buffered_rows > _PRUNE_BUFFERED_ROWS_OVER else _NO_BOUNDS)
+                  if (snapshot.most_files > _PRUNE_FILES_OVER
+                      or snapshot.most_buffered_rows > _PRUNE_BUFFERED_ROWS_OVER)
+                  and may_bound_time(sql) else _NO_BOUNDS)
         key = (snapshot.name, frozenset(snapshot.table_functions), self.target_partitions,
                self.memory_limit)
         session = self._sessions.take(key) or _Session(

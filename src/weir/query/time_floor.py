@@ -30,9 +30,16 @@ __all__ = ["has_clock", "time_ceilings", "time_floors"]
 #: `time <op> literal` ops that bound time from below (and their mirror images)
 _LOWER = {">=", ">"}
 _MIRRORED = {"<=", "<"}
+_TIME = re.compile(r"\btime\b", re.IGNORECASE)
 #: SQL functions whose value is the time of planning (DataFusion folds them to literals)
 _CLOCK = re.compile(r"\b(now|current_timestamp|current_date|current_time|today|"
                     r"localtimestamp|localtime)\b", re.IGNORECASE)
+
+
+def may_bound_time(sql: str) -> bool:
+    """Whether `sql` names a `time` column at all (a word match): a statement that does
+    not cannot bound it, and the planning pass that finds bounds is not worth its cost."""
+    return _TIME.search(sql) is not None
 
 
 def has_clock(sql: str) -> bool:

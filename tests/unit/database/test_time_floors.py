@@ -17,7 +17,7 @@ from datafusion import SessionConfig, SessionContext
 
 from support.inprocess import make_config, open_database
 from weir.query import engine as query_engine
-from weir.query.time_floor import has_clock, time_ceilings, time_floors
+from weir.query.time_floor import has_clock, may_bound_time, time_ceilings, time_floors
 
 pytestmark = pytest.mark.anyio
 
@@ -95,6 +95,14 @@ def test_ceilings_from_the_filters_on_each_scan() -> None:
     assert ceilings(f"SELECT * FROM cpu WHERE time < '{t}' UNION ALL "
                     f"SELECT * FROM cpu WHERE time <= '{u}'") == {"cpu": hour}
     assert ceilings(f"SELECT * FROM cpu WHERE time < '{u}' UNION ALL SELECT * FROM cpu") == {}
+
+
+def test_only_statements_naming_time_get_the_bounds_pass() -> None:
+    assert may_bound_time("SELECT * FROM cpu WHERE time > now() - interval '5 minutes'")
+    assert may_bound_time('SELECT * FROM cpu WHERE "TIME" > 5')
+    assert may_bound_time("SELECT date_bin(INTERVAL '1 minute', time) FROM cpu")
+    assert not may_bound_time("SELECT * FROM last_cache('cpu', 'hosts')")
+    assert not may_bound_time("SELECT current_time, host FROM cpu_time WHERE timed")
 
 
 def test_statements_with_a_clock_get_no_ceiling() -> None:
