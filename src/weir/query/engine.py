@@ -236,15 +236,15 @@ class QueryEngine:
               deadline: float | None) -> QueryStream:
         values = param_values(params)
         failures: list[BaseException] = []
-        bounds = (self._time_bounds(snapshot, sql, values)
-                  if (snapshot.most_files > _PRUNE_FILES_OVER
-                      or snapshot.most_buffered_rows > _PRUNE_BUFFERED_ROWS_OVER)
-                  and may_bound_time(sql) else _NO_BOUNDS)
         key = (snapshot.name, frozenset(snapshot.table_functions), self.target_partitions,
                self.memory_limit)
         session = self._sessions.take(key) or _Session(
             self._context(information_schema=False), snapshot)
         try:
+            bounds = (self._time_bounds(session, snapshot, sql, values)
+                      if (snapshot.most_files > _PRUNE_FILES_OVER
+                          or snapshot.most_buffered_rows > _PRUNE_BUFFERED_ROWS_OVER)
+                      and may_bound_time(sql) else _NO_BOUNDS)
             self._bind(session, snapshot, failures, bounds)
             df = session.ctx.sql(sql, options=_SQL_OPTIONS, param_values=values)
             stream = df.execute_stream()  # physical planning happens here
@@ -264,17 +264,18 @@ class QueryEngine:
         result.on_end = lambda: self._sessions.give_back(key, session)
         return result
 
-    def _time_bounds(self, snapshot: DatabaseSnapshot, sql: str,
+    def _time_bounds(self, session: _Session, snapshot: DatabaseSnapshot, sql: str,
                      values: dict[str, Any] | None) -> _TimeBounds:
         """Each table's earliest and latest time the statement can read (query.time_floor),
-        from a plan over empty stand-ins of the tables; none where that planning fails (the
-        real planning then reports the error)."""
+        from a plan over empty stand-ins of the tables, made in the query's own (unbound)
+        session; none where that planning fails (the real planning then reports the error;
+        system tables and table functions are not bound for it, so a statement naming them
+        gets no bounds)."""
         tables = snapshot.tables
         try:
-            ctx = self._context(information_schema=False)
-            ctx.catalog(CATALOG).register_schema(USER_SCHEMA, _LazySchema(
-                tables, lambda name: stand_in(query_schema(tables[name].schema)), []))
-            plan = ctx.sql(sql, options=_SQL_OPTIONS, param_values=values) \
+            session.user.bind(tables, lambda name: stand_in(query_schema(tables[name].schema)),
+                              [])
+            plan = session.ctx.sql(sql, options=_SQL_OPTIONS, param_values=values) \
                 .optimized_logical_plan()
             return _TimeBounds(time_floors(plan, USER_SCHEMA),
                                {} if has_clock(sql) else time_ceilings(plan, USER_SCHEMA))
@@ -282,6 +283,8 @@ class QueryEngine:
             raise
         except BaseException:  # noqa: BLE001 - pyo3 panics derive from BaseException
             return _NO_BOUNDS
+        finally:
+            session.user.bind((), _no_table, [])
 
     def _bind(self, session: _Session, snap: DatabaseSnapshot,
               failures: list[BaseException], bounds: _TimeBounds = _NO_BOUNDS) -> None:
