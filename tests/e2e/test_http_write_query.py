@@ -115,6 +115,20 @@ def test_v1_and_v2_writes(server):
     assert r.status_code == 400
 
 
+@pytest.mark.parametrize("precision", ["", "minutes"])
+def test_v3_write_with_an_unknown_precision_is_refused(server, precision):
+    """`precision=` (empty, as a form may send it) is no precision either: 400 naming it,
+    and nothing stored (found by the OpenAPI fuzzer: it was taken as `auto`)."""
+    r = httpx.post(f"{server.url}/api/v3/write_lp",
+                   params={"db": "prec_refused", "precision": precision},
+                   content=b"cpu,host=a usage=0.5 1700000000000000000\n")
+    assert r.status_code == 400, r.text
+    assert f"invalid precision '{precision}'" in r.json()["error"]
+    r = httpx.get(f"{server.url}/api/v3/query_sql",
+                  params={"db": "prec_refused", "q": "SELECT * FROM cpu"})
+    assert r.status_code == 404, r.text  # (no database: nothing was written)
+
+
 def test_gzip_and_size_limit(server_factory):
     s = server_factory(extra_args=["--wal-flush-interval", "10ms",
                                    "--max-http-request-size", "2000"]).start()

@@ -52,7 +52,8 @@ class WriteService:
         if api == "v1" and rp not in ("", "''", "autogen", "default"):
             db = f"{db}/{rp}"
         if api == "v3":
-            precision = precision or "auto"
+            # (`precision=` is no precision the reference knows: refused as `bogus` is)
+            precision = "auto" if precision is None else precision
         else:
             precision = precision or "ns"
             accept_partial, no_sync = False, False
