@@ -212,7 +212,8 @@ class BatchTimeRanges:
 
     def __init__(self) -> None:
         self._ranges: dict[int, tuple[weakref.ref[pa.RecordBatch], int, int]] = {}
-        self._lock = threading.Lock()
+        # (re-entrant: a batch collected while this thread holds it calls `_forget`)
+        self._lock = threading.RLock()
 
     def of(self, batch: pa.RecordBatch) -> tuple[int, int]:
         key = id(batch)
