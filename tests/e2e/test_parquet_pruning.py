@@ -5,7 +5,8 @@ time, and carry a page index (each page's min/max per column), so a query on one
 series reads a page or two per column instead of every row of the row group. Thousands of series with near-now nanosecond times,
 written, snapshotted and compacted by the server itself; then the files it stored are
 opened, and DataFusion's own scan metrics (`EXPLAIN ANALYZE`) say how many rows a
-one-host query had to decode.
+one-host query had to decode. A closed day compacted into one file keeps each host's
+rows of the whole day together.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 
 from conftest import WeirServer
 from support.persisted import SNAPSHOT_EVERY_FLUSH, wait_persisted, write_ok
-from support.storage_helpers import stored_parquet
+from support.storage_helpers import stored_parquet, wait_for
 
 DB = "layout"
 NS = 10**9
@@ -109,3 +110,42 @@ def test_a_one_host_query_decodes_only_that_hosts_pages(server_factory) -> None:
         # one host's rows of a file lie in one or two 2,048-row pages of its row group
         assert matched <= scans * 2 * 2048 < total, \
             f"{when}: decoded {matched} of {total} rows in {scans} files for one host:\n{plan}"
+
+
+@pytest.mark.file_only("DataFusion's own Parquet reader (and its scan metrics) reads the "
+                       "file store; S3 files go through pyarrow's dataset")
+def test_a_compacted_day_keeps_each_hosts_rows_together(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """A day two days ago, written an hour at a time: the compactor makes its ten-minute
+    windows, hours and then the day one file, sorted by host across the whole day, so
+    one host's 12 hours are a page or two per column (copied window after window, they
+    were a page in each of 72 ten-minute row groups)."""
+    server = server_factory(extra_args=[*SNAPSHOT_EVERY_FLUSH,
+                                        "--compaction-interval", "200ms"]).start()
+    hosts, step = 300, 300 * NS  # every 5 minutes: 288 points per host, 86,400 rows
+    day = (time.time_ns() // (86_400 * NS) - 2) * 86_400 * NS
+    for hour in range(24):
+        write_ok(server, DB, "\n".join(
+            f"cpu,host=h{h:04d},region=r{h % 7} usage={(h + i) % 100}.25 "
+            f"{day + (hour * 12 + i) * step + h}" for i in range(12) for h in range(hosts)),
+            precision="ns")
+    wait_persisted(server, DB, {"cpu": hosts * 288})
+
+    def one_day_file() -> bool:
+        files = server.rows(DB, "SELECT path, row_count FROM system.parquet_files "
+                                "WHERE table_name = 'cpu'")
+        return len(files) == 1 and files[0]["row_count"] == hosts * 288
+
+    wait_for(one_day_file, timeout=120, what="the day compacted into one file")
+    host, first = "h0123", 100
+    sql = (f"SELECT time, usage FROM cpu WHERE host = '{host}' "
+           f"AND time >= to_timestamp_nanos({day + first * step}) "
+           f"AND time < to_timestamp_nanos({day + (first + 144) * step}) ORDER BY time")
+    got = server.rows(DB, sql)
+    assert [r["usage"] for r in got] == [(123 + i % 12) % 100 + 0.25
+                                         for i in range(first, first + 144)]
+    r = server.query(DB, "EXPLAIN ANALYZE " + sql)
+    assert r.status_code == 200, r.text
+    plan = "\n".join(str(v) for row in r.json() for v in row.values())
+    total, matched, scans = _scan_metric(plan, "page_index_rows_pruned")
+    assert scans == 1 and total >= 2048, plan
+    assert matched <= 2 * 2048, f"decoded {matched} rows for one host's 144:\n{plan}"
