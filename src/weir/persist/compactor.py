@@ -21,10 +21,10 @@ files is copied in time order, a row group at a time. A closed window is written
 by series key then time across the whole output (not input after input), so one
 series' rows of a day are adjacent and a query for one host reads a few pages of the
 day file instead of one in each of its 144 ten-minute slices. The sort runs in
-passes over ranges of series (weir.persist.series_order), so memory holds at most
-`sort_budget_rows` rows however large the window; a window that would take too many
-passes (tens of millions of rows in small files) is copied in time order instead, a row
-group at a time, each sorted by series on its own.
+parts over ranges of series spilled to local disk (weir.persist.series_order), so
+memory holds at most `sort_budget_rows` rows however large the window; a window of
+more than 32 such parts (tens of millions of rows) is copied in time order instead, a
+row group at a time, each sorted by series on its own.
 
 Rows older than the database's retention period are left out. The output is published
 by one manifest that adds it and removes the inputs; the inputs are deleted once every
@@ -72,9 +72,8 @@ log = logging.getLogger("weir.compactor")
 #: a run of small neighbouring files is merged once it has this many files ...
 _MIN_RUN_FILES = 4
 
-#: a window's rows are sorted by series in passes of at most this many (~250 MB of
-#: TSBS `cpu` at the peak of a pass: its rows, and their sorted copy)
-SORT_BUDGET_ROWS = 8 * ROW_GROUP_ROWS
+#: a window's rows are sorted by series in parts of at most this many
+SORT_BUDGET_ROWS = 4 * ROW_GROUP_ROWS
 
 _HOUR_NS = 3600 * 10**9
 _DAY_NS = 24 * _HOUR_NS
@@ -369,9 +368,8 @@ class Compactor:
                 copy_in_time_order(files, schema, write, keep)
             elif not write_series_sorted(files, schema, write, keep=keep,
                                          budget_rows=self.sort_budget_rows):
-                log.debug("%s.%s: %d rows copied in time order (too many passes to sort "
-                          "them by series)", inputs[0].database, inputs[0].table,
-                          stats.rows)
+                log.debug("%s.%s: %d rows copied in time order (too many to sort by "
+                          "series)", inputs[0].database, inputs[0].table, stats.rows)
 
 
 @dataclass

@@ -1,21 +1,22 @@
 """weir.persist.series_order: files that follow each other in time, written as one run
-sorted by series key then time, in passes of bounded size that agree with sorting the
-whole at once (nulls, a tag missing from older files, a budget smaller than one value's
-rows, row groups skipped by their statistics)."""
+sorted by series key then time, in parts of bounded size spilled to disk that agree with
+sorting the whole at once (nulls, a tag missing from older files, a budget smaller than
+one value's rows), each input read once; too many parts, and the window is copied."""
 
 from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from weir.catalog.columns import KIND_META
-from weir.persist import PAGE_ROWS, parquet_options
+from weir.persist import parquet_options
 from weir.persist.lww import sort_for_storage
-from weir.persist.series_order import write_series_sorted
+from weir.persist.series_order import MAX_PARTS, write_series_sorted
 
 SEC = 10**9
 T0 = 1_796_000_000 * SEC + 123_456_789  # (near now, in ns)
@@ -69,61 +70,28 @@ def _inputs(rng: random.Random) -> tuple[list[pq.ParquetFile], pa.Table]:
     return files, whole
 
 
-@pytest.mark.parametrize("budget", [10**9, 5_000, 2_000])
-def test_passes_give_the_order_of_one_whole_sort(budget: int) -> None:
+@pytest.mark.parametrize("budget", [10**9, 5_000, 1_000, 500])
+def test_parts_give_the_order_of_one_whole_sort(budget: int, tmp_path: Path) -> None:
     files, whole = _inputs(random.Random(3))
-    passes: list[pa.Table] = []
-    assert write_series_sorted(files, SCHEMA, passes.append, keep=lambda t: t,
-                               budget_rows=budget)
-    out = pa.concat_tables(passes)
+    parts: list[pa.Table] = []
+    assert write_series_sorted(files, SCHEMA, parts.append, keep=lambda t: t,
+                               budget_rows=budget, spill_dir=str(tmp_path))
+    out = pa.concat_tables(parts)
     assert _plain(out) == _plain(sort_for_storage(whole))
     if budget >= whole.num_rows:
-        assert len(passes) == 1
+        assert len(parts) == 1
     else:
-        # each pass a range of hosts (one host's 120 rows are never split), nulls last
-        assert len(passes) > 1
-        assert all(p.num_rows <= max(budget, 120) for p in passes[:-1])
-        assert passes[-1].column("host").null_count == passes[-1].num_rows
+        # each part a range of hosts (one host's 120 rows are never split), nulls last
+        assert len(parts) > 1
+        assert all(p.num_rows <= max(budget, 120) for p in parts[:-1])
+        assert parts[-1].column("host").null_count == parts[-1].num_rows
+    assert list(tmp_path.iterdir()) == []  # (the spill files are gone)
 
 
-@pytest.mark.parametrize("budget", [100, 900])
-def test_a_window_that_would_take_too_many_passes_is_copied_in_time_order(
-        budget: int) -> None:
-    """144 passes (more than MAX_PASSES), or 16 passes that would each read a row group
-    of every input (more than MAX_READ_FACTOR reads of the window): each input row group
-    is handed over as it is, in time order."""
-    rng = random.Random(6)
-    if budget == 100:
-        files, whole = _inputs(rng)
-    else:  # (one row group per input: each spans every host)
-        tables = [_slice(600 * i, 120, 20, rng) for i in range(6)]
-        files, whole = [_file(t, row_group_rows=10_000) for t in tables], \
-            pa.concat_tables(tables)
-    passes: list[pa.Table] = []
-    assert not write_series_sorted(files, SCHEMA, passes.append, keep=lambda t: t,
-                                   budget_rows=budget)
-    assert len(passes) == sum(f.metadata.num_row_groups for f in files)
-    assert _plain(pa.concat_tables(passes)) == _plain(whole)
-
-
-def test_keep_drops_rows_and_the_rest_stays_sorted() -> None:
-    files, whole = _inputs(random.Random(4))
-    cutoff = T0 + 1505 * SEC
-    passes: list[pa.Table] = []
-
-    def keep(t: pa.Table) -> pa.Table:
-        return t.filter(pa.compute.greater_equal(t.column("time").cast(pa.int64()), cutoff))
-
-    assert write_series_sorted(files, SCHEMA, passes.append, keep=keep, budget_rows=3_000)
-    assert _plain(pa.concat_tables(passes)) == _plain(sort_for_storage(keep(whole)))
-
-
-def test_row_groups_of_other_hosts_are_not_read() -> None:
-    """Inputs sorted by host in small row groups: a pass over a range of hosts reads only
-    the row groups whose host statistics reach it."""
-    rng = random.Random(5)
-    tables = [_slice(600 * i, 200, 30, rng) for i in range(3)]
-    files = [_file(t, row_group_rows=PAGE_ROWS) for t in tables]
+def test_each_input_row_group_is_read_once(tmp_path: Path) -> None:
+    """However many parts, the inputs are read once (then their tags, for the census):
+    rows go to their part's spill file, not re-read per part."""
+    files, _ = _inputs(random.Random(5))
     reads: list[int] = []
     for f in files:
         original = f.read_row_group
@@ -133,14 +101,36 @@ def test_row_groups_of_other_hosts_are_not_read() -> None:
             return _orig(i, *a, **kw)
 
         f.read_row_group = counted  # type: ignore[method-assign]
-    passes: list[pa.Table] = []
-    assert write_series_sorted(files, SCHEMA, passes.append, keep=lambda t: t,
-                               budget_rows=1_500)
-    groups = sum(f.metadata.num_row_groups for f in files)
-    assert len(passes) >= 4
-    # without statistics every pass would read every row group
-    assert len(reads) < len(passes) * groups / 2
-    assert sum(p.num_rows for p in passes) == sum(t.num_rows for t in tables)
+    parts: list[pa.Table] = []
+    assert write_series_sorted(files, SCHEMA, parts.append, keep=lambda t: t,
+                               budget_rows=600, spill_dir=str(tmp_path))
+    assert len(parts) >= 20
+    assert len(reads) == sum(f.metadata.num_row_groups for f in files)
+
+
+def test_a_window_of_too_many_parts_is_copied_in_time_order() -> None:
+    """More than MAX_PARTS parts: each input row group is handed over as it is, in time
+    order."""
+    files, whole = _inputs(random.Random(6))
+    assert whole.num_rows // 100 > MAX_PARTS
+    parts: list[pa.Table] = []
+    assert not write_series_sorted(files, SCHEMA, parts.append, keep=lambda t: t,
+                                   budget_rows=100)
+    assert len(parts) == sum(f.metadata.num_row_groups for f in files)
+    assert _plain(pa.concat_tables(parts)) == _plain(whole)
+
+
+@pytest.mark.parametrize("budget", [10**9, 3_000])
+def test_keep_drops_rows_and_the_rest_stays_sorted(budget: int) -> None:
+    files, whole = _inputs(random.Random(4))
+    cutoff = T0 + 1505 * SEC
+    parts: list[pa.Table] = []
+
+    def keep(t: pa.Table) -> pa.Table:
+        return t.filter(pa.compute.greater_equal(t.column("time").cast(pa.int64()), cutoff))
+
+    assert write_series_sorted(files, SCHEMA, parts.append, keep=keep, budget_rows=budget)
+    assert _plain(pa.concat_tables(parts)) == _plain(sort_for_storage(keep(whole)))
 
 
 def test_a_table_without_tags_keeps_its_time_order() -> None:
@@ -148,7 +138,7 @@ def test_a_table_without_tags_keeps_its_time_order() -> None:
     tables = [pa.table({"time": pa.array([T0 + (100 * i + k) * SEC for k in range(50)],
                                          pa.timestamp("ns")),
                         "v": pa.array(range(50), pa.int64())}) for i in range(4)]
-    passes: list[pa.Table] = []
-    assert write_series_sorted([_file(t, 20) for t in tables], schema, passes.append,
+    parts: list[pa.Table] = []
+    assert write_series_sorted([_file(t, 20) for t in tables], schema, parts.append,
                                keep=lambda t: t, budget_rows=30)
-    assert _plain(pa.concat_tables(passes)) == _plain(pa.concat_tables(tables))
+    assert _plain(pa.concat_tables(parts)) == _plain(pa.concat_tables(tables))
