@@ -10,12 +10,14 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
 from datafusion import SessionConfig, SessionContext
 
 from support.inprocess import make_config, open_database
+from weir.database import Database
 from weir.query import engine as query_engine
 from weir.query.time_floor import has_clock, may_bound_time, time_ceilings, time_floors
 
@@ -116,6 +118,28 @@ def test_statements_with_a_clock_get_no_ceiling() -> None:
     assert not has_clock("SELECT known FROM cpu")
 
 
+async def _bounded_and_whole(db: Database, sql: str, threshold: str, counter: str
+                             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """`sql`'s rows as the engine plans it, its rows with the engine's `threshold` raised
+    so that nothing is left out, and how many (`counter`) the first left out."""
+    before = getattr(db.query_engine, counter)
+    bounded = (await db.query("db", sql)).to_pylist()
+    left_out = getattr(db.query_engine, counter) - before
+    real = getattr(query_engine, threshold)
+    setattr(query_engine, threshold, 10**9)
+    try:
+        whole = (await db.query("db", sql)).to_pylist()
+    finally:
+        setattr(query_engine, threshold, real)
+    return bounded, whole, left_out
+
+
+def _approx(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """(float sums in another order may differ in the last bit)"""
+    return [{k: pytest.approx(v) if isinstance(v, float) else v for k, v in r.items()}
+            for r in rows]
+
+
 async def test_same_answers_with_files_before_the_floor_left_out(tmp_path: Path) -> None:
     config = make_config(tmp_path, gen1_duration=600, compaction_interval=0,
                          wal_snapshot_size=100_000, object_store="file")
@@ -148,18 +172,9 @@ async def test_same_answers_with_files_before_the_floor_left_out(tmp_path: Path)
             ("SELECT count(*) AS n FROM cpu WHERE time < now() - interval '2 hours'", False),
         ]
         for sql, prunes in queries:
-            before = db.query_engine.files_left_out
-            floored = (await db.query("db", sql)).to_pylist()
-            left_out = db.query_engine.files_left_out - before
-            real = query_engine._PRUNE_FILES_OVER
-            query_engine._PRUNE_FILES_OVER = 10**9
-            try:
-                every_file = (await db.query("db", sql)).to_pylist()
-            finally:
-                query_engine._PRUNE_FILES_OVER = real
-            # (float sums in another order may differ in the last bit)
-            assert [{k: pytest.approx(v) if isinstance(v, float) else v for k, v in r.items()}
-                    for r in every_file] == floored, sql
+            floored, every_file, left_out = await _bounded_and_whole(
+                db, sql, "_PRUNE_FILES_OVER", "files_left_out")
+            assert _approx(every_file) == floored, sql
             assert (left_out > 0) == prunes, (sql, left_out)
         (row,) = (await db.query("db", f"SELECT count(*) AS n FROM cpu WHERE time >= "
                                       f"to_timestamp_nanos({cut})")).to_pylist()
@@ -203,17 +218,9 @@ async def test_same_answers_with_buffered_batches_outside_the_bounds_left_out(
         ]
         for sql, prunes in queries:
             for _ in range(2):  # (the second time from the providers and ranges kept)
-                before = db.query_engine.batches_left_out
-                bounded = (await db.query("db", sql)).to_pylist()
-                left_out = db.query_engine.batches_left_out - before
-            real = query_engine._PRUNE_BUFFERED_ROWS_OVER
-            query_engine._PRUNE_BUFFERED_ROWS_OVER = 10**9
-            try:
-                every_batch = (await db.query("db", sql)).to_pylist()
-            finally:
-                query_engine._PRUNE_BUFFERED_ROWS_OVER = real
-            assert [{k: pytest.approx(v) if isinstance(v, float) else v for k, v in r.items()}
-                    for r in every_batch] == bounded, sql
+                bounded, every_batch, left_out = await _bounded_and_whole(
+                    db, sql, "_PRUNE_BUFFERED_ROWS_OVER", "batches_left_out")
+            assert _approx(every_batch) == bounded, sql
             # (merged, the rows are in the merge's order: whether batches can be left out
             # depends on it; never where the statement does not bound time)
             assert (left_out > 0) == prunes if not overwrites else left_out == 0 or prunes, \
