@@ -352,7 +352,11 @@ class Compactor:
         def keep(t: pa.Table) -> pa.Table:
             if cutoff is None:
                 return t
-            return t.filter(pc.greater_equal(t.column("time").cast(pa.int64()), cutoff))
+            times = t.column("time").cast(pa.int64())
+            oldest = pc.min(times).as_py()
+            if oldest is None or oldest >= cutoff:  # (most row groups: nothing to cut)
+                return t
+            return t.filter(pc.greater_equal(times, cutoff))
 
         fs = self.store.arrow_filesystem()
         with contextlib.ExitStack() as opened, \
