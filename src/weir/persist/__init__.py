@@ -178,10 +178,17 @@ class PersistedIndex:
         else:
             raise ManifestConflict(f"manifest of node {node_id!r}: lost the race for the next "
                                    f"version {_PUBLISH_TRIES} times")
-        for old in store.list(f"{node_id}/manifests/"):
-            v = _manifest_version(old)
-            if v is not None and v <= version - _MANIFESTS_KEPT:
-                store.delete(old)
+        # Published: whatever fails from here must not reach the caller, which would take
+        # the change for undone (a compaction deleting the outputs the manifest now lists,
+        # a snapshot writing its files again). Old manifests left now go at the next one.
+        try:
+            for old in store.list(f"{node_id}/manifests/"):
+                v = _manifest_version(old)
+                if v is not None and v <= version - _MANIFESTS_KEPT:
+                    store.delete(old)
+        except OSError as e:  # (ObjectStoreUnavailable is one)
+            log.warning("manifest %d of node %r is published; removing older manifests "
+                        "failed (the next publish tries again): %s", version, node_id, e)
 
     def _try_publish(self, store: ObjectStore, node_id: str, add: list[PersistedFile],
                      remove: list[PersistedFile], wal_seq: int | None,

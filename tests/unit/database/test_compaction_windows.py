@@ -108,3 +108,48 @@ async def test_a_closed_day_ends_as_one_file_with_every_row(tmp_path: Path) -> N
         assert await asyncio.to_thread(again.compact) == 0
     finally:
         await again.stop()
+
+
+class ManifestListingFails(MemoryObjectStore):
+    """The memory store, except that listing the manifests fails while `failing` is set
+    (a store that stops answering right after a manifest was written)."""
+
+    failing = False
+
+    def list(self, prefix: str) -> list[str]:
+        if self.failing and "/manifests/" in prefix:
+            raise OSError(5, "Input/output error", prefix)
+        return super().list(prefix)
+
+
+async def test_a_published_compaction_keeps_its_outputs_when_tidying_old_manifests_fails(
+        tmp_path: Path) -> None:
+    # Removing old manifests comes after the new one is written. A failure there used to
+    # reach the compactor as a failed job, which deleted the outputs the manifest now
+    # listed: every later query of those rows failed on a missing file.
+    cfg = make_config(tmp_path, wal_snapshot_size=100_000, compaction_interval=0,
+                      compaction_file_rows=20_000, snapshotted_wal_files_to_keep=0)
+    store = ManifestListingFails()
+    db = Database(cfg, store=store)
+    await db.start()
+    rng = random.Random(3)
+    try:
+        for minute in range(0, 60, 10):
+            await db.write_lp(DB, body(minute, rng, range(200)))
+            await db.snapshot()
+        before = await all_rows(db)
+        store.failing = True
+        assert await asyncio.to_thread(db.compact) > 0
+        assert [r.status for r in db.compactor.history] == ["ok"]
+        store.failing = False
+        (f,) = db.index.all()
+        assert store.size(f.path) > 0  # listed and there
+        assert await all_rows(db) == before
+    finally:
+        await db.stop()
+    again = Database(cfg, store=store)
+    await again.start()
+    try:
+        assert await all_rows(again) == before
+    finally:
+        await again.stop()
