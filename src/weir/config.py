@@ -137,6 +137,9 @@ class ObjectStoreConfig:
     max_retries: int | None = None
     #: seconds after which a failing request is no longer retried
     retry_timeout: float | None = None
+    #: seconds a request (with obstore's silent retries) may wait before the log names it;
+    #: 0 never
+    slow_warning: float = 10.0
     http2_only: bool = False
     tls_allow_insecure: bool = False
     #: a PEM file of root certificates to trust besides the system's

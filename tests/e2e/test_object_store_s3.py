@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 
 from conftest import WeirServer, free_port, weir_cmd
 from support.cli import poll
-from support.s3 import S3Server, seaweedfs  # noqa: F401 - the session's SeaweedFS
+from support.s3 import S3Server, seaweedfs, start_seaweedfs  # noqa: F401 - the session's SeaweedFS
 from weir.config import ObjectStoreConfig
 from weir.objectstore import open_store
 
@@ -88,6 +90,44 @@ def test_serve_stops_with_a_message_when_the_store_does_not_answer(tmp_path: Pat
     assert p.returncode == 1, p.stderr
     assert f"s3://b at http://127.0.0.1:{port}" in p.stderr, p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_a_request_the_store_holds_is_named_in_the_log_and_the_write_then_lands(
+        server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # A SeaweedFS of its own, frozen (SIGSTOP) under a running server: its sockets still
+    # accept, nothing answers, as with a store that hangs. obstore waits (and would retry)
+    # silently; Weir names the request in its log while it waits, and again once answered.
+    weed = start_seaweedfs(tmp_path / "weed")
+    try:
+        s = server_factory("held", object_store="s3", extra_args=[
+            *weed.store_args(weed.new_bucket())[2:], "--wal-flush-interval", "10ms",
+            "--object-store-slow-warning", "500ms", "--compaction-interval", "0s"]).start()
+        now = time.time_ns()
+        assert s.write("db", f"cpu,host=a v=1i {now}").status_code == 204
+        assert weed.proc is not None
+        result: list[int] = []
+        weed.proc.send_signal(signal.SIGSTOP)
+        try:
+            writer = threading.Thread(target=lambda: result.append(
+                s.write("db", f"cpu,host=b v=2i {now + 1}").status_code))
+            writer.start()
+            assert poll(lambda: "has waited" in s.log(), timeout=20), s.log()
+            assert not result  # still waiting for its WAL file to be stored
+        finally:
+            weed.proc.send_signal(signal.SIGCONT)
+        writer.join(60)
+        assert result == [204]
+        held = [line for line in s.log().splitlines() if "has waited" in line]
+        # (the WAL file's conditional put, named with its key and the store)
+        assert "put_if_absent of '" in held[0] and "/wal/" in held[0], held
+        assert weed.endpoint in held[0]
+        assert "--object-store-retry-timeout" in held[0]
+        assert poll(lambda: "answered after" in s.log(), timeout=10), s.log()
+        assert s.rows("db", "SELECT host, v FROM cpu ORDER BY host") == [
+            {"host": "a", "v": 1}, {"host": "b", "v": 2}]
+        s.stop()
+    finally:
+        weed.stop()
 
 
 def check(*args: str) -> subprocess.CompletedProcess[str]:

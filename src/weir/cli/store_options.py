@@ -75,6 +75,11 @@ _CLOUD_FLAGS: list[tuple[str, str, str | None, dict[str, Any]]] = [
      "INFLUXDB3_OBJECT_STORE_RETRY_TIMEOUT",
      {"callback": _duration, "metavar": "DURATION",
       "help": "Stop retrying a request after this long [default: 3m]."}),
+    ("--object-store-slow-warning", "object_store_slow_warning",
+     "WEIR_OBJECT_STORE_SLOW_WARNING",
+     {"callback": _duration, "metavar": "DURATION",
+      "help": "Log a warning naming any object-store request (retries included) still "
+              "waiting after this long; 0 never [default: 10s]. Weir only."}),
     ("--object-store-http2-only", "object_store_http2_only",
      "INFLUXDB3_OBJECT_STORE_HTTP2_ONLY",
      {"is_flag": True, "help": "Speak only HTTP/2 to the object store."}),
@@ -146,6 +151,8 @@ def object_store_config(kw: Mapping[str, Any], store: str) -> ObjectStoreConfig:
         connection_limit=kw.get("object_store_connection_limit") or 16,
         max_retries=kw.get("object_store_max_retries"),
         retry_timeout=kw.get("object_store_retry_timeout"),
+        slow_warning=(10.0 if kw.get("object_store_slow_warning") is None
+                      else kw["object_store_slow_warning"]),
         http2_only=bool(kw.get("object_store_http2_only")),
         tls_allow_insecure=bool(kw.get("object_store_tls_allow_insecure")),
         tls_ca=Path(tls_ca).expanduser() if tls_ca else None,

@@ -33,6 +33,7 @@ from obstore.store import AzureStore, GCSStore, S3Store
 from weir.config import ObjectStoreConfig
 from weir.errors import ObjectStoreUnavailable
 from weir.objectstore.base import ObjectStore
+from weir.objectstore.slow import SlowRequestWatch
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig
@@ -51,22 +52,25 @@ class CloudObjectStore(ObjectStore):
     Every request waits for one of `connection_limit` slots, as the reference's
     `--object-store-connection-limit` does. Failures that are not about a missing object
     (connections, credentials, a missing bucket, TLS) raise `ObjectStoreUnavailable`
-    naming the store, the operation and the key."""
+    naming the store, the operation and the key. A request still waiting after
+    `slow_warning_s` (obstore retrying it) is named in the log (`SlowRequestWatch`)."""
 
     durable = True
 
-    def __init__(self, store: ObStore, url: str, connection_limit: int = 16) -> None:
+    def __init__(self, store: ObStore, url: str, connection_limit: int = 16,
+                 slow_warning_s: float = 10.0) -> None:
         self._store = store
         #: where the objects are (`s3://bucket at http://host:port`), for messages
         self.url = url
         self._slots = threading.BoundedSemaphore(max(1, connection_limit))
         self._fs: pafs.FileSystem | None = None
+        self.slow = SlowRequestWatch(url, slow_warning_s)
 
     def __repr__(self) -> str:
         return f"CloudObjectStore({self.url})"
 
     def _call(self, op: str, path: str, work: Callable[[], _T]) -> _T:
-        with self._slots:
+        with self._slots, self.slow.request(op, path):
             try:
                 return work()
             except _NOT_FOUND:
@@ -312,7 +316,8 @@ def s3_store(o: ObjectStoreConfig) -> CloudObjectStore:
                     client_options=_client_options(o, o.aws_allow_http),
                     retry_config=_retry_config(o))
     where = f" at {o.aws_endpoint}" if o.aws_endpoint else ""
-    return CloudObjectStore(store, f"s3://{bucket}{where}", o.connection_limit)
+    return CloudObjectStore(store, f"s3://{bucket}{where}", o.connection_limit,
+                            o.slow_warning)
 
 
 def gcs_store(o: ObjectStoreConfig) -> CloudObjectStore:
@@ -324,7 +329,7 @@ def gcs_store(o: ObjectStoreConfig) -> CloudObjectStore:
     store = GCSStore(bucket, config=config,  # type: ignore[arg-type]  # (as above)
                      client_options=_client_options(o, False),
                      retry_config=_retry_config(o))
-    return CloudObjectStore(store, f"gs://{bucket}", o.connection_limit)
+    return CloudObjectStore(store, f"gs://{bucket}", o.connection_limit, o.slow_warning)
 
 
 def azure_store(o: ObjectStoreConfig) -> CloudObjectStore:
@@ -342,4 +347,4 @@ def azure_store(o: ObjectStoreConfig) -> CloudObjectStore:
                        client_options=_client_options(o, o.azure_allow_http),
                        retry_config=_retry_config(o))
     return CloudObjectStore(store, f"azure://{o.azure_storage_account}/{container}",
-                            o.connection_limit)
+                            o.connection_limit, o.slow_warning)
