@@ -18,6 +18,7 @@ so a declared error is also a checked one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -419,6 +420,33 @@ def _watch_server_logs() -> Iterator[None]:
     _delete_buckets(set(_BUCKETS) - buckets_before)
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A test that fails while its servers run reports what they were doing: each server's
+    thread stacks (SIGUSR1: the server prints them and goes on) and the end of its log,
+    and on an S3 run the warnings of the suite's SeaweedFS. A CI log then shows why a
+    wait timed out (a store request held, a lock), not only that it did."""
+    report: pytest.TestReport = yield
+    if report.when != "call" or not report.failed:
+        return report
+    running = [srv for srv in _WATCHED if srv.proc is not None and srv.proc.poll() is None]
+    for srv in running:
+        with contextlib.suppress(OSError):
+            srv.proc.send_signal(signal.SIGUSR1)  # type: ignore[union-attr]
+    if running:
+        time.sleep(0.5)  # (the dump is written by the signal handler, at once)
+    for srv in running:
+        lines = srv.log().splitlines()[-150:]
+        report.sections.append((f"server {srv.url}: the end of {srv.log_path.name}",
+                                "\n".join(lines)))
+    if _SUITE_S3:
+        weed = [line for line in _SUITE_S3[0].log().splitlines() if line[:1] in ("W", "E")]
+        if weed:
+            report.sections.append(("SeaweedFS warnings and errors", "\n".join(weed[-40:])))
+    return report
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import json
 import logging
 import os
@@ -280,5 +281,8 @@ def run(config: ServeConfig) -> None:
     level = getattr(logging, config.log_filter.split(",")[0].upper(), logging.INFO)
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # `kill -USR1 <pid>` prints every thread's stack to stderr and the server goes on: what
+    # a server that seems stuck is waiting for (a store request, a lock, a plugin)
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(config))
