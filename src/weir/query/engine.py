@@ -90,9 +90,11 @@ __all__ = ["QueryDescription", "QueryEngine", "QueryStream", "SqlQueryError",
 
 #: a table with more Parquet files than this makes a query plan twice: first over empty
 #: stand-ins to find the earliest and latest time it wants of each table, then for real
-#: without the files wholly outside them (a planning pass costs about a millisecond; a
-#: file, its footer read and its scan planned, about as much)
-_PRUNE_FILES_OVER = 8
+#: without the files wholly outside them. The first pass costs about 1.5 ms (its SQL
+#: planned and optimised); each file left out saves about 0.5 ms of physical planning,
+#: plus its opening (measured on 100 hosts x 24 h: a query of one hour among five files
+#: went from 6.5 to 2.3 ms in process), so it pays once a few files can go
+_PRUNE_FILES_OVER = 3
 #: ... and so does a table with more rows in memory than this (a few of the buffer's
 #: 64 Ki-row batches): its batches wholly outside the bounds are left out too
 _PRUNE_BUFFERED_ROWS_OVER = 2 * 65_536
