@@ -151,7 +151,8 @@ def object_store_config(kw: Mapping[str, Any], store: str) -> ObjectStoreConfig:
         connection_limit=kw.get("object_store_connection_limit") or 16,
         max_retries=kw.get("object_store_max_retries"),
         retry_timeout=kw.get("object_store_retry_timeout"),
-        slow_warning=(10.0 if kw.get("object_store_slow_warning") is None
+        slow_warning=(ObjectStoreConfig.slow_warning
+                      if kw.get("object_store_slow_warning") is None
                       else kw["object_store_slow_warning"]),
         http2_only=bool(kw.get("object_store_http2_only")),
         tls_allow_insecure=bool(kw.get("object_store_tls_allow_insecure")),

@@ -40,7 +40,7 @@ class SlowRequestWatch:
         self._ids = itertools.count()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        #: requests warned about so far (system tables and tests read it)
+        #: requests warned about so far
         self.slow_requests = 0
 
     @contextmanager

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from support.inprocess import make_config
+from weir.config import ServeConfig
 from weir.database import Database
 from weir.objectstore import MemoryObjectStore
 from weir.persist import ROW_GROUP_ROWS
@@ -41,13 +42,18 @@ def body(minute: int, rng: random.Random, hosts: range = range(HOSTS)) -> str:
         for h in hosts)
 
 
+def day_config(tmp_path: Path) -> ServeConfig:
+    """Snapshots and compactions only when the test asks; covered WAL files go at once."""
+    return make_config(tmp_path, wal_snapshot_size=100_000, compaction_interval=0,
+                       compaction_file_rows=20_000, snapshotted_wal_files_to_keep=0)
+
+
 async def all_rows(db: Database) -> list[dict]:
     return (await db.query(DB, "SELECT * FROM cpu ORDER BY host, time")).to_pylist()
 
 
 async def test_a_closed_day_ends_as_one_file_with_every_row(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, wal_snapshot_size=100_000, compaction_interval=0,
-                      compaction_file_rows=20_000, snapshotted_wal_files_to_keep=0)
+    cfg = day_config(tmp_path)
     store = MemoryObjectStore()
     db = Database(cfg, store=store)
     await db.start()
@@ -127,8 +133,7 @@ async def test_a_published_compaction_keeps_its_outputs_when_tidying_old_manifes
     # Removing old manifests comes after the new one is written. A failure there used to
     # reach the compactor as a failed job, which deleted the outputs the manifest now
     # listed: every later query of those rows failed on a missing file.
-    cfg = make_config(tmp_path, wal_snapshot_size=100_000, compaction_interval=0,
-                      compaction_file_rows=20_000, snapshotted_wal_files_to_keep=0)
+    cfg = day_config(tmp_path)
     store = ManifestListingFails()
     db = Database(cfg, store=store)
     await db.start()
