@@ -63,6 +63,7 @@ from weir.query.information_schema import (
     read_view,
     stand_in,
 )
+from weir.query.newest_rows import NewestPerGroup, newest_floors, newest_per_group
 from weir.query.params import param_values, placeholders
 from weir.query.source import DatabaseSnapshot, TableFunction, TableSnapshot
 from weir.query.stream import QueryStream
@@ -103,10 +104,13 @@ _PRUNE_BUFFERED_ROWS_OVER = 2 * 65_536
 #: many rows: a small result is then whole when planning returns (see `QueryStream.computed`)
 _PREFETCH_ROWS = 1024
 class _TimeBounds(NamedTuple):
-    """Per table, the earliest and the latest (inclusive) time a statement can read."""
+    """Per table, the earliest and the latest (inclusive) time a statement can read; and
+    the tables it reads only each group's newest row of (query.newest_rows), whose floor
+    the data itself can raise."""
 
     floors: Mapping[str, int]
     ceilings: Mapping[str, int]
+    newest: tuple[NewestPerGroup, ...] = ()
 
 
 _NO_BOUNDS = _TimeBounds({}, {})
@@ -143,6 +147,8 @@ class QueryEngine:
         #: bounds (statistics)
         self.files_left_out = 0
         self.batches_left_out = 0
+        #: floors raised to the oldest of each group's newest times (query.newest_rows)
+        self.newest_floors = 0
         self._batch_ranges = BatchTimeRanges()
 
     # ---- public -------------------------------------------------------------------------
@@ -249,6 +255,9 @@ class QueryEngine:
                           or snapshot.most_buffered_rows > _PRUNE_BUFFERED_ROWS_OVER)
                       and may_bound_time(sql) else _NO_BOUNDS)
             self._bind(session, snapshot, failures, bounds)
+            if bounds.newest:
+                bounds = self._newest_bounds(session, sql, values, bounds)
+                self._bind(session, snapshot, failures, bounds)
             df = session.ctx.sql(sql, options=_SQL_OPTIONS, param_values=values)
             stream = df.execute_stream()  # physical planning happens here
             schema = df.schema()
@@ -281,7 +290,8 @@ class QueryEngine:
             plan = session.ctx.sql(sql, options=_SQL_OPTIONS, param_values=values) \
                 .optimized_logical_plan()
             return _TimeBounds(time_floors(plan, USER_SCHEMA),
-                               {} if has_clock(sql) else time_ceilings(plan, USER_SCHEMA))
+                               {} if has_clock(sql) else time_ceilings(plan, USER_SCHEMA),
+                               tuple(newest_per_group(plan, USER_SCHEMA)))
         except Interrupted:
             raise
         except BaseException:  # noqa: BLE001 - pyo3 panics derive from BaseException
@@ -289,13 +299,34 @@ class QueryEngine:
         finally:
             session.user.bind((), _no_table, [])
 
+    def _newest_bounds(self, session: _Session, sql: str, values: dict[str, Any] | None,
+                       bounds: _TimeBounds) -> _TimeBounds:
+        """`bounds` with the floor of each table in `bounds.newest` raised to the oldest of
+        its groups' newest times (query.newest_rows), read by a first aggregate in the
+        session as bound (to the real tables, within `bounds`). The statement is planned
+        again over them for that; if it or the aggregate fails, `bounds` as they were (the
+        real planning then reports what is wrong)."""
+        try:
+            plan = session.ctx.sql(sql, options=_SQL_OPTIONS, param_values=values) \
+                .optimized_logical_plan()
+            newest = newest_floors(session.ctx, plan, list(bounds.newest))
+        except Interrupted:
+            raise
+        except BaseException:  # noqa: BLE001 - pyo3 panics derive from BaseException
+            return bounds
+        floors = dict(bounds.floors)
+        for table, floor in newest.items():
+            floors[table] = max(floors.get(table, floor), floor)
+        self.newest_floors += len(newest)
+        return bounds._replace(floors=floors, newest=())
+
     def _bind(self, session: _Session, snap: DatabaseSnapshot,
               failures: list[BaseException], bounds: _TimeBounds = _NO_BOUNDS) -> None:
         """The session's three lazy schemas and table functions, made to read `snap`; a
         table with time `bounds` without its files wholly outside them. (What they hold
         must not refer to the session's context: DataFusion holds them, and a reference
         cycle through it would never be collected.)"""
-        floors, ceilings = bounds
+        floors, ceilings, _ = bounds
         scratch, n_partitions, providers, engine = (self._scratch, self.target_partitions,
                                                     self._providers, self)
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 from datafusion import Expr, LogicalPlan
 from datafusion.expr import BinaryExpr, Column, Filter, Literal, TableScan
 
-__all__ = ["has_clock", "time_ceilings", "time_floors"]
+__all__ = ["has_clock", "time_ceilings", "time_floors", "user_table_name"]
 
 #: `time <op> literal` ops that bound time from below (and their mirror images)
 _LOWER = {">=", ">"}
@@ -72,7 +72,7 @@ def _bounds(plan: LogicalPlan, user_schema: str, bound: Callable[[Expr], int | N
     def visit(node: LogicalPlan, b: int | None) -> None:
         v = node.to_variant()
         if isinstance(v, TableScan):
-            name = _user_table_name(v.table_name(), user_schema)
+            name = user_table_name(v.table_name(), user_schema)
             if name is None:
                 return
             # filters a provider took into its scan (a pyarrow dataset's) count as well
@@ -97,7 +97,7 @@ def _bounds(plan: LogicalPlan, user_schema: str, bound: Callable[[Expr], int | N
     return {name: b for name, b in found.items() if name not in unbounded}
 
 
-def _user_table_name(scanned: str, user_schema: str) -> str | None:
+def user_table_name(scanned: str, user_schema: str) -> str | None:
     """`cpu`, `iox.cpu` or `public.iox.cpu` -> `cpu`; a system or information_schema
     table -> None."""
     parts = scanned.split(".")
