@@ -5,12 +5,13 @@
 Four measures, each `--runs` timed queries after a warm-up, the whole set `--repeat`
 times (the median of the repeats' p50s and p95s is printed, with every repeat's):
 
-* in process, `SELECT 1` and a point lookup (one host's newest row) on a table of 1,000
+* in process, `SELECT 1`, a point lookup (one host's newest row) and a 60-row answer (a
+  dashboard panel's size: past the 32 rows encoded cell by cell) on a table of 1,000
   rows, all in the buffer: a real `weir.database.Database` (file object store, default
   query time limit) queried the way the HTTP route does, `await db.query_stream(...)` and
   the stream read; plus the query engine alone on a snapshot (`engine.execute`), which
   leaves out the event loop's thread hop;
-* the same two over HTTP: `POST /api/v3/query_sql` with `format: json` on one keep-alive
+* the same three over HTTP (and `GET /health`, the HTTP stack with no query): `POST /api/v3/query_sql` with `format: json` on one keep-alive
   connection to a real `influxdb3 serve` subprocess; the server's CPU time per query (from
   /proc) is printed beside the latency.
 
@@ -37,7 +38,9 @@ import benchlib
 
 ROWS = 1000
 POINT = "SELECT * FROM cpu WHERE host = 'host_7' ORDER BY time DESC LIMIT 1"
-QUERIES = {"SELECT 1": "SELECT 1", "point lookup": POINT}
+#: a dashboard panel's size of answer: past the 32 rows that are encoded cell by cell
+PANEL = "SELECT host, avg(usage_user) AS a FROM cpu GROUP BY host ORDER BY host LIMIT 60"
+QUERIES = {"SELECT 1": "SELECT 1", "point lookup": POINT, "60-row answer": PANEL}
 
 
 def _lines(now_ns: int) -> str:

@@ -55,8 +55,6 @@ def newest_per_group(plan: LogicalPlan, user_schema: str) -> list[NewestPerGroup
     """The Aggregates of `plan` (planned over plain scans of the tables: empty stand-ins)
     that keep each group's newest row, one per table at most (the shape is in the module's
     docstring); [] when the plan has a subquery."""
-    if any(line.lstrip().startswith("Subquery:") for line in plan.display_indent().split("\n")):
-        return []
     scans: dict[str, int] = {}
     found: list[NewestPerGroup] = []
 
@@ -75,7 +73,12 @@ def newest_per_group(plan: LogicalPlan, user_schema: str) -> list[NewestPerGroup
             visit(child)
 
     visit(plan)
-    return [m for m in found if scans.get(m.table) == 1]
+    found = [m for m in found if scans.get(m.table) == 1]
+    # (a subquery's plan is not among the inputs; the plan's text shows it)
+    if found and any(line.lstrip().startswith("Subquery:")
+                     for line in plan.display_indent().split("\n")):
+        return []
+    return found
 
 
 def newest_floors(ctx: SessionContext, plan: LogicalPlan,
