@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -40,8 +41,14 @@ log = logging.getLogger("weir.persist")
 
 #: manifests kept behind the newest (older ones are deleted)
 _MANIFESTS_KEPT = 5
-#: attempts of a shared manifest's publish that lose the race before giving up
+#: a shared manifest's publish that keeps losing the race gives up after this many
+#: attempts or this long, whichever comes later (a cluster's compactor publishing a job of
+#: each small table in turn took 20 versions in a row from a snapshot in 1.4 s)
 _PUBLISH_TRIES = 20
+_PUBLISH_PATIENCE_S = 30.0
+#: the most a lost race waits before its next attempt (a random share of it, growing with
+#: the attempts: two writers that keep meeting fall out of step)
+_PUBLISH_BACKOFF_S = 0.25
 
 
 class ManifestConflict(RuntimeError):
@@ -165,7 +172,10 @@ class PersistedIndex:
         publishes) that loses the race for the next version loads the newest one and
         applies the same change to it; an unshared one raises ManifestConflict."""
         add, remove = list(add), list(remove)
-        for _ in range(_PUBLISH_TRIES):
+        give_up = time.monotonic() + _PUBLISH_PATIENCE_S
+        attempt = 0
+        while True:
+            attempt += 1
             with self.lock:
                 if self._try_publish(store, node_id, add, remove, wal_seq, checkpoints):
                     version = self.version
@@ -174,10 +184,12 @@ class PersistedIndex:
                     raise ManifestConflict(
                         f"manifest {_manifest_path(node_id, self.version + 1)} already "
                         f"exists: is another server using node id {node_id!r}?")
+            if attempt >= _PUBLISH_TRIES and time.monotonic() >= give_up:
+                raise ManifestConflict(f"manifest of node {node_id!r}: lost the race for the "
+                                       f"next version {attempt} times in a row")
+            time.sleep(random.uniform(0, min(_PUBLISH_BACKOFF_S, 0.002 * 2 ** attempt)))
+            with self.lock:
                 self.refresh(store, node_id)
-        else:
-            raise ManifestConflict(f"manifest of node {node_id!r}: lost the race for the next "
-                                   f"version {_PUBLISH_TRIES} times")
         # Published: whatever fails from here must not reach the caller, which would take
         # the change for undone (a compaction deleting the outputs the manifest now lists,
         # a snapshot writing its files again). Old manifests left now go at the next one.
