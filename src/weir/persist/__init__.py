@@ -173,7 +173,7 @@ class PersistedIndex:
         applies the same change to it; an unshared one raises ManifestConflict."""
         add, remove = list(add), list(remove)
         give_up = time.monotonic() + _PUBLISH_PATIENCE_S
-        attempt = 0
+        attempt = version = 0
         while True:
             attempt += 1
             with self.lock:
