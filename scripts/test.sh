@@ -21,15 +21,16 @@ WORKERS=${WEIR_TEST_WORKERS:-3}
 XDIST=(-n "$WORKERS")
 [ "$WORKERS" != "0" ] && XDIST+=(--dist loadscope)
 
-# A whole-suite run ends with a second pass: every end-to-end test again with its servers on
+# A whole-suite run ends with a second pass: the end-to-end tests again with their servers on
 # S3 (a SeaweedFS the tests start on loopback; WEIR_TEST_STORE=s3, see tests/conftest.py),
-# without coverage. WEIR_TEST_S3=0 leaves it out.
+# without coverage, leaving out the files whose store plays no part (STORE_BLIND_E2E there).
+# WEIR_TEST_S3=0 leaves it out.
 S3_PASS=0
 if [ $# -eq 0 ] && [ "${WEIR_TEST_S3:-1}" != "0" ] && [ "${WEIR_TEST_STORE:-file}" = "file" ]; then
   S3_PASS=1
 fi
 s3_pass() {  # appends to $1; returns pytest's status
-  echo "==> pytest tests/e2e again, every server on S3 (WEIR_TEST_STORE=s3)"
+  echo "==> pytest tests/e2e again, their servers on S3 (WEIR_TEST_STORE=s3)"
   set +e
   WEIR_TEST_STORE=s3 "$PY" -m pytest -q -p no:cacheprovider "${XDIST[@]}" tests/e2e 2>&1 \
     | tee -a "$1"
