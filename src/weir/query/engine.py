@@ -289,15 +289,19 @@ class QueryEngine:
                               [])
             plan = session.ctx.sql(sql, options=_SQL_OPTIONS, param_values=values) \
                 .optimized_logical_plan()
-            return _TimeBounds(time_floors(plan, USER_SCHEMA),
-                               {} if has_clock(sql) else time_ceilings(plan, USER_SCHEMA),
-                               tuple(newest_per_group(plan, USER_SCHEMA)))
+            floors = time_floors(plan, USER_SCHEMA)
+            ceilings = {} if has_clock(sql) else time_ceilings(plan, USER_SCHEMA)
         except Interrupted:
             raise
         except BaseException:  # noqa: BLE001 - pyo3 panics derive from BaseException
             return _NO_BOUNDS
         finally:
             session.user.bind((), _no_table, [])
+        try:  # (a plan this cannot read leaves the bounds above as they are)
+            newest = tuple(newest_per_group(plan, USER_SCHEMA))
+        except Exception:  # noqa: BLE001 - the bindings' conversions raise several kinds
+            newest = ()
+        return _TimeBounds(floors, ceilings, newest)
 
     def _newest_bounds(self, session: _Session, sql: str, values: dict[str, Any] | None,
                        bounds: _TimeBounds) -> _TimeBounds:

@@ -20,8 +20,9 @@ The shape recognised (anything else is left alone):
 * each aggregate `first_value(x) ORDER BY [<group columns>, time DESC, ...]`,
   `last_value(x) ORDER BY [<group columns>, time ASC, ...]` or `max(time)`, none of them
   DISTINCT or FILTERed (their canonical names must be exactly that);
-* and the table scanned nowhere else in the statement, nor any subquery in it: the bound
-  applies to the table, not to one of its scans.
+* and the table scanned nowhere else in the statement, nor any subquery in it (the bound
+  applies to the table, not to one of its scans), nor `random()` or `uuid()` (the first
+  aggregate would see other rows).
 
 Rows tied at a group's newest time are all at or after the bound, so whichever of them
 DataFusion picks is still there to pick.
@@ -29,6 +30,7 @@ DataFusion picks is still there to pick.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -39,6 +41,9 @@ from datafusion.expr import Aggregate, AggregateFunction, Column, Filter, Subque
 from weir.query.time_floor import user_table_name
 
 __all__ = ["NewestPerGroup", "newest_floors", "newest_per_group"]
+
+#: functions whose every call gives another value
+_VOLATILE = re.compile(r"\b(random|uuid)\(", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,13 @@ def newest_per_group(plan: LogicalPlan, user_schema: str) -> list[NewestPerGroup
 
     visit(plan)
     found = [m for m in found if scans.get(m.table) == 1]
-    # (a subquery's plan is not among the inputs; the plan's text shows it)
-    if found and any(line.lstrip().startswith("Subquery:")
-                     for line in plan.display_indent().split("\n")):
+    if not found:
+        return found
+    # a subquery's plan is not among the inputs, and a random filter picks other rows in
+    # the first aggregate than in the query: the plan's text shows either
+    text = plan.display_indent()
+    if _VOLATILE.search(text) or any(line.lstrip().startswith("Subquery:")
+                                     for line in text.split("\n")):
         return []
     return found
 
@@ -124,6 +133,15 @@ def _oldest_newest_time(ctx: SessionContext, node: LogicalPlan, agg: Aggregate) 
     return ns if isinstance(ns, int) else None
 
 
+def _variant(e: Expr) -> object:
+    """`e.to_variant()`, or None for the kinds the bindings cannot convert (a scalar
+    function call: `date_bin(...)`)."""
+    try:
+        return e.to_variant()
+    except (ValueError, NotImplementedError):
+        return None
+
+
 def _signature(agg: Aggregate) -> str:
     return "\n".join([*(Expr(e).canonical_name() for e in agg.group_by_exprs()), "--",
                       *(Expr(e).canonical_name() for e in agg.aggregate_exprs())])
@@ -140,7 +158,7 @@ def _newest_rows_aggregate(node: LogicalPlan, agg: Aggregate,
         return None
     qualifier = qualifier or scan.table_name()
     groups = [Expr(e) for e in agg.group_by_exprs()]
-    if not all(isinstance(g.to_variant(), Column) for g in groups):
+    if not all(isinstance(_variant(g), Column) for g in groups):
         return None
     group_names = [g.canonical_name() for g in groups]
     time_name = f"{qualifier}.time"
@@ -168,7 +186,7 @@ def _scan_under(node: LogicalPlan) -> tuple[TableScan | None, str | None]:
 def _keeps_newest(e: Expr, group_names: list[str], time_name: str) -> bool:
     """Whether aggregate `e`'s value is taken from its group's newest row (or is that
     row's time)."""
-    v = e.to_variant()
+    v = _variant(e)
     if not isinstance(v, AggregateFunction) or v.is_distinct():
         return False
     kind, args, name = v.aggregate_type(), v.args(), e.canonical_name()

@@ -71,11 +71,16 @@ def test_shapes_whose_answer_may_be_older_are_left_alone() -> None:
         "SELECT host, min(time) FROM cpu GROUP BY host",
         # grouped by an expression of a row (its newest may be any of the group's)
         "SELECT DISTINCT ON (lower(host)) * FROM cpu ORDER BY lower(host), time DESC",
+        "SELECT date_bin(INTERVAL '1 minute', time) AS m, max(v) FROM cpu GROUP BY m",
+        "SELECT date_bin(INTERVAL '1 minute', time) AS m, first_value(v ORDER BY time DESC) "
+        "FROM cpu GROUP BY m",
         # the table read again elsewhere, where the floor would cut rows it needs
         "SELECT * FROM (SELECT DISTINCT ON (host) host, v FROM cpu ORDER BY host, time DESC) "
         "a JOIN (SELECT host, count(*) AS n FROM cpu GROUP BY host) b USING (host)",
         "SELECT DISTINCT ON (host) * FROM cpu WHERE time > (SELECT min(time) FROM mem) "
         "ORDER BY host, time DESC",
+        # a filter that picks other rows each time it runs
+        "SELECT DISTINCT ON (host) * FROM cpu WHERE random() < 0.5 ORDER BY host, time DESC",
         # grouped after a join: the rows are not one table's
         "SELECT DISTINCT ON (cpu.host) cpu.v FROM cpu JOIN mem USING (host) "
         "ORDER BY cpu.host, cpu.time DESC",
@@ -148,6 +153,15 @@ async def test_the_newest_row_of_each_host_reads_only_the_newest_files(tmp_path:
                 "ORDER BY host, time DESC")
         assert bounded == whole and len(bounded) == 10
         assert left_out == len(files)
+
+        # a query of another shape keeps its own time bounds (grouped by a function of
+        # time, which the bindings cannot show as a Python object)
+        bounded, whole, left_out = await _bounded_and_whole(
+            db, f"SELECT date_bin(INTERVAL '1 minute', time) AS m, max(v) AS v FROM cpu "
+                f"WHERE host = 'h3' AND time >= to_timestamp_nanos({times[400]}) AND time < "
+                f"to_timestamp_nanos({times[340]}) GROUP BY m ORDER BY m")
+        assert bounded == whole and len(bounded) in (10, 11)  # (minutes the 10 touch)
+        assert left_out >= len(files) - 2
 
         # last_value(... ORDER BY time) and max(time) per region: the same
         bounded, whole, left_out = await _bounded_and_whole(
