@@ -187,6 +187,23 @@ def test_files_have_the_catalogs_schema(snap) -> None:
             assert (got.metadata or {}).get(b"weir:kind") == field.metadata[b"weir:kind"]
 
 
+def test_time_is_delta_encoded_and_uncompressed_and_the_rest_zstd(snap) -> None:
+    # within a series the steps of time repeat: delta-encoded, a day of 100 hosts' times
+    # is 164 KiB instead of 2.5 MiB of zstd, and reads in a third of the time
+    s, _gen, event = snap
+    for f in event.files:
+        meta = pq.ParquetFile(io.BytesIO(s.store.get(f.path))).metadata
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                column = group.column(c)
+                if column.path_in_schema == "time":
+                    assert "DELTA_BINARY_PACKED" in column.encodings, f.path
+                    assert column.compression == "UNCOMPRESSED", f.path
+                else:
+                    assert column.compression == "ZSTD", (f.path, column.path_in_schema)
+
+
 # ---- the manifest ----------------------------------------------------------------------------
 
 
