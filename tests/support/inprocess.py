@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+from datafusion import LogicalPlan, SessionConfig, SessionContext
 
 from weir import lineprotocol
 from weir.config import ServeConfig
@@ -168,3 +169,15 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def plan_over_empty_tables(sql: str) -> LogicalPlan:
+    """`sql`'s optimised plan over empty tables `cpu` and `mem` (host, region: strings; v:
+    float; time), in a session whose default schema is `iox` as the query engine's."""
+    ctx = SessionContext(SessionConfig().with_default_catalog_and_schema("public", "iox"))
+    empty = pa.record_batch([pa.array([], pa.string()), pa.array([], pa.string()),
+                             pa.array([], pa.float64()), pa.array([], pa.timestamp("ns"))],
+                            names=["host", "region", "v", "time"])
+    for name in ("cpu", "mem"):
+        ctx.register_record_batches(name, [[empty]])
+    return ctx.sql(sql).optimized_logical_plan()

@@ -33,12 +33,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import pyarrow as pa
 from datafusion import Expr, LogicalPlan, SessionContext, col
 from datafusion import functions as f
 from datafusion.expr import Aggregate, AggregateFunction, Column, Filter, SubqueryAlias, TableScan
 
-from weir.query.time_floor import user_table_name
+from weir.query.time_floor import timestamp_ns, user_table_name
 
 __all__ = ["NewestPerGroup", "newest_floors", "newest_per_group"]
 
@@ -124,13 +123,7 @@ def _oldest_newest_time(ctx: SessionContext, node: LogicalPlan, agg: Aggregate) 
     per_group = ctx.create_dataframe_from_logical_plan(rows).aggregate(
         [Expr(e) for e in agg.group_by_exprs()], [f.max(col("time")).alias("newest")])
     batches = per_group.aggregate([], [f.min(col("newest")).alias("floor")]).collect()
-    value = batches[0].column(0)[0] if batches and batches[0].num_rows else None
-    if not isinstance(value, pa.TimestampScalar) or not value.is_valid:
-        return None
-    if value.type.unit != "ns":
-        value = value.cast(pa.timestamp("ns", value.type.tz))
-    ns = value.value
-    return ns if isinstance(ns, int) else None
+    return timestamp_ns(batches[0].column(0)[0]) if batches and batches[0].num_rows else None
 
 
 def _variant(e: Expr) -> object:

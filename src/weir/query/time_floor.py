@@ -25,7 +25,7 @@ import pyarrow as pa
 from datafusion import Expr, LogicalPlan
 from datafusion.expr import BinaryExpr, Column, Filter, Literal, TableScan
 
-__all__ = ["has_clock", "time_ceilings", "time_floors", "user_table_name"]
+__all__ = ["has_clock", "time_ceilings", "time_floors", "timestamp_ns", "user_table_name"]
 
 #: `time <op> literal` ops that bound time from below (and their mirror images)
 _LOWER = {">=", ">"}
@@ -172,10 +172,16 @@ def _is_time(e: Expr) -> bool:
 def _timestamp(e: Expr) -> int | None:
     if not isinstance(e.to_variant(), Literal):
         return None
-    value = e.python_value()
+    return timestamp_ns(e.python_value())
+
+
+def timestamp_ns(value: object) -> int | None:
+    """A timestamp scalar of any unit as ns since the epoch; None for null or another
+    kind of value."""
     if not isinstance(value, pa.TimestampScalar) or not value.is_valid:
         return None
-    if value.type.unit != "ns":
-        value = value.cast(pa.timestamp("ns", value.type.tz))
-    ns = value.value
+    scalar: pa.TimestampScalar = value
+    if scalar.type.unit != "ns":
+        scalar = scalar.cast(pa.timestamp("ns", scalar.type.tz))
+    ns = scalar.value
     return ns if isinstance(ns, int) else None

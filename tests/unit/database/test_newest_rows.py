@@ -11,11 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
-from datafusion import SessionConfig, SessionContext
 
-from support.inprocess import make_config, open_database
+from support.inprocess import make_config, open_database, plan_over_empty_tables
 from weir.database import Database
 from weir.query import engine as query_engine
 from weir.query.newest_rows import newest_per_group
@@ -32,13 +30,7 @@ def anyio_backend() -> str:
 
 
 def newest_tables(sql: str) -> list[str]:
-    ctx = SessionContext(SessionConfig().with_default_catalog_and_schema("public", "iox"))
-    empty = pa.record_batch([pa.array([], pa.string()), pa.array([], pa.string()),
-                             pa.array([], pa.float64()), pa.array([], pa.timestamp("ns"))],
-                            names=["host", "region", "v", "time"])
-    for name in ("cpu", "mem"):
-        ctx.register_record_batches(name, [[empty]])
-    return [n.table for n in newest_per_group(ctx.sql(sql).optimized_logical_plan(), "iox")]
+    return [n.table for n in newest_per_group(plan_over_empty_tables(sql), "iox")]
 
 
 def test_the_shapes_that_keep_each_groups_newest_row() -> None:

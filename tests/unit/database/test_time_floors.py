@@ -12,11 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pytest
-from datafusion import SessionConfig, SessionContext
 
-from support.inprocess import make_config, open_database
+from support.inprocess import make_config, open_database, plan_over_empty_tables
 from weir.database import Database
 from weir.query import engine as query_engine
 from weir.query.time_floor import has_clock, may_bound_time, time_ceilings, time_floors
@@ -32,22 +30,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def _plan(sql: str):  # type: ignore[no-untyped-def]
-    ctx = SessionContext(SessionConfig().with_default_catalog_and_schema("public", "iox"))
-    empty = pa.table({"host": pa.array([], pa.string()), "time": pa.array([], pa.timestamp("ns")),
-                      "v": pa.array([], pa.float64())})
-    for name in ("cpu", "mem"):
-        ctx.register_record_batches(name, [empty.to_batches() or [pa.record_batch(
-            [c.combine_chunks() for c in empty.columns], schema=empty.schema)]])
-    return ctx.sql(sql).optimized_logical_plan()
-
-
 def floors(sql: str) -> dict[str, int]:
-    return time_floors(_plan(sql), "iox")
+    return time_floors(plan_over_empty_tables(sql), "iox")
 
 
 def ceilings(sql: str) -> dict[str, int]:
-    return time_ceilings(_plan(sql), "iox")
+    return time_ceilings(plan_over_empty_tables(sql), "iox")
 
 
 def test_floors_from_the_filters_on_each_scan() -> None:
