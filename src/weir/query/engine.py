@@ -64,6 +64,7 @@ from weir.query.information_schema import (
     stand_in,
 )
 from weir.query.newest_rows import NewestPerGroup, newest_floors, newest_per_group
+from weir.query.newest_times import NewestTimes
 from weir.query.params import param_values, placeholders
 from weir.query.source import DatabaseSnapshot, TableFunction, TableSnapshot
 from weir.query.stream import QueryStream
@@ -149,6 +150,8 @@ class QueryEngine:
         self.batches_left_out = 0
         #: floors raised to the oldest of each group's newest times (query.newest_rows)
         self.newest_floors = 0
+        #: each Parquet file's groups' newest times, read once (query.newest_times)
+        self._newest_times = NewestTimes()
         self._batch_ranges = BatchTimeRanges()
 
     # ---- public -------------------------------------------------------------------------
@@ -256,7 +259,7 @@ class QueryEngine:
                       and may_bound_time(sql) else _NO_BOUNDS)
             self._bind(session, snapshot, failures, bounds)
             if bounds.newest:
-                bounds = self._newest_bounds(session, sql, values, bounds)
+                bounds = self._newest_bounds(session, snapshot, sql, values, bounds)
                 self._bind(session, snapshot, failures, bounds)
             df = session.ctx.sql(sql, options=_SQL_OPTIONS, param_values=values)
             stream = df.execute_stream()  # physical planning happens here
@@ -303,17 +306,27 @@ class QueryEngine:
             newest = ()
         return _TimeBounds(floors, ceilings, newest)
 
-    def _newest_bounds(self, session: _Session, sql: str, values: dict[str, Any] | None,
-                       bounds: _TimeBounds) -> _TimeBounds:
+    def _newest_bounds(self, session: _Session, snapshot: DatabaseSnapshot, sql: str,
+                       values: dict[str, Any] | None, bounds: _TimeBounds) -> _TimeBounds:
         """`bounds` with the floor of each table in `bounds.newest` raised to the oldest of
-        its groups' newest times (query.newest_rows), read by a first aggregate in the
-        session as bound (to the real tables, within `bounds`). The statement is planned
-        again over them for that; if it or the aggregate fails, `bounds` as they were (the
-        real planning then reports what is wrong)."""
+        its groups' newest times (query.newest_rows). For a whole table, read from its
+        files (each once, query.newest_times) and buffered batches; otherwise by a first
+        aggregate in the session as bound (to the real tables, within `bounds`), for which
+        the statement is planned again. If that fails, `bounds` as they were (the real
+        planning then reports what is wrong)."""
+        newest: dict[str, int] = {}
+        planned = [n for n in bounds.newest if n.columns is None]
         try:
-            plan = session.ctx.sql(sql, options=_SQL_OPTIONS, param_values=values) \
-                .optimized_logical_plan()
-            newest = newest_floors(session.ctx, plan, list(bounds.newest))
+            for n in bounds.newest:
+                if n.columns is not None:
+                    floor = self._newest_times.oldest_newest(
+                        snapshot.tables[n.table], snapshot.filesystem, n.columns)
+                    if floor is not None:
+                        newest[n.table] = floor
+            if planned:
+                plan = session.ctx.sql(sql, options=_SQL_OPTIONS, param_values=values) \
+                    .optimized_logical_plan()
+                newest.update(newest_floors(session.ctx, plan, planned))
         except Interrupted:
             raise
         except BaseException:  # noqa: BLE001 - pyo3 panics derive from BaseException

@@ -53,6 +53,10 @@ class NewestPerGroup:
 
     table: str
     signature: str
+    #: the group columns' names when the Aggregate groups every row of the table (no
+    #: filter): its groups' newest times can then be read from the table's files and
+    #: batches directly (query.newest_times); None otherwise
+    columns: tuple[str, ...] | None = None
 
 
 def newest_per_group(plan: LogicalPlan, user_schema: str) -> list[NewestPerGroup]:
@@ -143,7 +147,7 @@ def _signature(agg: Aggregate) -> str:
 def _newest_rows_aggregate(node: LogicalPlan, agg: Aggregate,
                            user_schema: str) -> NewestPerGroup | None:
     (below,) = node.inputs()
-    scan, qualifier = _scan_under(below)
+    scan, qualifier, filtered = _scan_under(below)
     if scan is None:
         return None
     table = user_table_name(scan.table_name(), user_schema)
@@ -157,22 +161,35 @@ def _newest_rows_aggregate(node: LogicalPlan, agg: Aggregate,
     time_name = f"{qualifier}.time"
     if not all(_keeps_newest(Expr(e), group_names, time_name) for e in agg.aggregate_exprs()):
         return None
-    return NewestPerGroup(table, _signature(agg))
+    whole = not filtered and not scan.filters()
+    columns = tuple(_column_name(g) for g in groups) if whole else None
+    return NewestPerGroup(table, _signature(agg), columns)
 
 
-def _scan_under(node: LogicalPlan) -> tuple[TableScan | None, str | None]:
-    """The TableScan under Filters and at most one SubqueryAlias, and that alias."""
+def _column_name(e: Expr) -> str:
+    v = _variant(e)
+    assert isinstance(v, Column)  # (checked by the caller)
+    name: str = v.name()
+    return name
+
+
+def _scan_under(node: LogicalPlan) -> tuple[TableScan | None, str | None, bool]:
+    """The TableScan under Filters and at most one SubqueryAlias, that alias, and whether
+    a Filter was on the way."""
     alias: str | None = None
+    filtered = False
     while True:
         v = node.to_variant()
         if isinstance(v, TableScan):
-            return v, alias
+            return v, alias, filtered
         if isinstance(v, SubqueryAlias):
             if alias is not None:
-                return None, None
+                return None, None, filtered
             alias = v.alias()
-        elif not isinstance(v, Filter):
-            return None, None
+        elif isinstance(v, Filter):
+            filtered = True
+        else:
+            return None, None, filtered
         (node,) = node.inputs()
 
 

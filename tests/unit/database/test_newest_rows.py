@@ -51,6 +51,22 @@ def test_the_shapes_that_keep_each_groups_newest_row() -> None:
         "USING (host)")) == ["cpu", "mem"]
 
 
+def test_a_whole_table_is_read_from_its_files_and_batches_a_filtered_one_by_a_query(
+        ) -> None:
+    def columns(sql: str) -> list[tuple[str, ...] | None]:
+        return [n.columns for n in newest_per_group(plan_over_empty_tables(sql), "iox")]
+
+    assert columns("SELECT DISTINCT ON (host, region) * FROM cpu "
+                   "ORDER BY host, region, time DESC") == [("host", "region")]
+    assert columns("SELECT DISTINCT ON (c.host) * FROM cpu AS c ORDER BY c.host, c.time DESC") \
+        == [("host",)]
+    assert columns("SELECT first_value(v ORDER BY time DESC) FROM cpu") == [()]
+    assert columns("SELECT DISTINCT ON (host) * FROM cpu WHERE region = 'a' "
+                   "ORDER BY host, time DESC") == [None]
+    assert columns("SELECT DISTINCT ON (host) * FROM cpu WHERE time > now() - interval '1 day' "
+                   "ORDER BY host, time DESC") == [None]
+
+
 def test_shapes_whose_answer_may_be_older_are_left_alone() -> None:
     for sql in [
         # the oldest row, or ordered by something else first, or not from the newest row
