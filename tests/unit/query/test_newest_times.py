@@ -82,3 +82,19 @@ def test_the_least_recently_used_files_are_let_go(tmp_path: Path) -> None:
         pass
     else:
         raise AssertionError("file 0 was still kept")
+
+
+def test_buffered_batches_of_other_dictionaries_and_columns_count_as_one(
+        tmp_path: Path) -> None:
+    fs = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
+    schema = rows([], [], []).schema
+    # each batch its own dictionary; the oldest from before `region` existed
+    batches = [*rows(["a", "b"], [T0, T0 + 5]).to_batches(),
+               *rows(["b", "c"], [T0 + 7, T0 + 3], ["x", "x"]).to_batches(),
+               *rows(["c", "a"], [T0 + 9, T0 + 8], ["y", "x"]).to_batches()]
+    t = TableSnapshot("cpu", schema, batches=batches)
+    newest = NewestTimes()
+    # by host: a 8, b 7, c 9
+    assert newest.oldest_newest(t, fs, ("host",)) == T0 + 7
+    # by host and region: (a, null) 0, (b, null) 5, (b, x) 7, (c, x) 3, (c, y) 9, (a, x) 8
+    assert newest.oldest_newest(t, fs, ("host", "region")) == T0
