@@ -31,14 +31,16 @@ GroupKey = tuple[object, ...]
 
 
 class NewestTimes:
-    """Per Parquet file and group columns, each group's newest time (ns), the most
-    recently used `max_files` kept. Thread-safe."""
+    """Per Parquet file and group columns, each group's newest time (ns); the most
+    recently used files are kept, up to `max_groups` groups in all (about 100 bytes
+    each: a million is ~100 MiB). Thread-safe."""
 
-    def __init__(self, max_files: int = 4096) -> None:
+    def __init__(self, max_groups: int = 1_000_000) -> None:
         self._files: OrderedDict[tuple[str, tuple[str, ...]], dict[GroupKey, int]] = \
             OrderedDict()
+        self._groups = 0
         self._lock = threading.Lock()
-        self._max_files = max_files
+        self._max_groups = max_groups
 
     def oldest_newest(self, t: TableSnapshot, filesystem: pafs.FileSystem,
                       columns: tuple[str, ...]) -> int | None:
@@ -69,9 +71,11 @@ class NewestTimes:
                 table = table.append_column(c, pa.nulls(table.num_rows, pa.string()))
         found = group_newest(table, columns)
         with self._lock:
-            self._files[key] = found
-            while len(self._files) > self._max_files:
-                self._files.popitem(last=False)
+            if key not in self._files:
+                self._files[key] = found
+                self._groups += len(found)
+            while self._groups > self._max_groups and len(self._files) > 1:
+                self._groups -= len(self._files.popitem(last=False)[1])
         return found
 
 

@@ -61,9 +61,10 @@ def test_files_are_read_once_and_the_buffer_every_time(tmp_path: Path) -> None:
     assert newest.oldest_newest(TableSnapshot("cpu", schema), fs, ("host",)) is None
 
 
-def test_the_least_recently_used_files_are_let_go(tmp_path: Path) -> None:
+def test_the_least_recently_used_files_are_let_go_past_the_groups_kept(
+        tmp_path: Path) -> None:
     fs = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
-    newest = NewestTimes(max_files=2)
+    newest = NewestTimes(max_groups=2)  # (one group per file here)
     refs = []
     for i in range(3):
         pq.write_table(rows(["a"], [T0 + i]), tmp_path / f"{i}.parquet")
