@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,3 +181,17 @@ def plan_over_empty_tables(sql: str) -> LogicalPlan:
     for name in ("cpu", "mem"):
         ctx.register_record_batches(name, [[empty]])
     return ctx.sql(sql).optimized_logical_plan()
+
+
+@contextmanager
+def no_time_floors() -> Iterator[None]:
+    """Every file and buffered batch of a table in the plan, whatever the query's time
+    filter (no bounds pass, so no newest-rows floor either)."""
+    from weir.query import engine as query_engine
+
+    real = query_engine._PRUNE_FILES_OVER, query_engine._PRUNE_BUFFERED_ROWS_OVER
+    query_engine._PRUNE_FILES_OVER = query_engine._PRUNE_BUFFERED_ROWS_OVER = 10**9
+    try:
+        yield
+    finally:
+        query_engine._PRUNE_FILES_OVER, query_engine._PRUNE_BUFFERED_ROWS_OVER = real

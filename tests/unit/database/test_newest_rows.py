@@ -13,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from support.inprocess import make_config, open_database, plan_over_empty_tables
+from support.inprocess import make_config, no_time_floors, open_database, plan_over_empty_tables
 from weir.database import Database
-from weir.query import engine as query_engine
 from weir.query.newest_rows import newest_per_group
 
 pytestmark = pytest.mark.anyio
@@ -103,12 +102,8 @@ async def _bounded_and_whole(db: Database, sql: str
     before = db.query_engine.files_left_out
     bounded = (await db.query("db", sql)).to_pylist()
     left_out = db.query_engine.files_left_out - before
-    real = query_engine._PRUNE_FILES_OVER, query_engine._PRUNE_BUFFERED_ROWS_OVER
-    query_engine._PRUNE_FILES_OVER = query_engine._PRUNE_BUFFERED_ROWS_OVER = 10**9
-    try:
+    with no_time_floors():
         whole = (await db.query("db", sql)).to_pylist()
-    finally:
-        query_engine._PRUNE_FILES_OVER, query_engine._PRUNE_BUFFERED_ROWS_OVER = real
     return bounded, whole, left_out
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from support.inprocess import make_config, open_database
+from support.inprocess import make_config, no_time_floors, open_database
 from weir.database import Database
 from weir.query import engine as query_engine
 
@@ -121,18 +121,6 @@ def providers_made_every_time(db: Database) -> Iterator[None]:
         yield
     finally:
         cache.get = real  # type: ignore[method-assign]
-
-
-@contextmanager
-def no_time_floors() -> Iterator[None]:
-    """Every file and buffered batch of a table in the plan, whatever the query's time
-    filter."""
-    real = query_engine._PRUNE_FILES_OVER, query_engine._PRUNE_BUFFERED_ROWS_OVER
-    query_engine._PRUNE_FILES_OVER = query_engine._PRUNE_BUFFERED_ROWS_OVER = 10**9
-    try:
-        yield
-    finally:
-        query_engine._PRUNE_FILES_OVER, query_engine._PRUNE_BUFFERED_ROWS_OVER = real
 
 
 def same(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> bool:
