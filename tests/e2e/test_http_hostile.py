@@ -215,6 +215,9 @@ def test_metrics_count_engine_calls_and_bound_unknown_paths(srv) -> None:
         {"resource_type": "db", "resource_identifier": [], "actions": [{}]}]}),
     ("/api/v3/configure/token", {"token_name": "t", "permissions": [
         {"resource_identifier": "db1", "actions": ["read"]}]}),
+    # (found by the OpenAPI fuzzer, seed 362721968: an array here was taken as "db")
+    ("/api/v3/configure/token", {"token_name": "t", "permissions": [
+        {"resource_type": ["db"], "resource_identifier": ["db1"], "actions": ["read"]}]}),
     ("/api/v3/configure/token", {"token_name": "t", "permissions": "db:x:read"}),
     ("/api/v3/configure/token", {"token_name": "t", "permissions": [7]}),
     ("/api/v3/configure/token", {"token_name": ["t"], "permissions": ["db:x:read"]}),
@@ -232,6 +235,17 @@ def test_token_body_of_the_wrong_type_is_400(auth_srv, path, body) -> None:
     r = post_json(s, path, body, headers=headers)
     assert r.status_code == 400, r.text
     assert "invalid type" in r.text
+
+
+def test_token_for_another_resource_type_is_400_and_not_created(auth_srv) -> None:
+    s, headers = auth_srv
+    r = post_json(s, "/api/v3/configure/token", {"token_name": "tables", "permissions": [
+        {"resource_type": "table", "resource_identifier": ["cpu"], "actions": ["read"]}]},
+        headers=headers)
+    assert r.status_code == 400 and "unsupported resource_type 'table'" in r.text, r.text
+    names = httpx.get(f"{s.url}/api/v3/query_sql", headers=headers,
+                      params={"db": "_internal", "q": "SELECT name FROM system.tokens"}).json()
+    assert "tables" not in [t["name"] for t in names]
 
 
 @pytest.mark.parametrize("body", [{"token_name": "far", "expiry_secs": 10**15},

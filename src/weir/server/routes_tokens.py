@@ -80,6 +80,12 @@ def _permission_text(p: Any) -> str:
         return p
     if not isinstance(p, dict):
         raise invalid_type("permissions", "a list of strings or permission objects")
+    kind = p.get("resource_type", "db")
+    if not isinstance(kind, str):
+        raise invalid_type("resource_type", "a string")
+    if kind != "db":
+        raise HttpError(400, f"unsupported resource_type {kind!r}: tokens are scoped to "
+                             "databases (\"db\")")
     dbs, actions = str_list(p, "resource_identifier"), str_list(p, "actions")
     return f"db:{','.join(dbs)}:{','.join(actions)}"
 

@@ -100,7 +100,7 @@ def token_paths() -> Json:
     permission = {"oneOf": [
         {"type": "string", "pattern": "^db:[^:]+:[^:]+$",
          "description": "`db:<db,...|*>:<read,write>`"},
-        _obj({"resource_type": {"type": "string"},
+        _obj({"resource_type": {"type": "string", "enum": ["db"]},
               "resource_identifier": {"type": "array", "items": {"type": "string"}},
               "actions": {"type": "array", "items": {"type": "string",
                                                      "enum": ["read", "write"]}}},
