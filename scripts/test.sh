@@ -13,6 +13,10 @@
 #   WEIR_TEST_STORE=s3 bash scripts/test.sh tests/e2e   # every `file` server on SeaweedFS
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Bytecode caches on: with PYTHONDONTWRITEBYTECODE set (as on some CI images) every server,
+# CLI call and pytest worker the suite starts compiled all of weir's source again, ~0.3 s
+# of CPU each, minutes over a run. The caches land in __pycache__/ (ignored by git).
+unset PYTHONDONTWRITEBYTECODE
 bash scripts/setup.sh
 # Three workers on CI's two cores: most of an end-to-end test is spent waiting on the servers
 # it started, so a third worker still finds a core free. Tests sharing a module's server run
