@@ -426,7 +426,8 @@ def _watch_server_logs() -> Iterator[None]:
 def pytest_runtest_makereport(item: pytest.Item,
                               call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
     """A test that fails while its servers run reports what they were doing: each server's
-    thread stacks (SIGUSR1: the server prints them and goes on) and the end of its log,
+    thread stacks and asyncio tasks (SIGUSR1, SIGUSR2: the server prints them and goes on)
+    and the end of its log,
     and on an S3 run the warnings of the suite's SeaweedFS. A CI log then shows why a
     wait timed out (a store request held, a lock), not only that it did."""
     report: pytest.TestReport = yield
@@ -436,6 +437,7 @@ def pytest_runtest_makereport(item: pytest.Item,
     for srv in running:
         with contextlib.suppress(OSError):
             srv.proc.send_signal(signal.SIGUSR1)  # type: ignore[union-attr]
+            srv.proc.send_signal(signal.SIGUSR2)  # type: ignore[union-attr]  # (asyncio tasks)
     if running:
         time.sleep(0.5)  # (the dump is written by the signal handler, at once)
     for srv in running:

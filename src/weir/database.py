@@ -239,6 +239,7 @@ class Database:
             await asyncio.to_thread(self.cluster.poll)
             self.cluster.start()
         self._maintenance_task = asyncio.create_task(self._maintain(), name="maintenance")
+        self._maintenance_task.add_done_callback(_report_maintenance_end)
 
     def _replay_wal(self) -> int:
         """Apply the WAL files after the manifest's to the buffer; how many there were."""
@@ -955,6 +956,15 @@ class Database:
     async def delete_trigger_state(self, database: str, trigger_name: str) -> None:
         await asyncio.to_thread(
             self.store.delete, trigger_state_key(self.node_id, database, trigger_name))
+
+
+def _report_maintenance_end(task: asyncio.Task[None]) -> None:
+    """Compaction, retention and hard deletes stop for good if their loop ends: say so
+    (nothing awaits the task until shutdown, so its exception would go unseen)."""
+    if task.cancelled() or (error := task.exception()) is None:
+        return  # (stopped, or never looping: --compaction-interval 0)
+    log.critical("the maintenance loop (compaction, retention, hard deletes) ended: %s: %s",
+                 type(error).__name__, error, exc_info=error)
 
 
 def _unreadable_files(store_problem: str | None) -> ObjectStoreUnavailable | None:

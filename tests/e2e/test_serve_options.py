@@ -178,3 +178,22 @@ def test_package_manager_disabled_refuses_installs(server_factory, tmp_path: Pat
     r = httpx.post(f"{srv.url}/api/v3/configure/plugin_environment/install_packages",
                    json={"packages": ["six"]}, timeout=30)
     assert r.status_code == 403 and "disabled" in r.text
+
+
+def test_usr1_and_usr2_print_thread_and_task_stacks_and_the_server_goes_on(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """What a stuck server is waiting for: SIGUSR1 its threads, SIGUSR2 its asyncio tasks
+    (the maintenance loop among them: compaction stops for good if it is gone)."""
+    import signal
+
+    s = server_factory(extra_args=["--compaction-interval", "1s"]).start()
+    s.proc.send_signal(signal.SIGUSR1)
+    s.proc.send_signal(signal.SIGUSR2)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and "asyncio tasks (SIGUSR2)" not in s.log():
+        time.sleep(0.05)
+    log = s.log()
+    assert "(most recent call first)" in log and "in serve" in log, log[-3000:]
+    tasks = log[log.index("asyncio tasks (SIGUSR2)"):]
+    assert "name='maintenance'" in tasks and "in _maintain" in tasks, tasks[:3000]
+    assert s.write("db", "m v=1").status_code == 204
+    assert s.rows("db", "SELECT v FROM m") == [{"v": 1.0}]

@@ -118,6 +118,9 @@ async def serve(config: ServeConfig) -> None:
     # handler that would end the process before the `finally` below (Flight, engine, WAL)
     # runs, so turn it into SystemExit here
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # `kill -USR2 <pid>` prints every asyncio task's stack: SIGUSR1's thread stacks show
+    # an idle loop when what is stuck is a coroutine awaiting something that never comes
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR2, _print_tasks)
     started: list[str] = []  # what start-up has started, for the shutdown
     failure: list[BaseException] = []
 
@@ -251,6 +254,14 @@ class _NoPluginFiles:
         return []
 
 
+def _print_tasks() -> None:
+    tasks = sorted(asyncio.all_tasks(), key=lambda t: t.get_name())
+    print(f"{len(tasks)} asyncio tasks (SIGUSR2):", file=sys.stderr)
+    for task in tasks:
+        task.print_stack(limit=12, file=sys.stderr)
+    sys.stderr.flush()
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -282,7 +293,8 @@ def run(config: ServeConfig) -> None:
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # `kill -USR1 <pid>` prints every thread's stack to stderr and the server goes on: what
-    # a server that seems stuck is waiting for (a store request, a lock, a plugin)
+    # a server that seems stuck is waiting for (a store request, a lock, a plugin); USR2
+    # prints the asyncio tasks' (serve, below)
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(config))
