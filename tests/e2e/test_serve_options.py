@@ -189,7 +189,7 @@ def test_usr1_and_usr2_print_thread_and_task_stacks_and_the_server_goes_on(serve
     s.proc.send_signal(signal.SIGUSR1)
     s.proc.send_signal(signal.SIGUSR2)
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and "asyncio tasks (SIGUSR2)" not in s.log():
+    while time.monotonic() < deadline and "name='maintenance'" not in s.log():
         time.sleep(0.05)
     log = s.log()
     assert "(most recent call first)" in log and "in serve" in log, log[-3000:]

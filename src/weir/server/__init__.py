@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import faulthandler
+import io
 import json
 import logging
 import os
@@ -256,9 +257,11 @@ class _NoPluginFiles:
 
 def _print_tasks() -> None:
     tasks = sorted(asyncio.all_tasks(), key=lambda t: t.get_name())
-    print(f"{len(tasks)} asyncio tasks (SIGUSR2):", file=sys.stderr)
+    out = io.StringIO()  # (one write: the dump does not interleave with log lines)
+    print(f"{len(tasks)} asyncio tasks (SIGUSR2):", file=out)
     for task in tasks:
-        task.print_stack(limit=12, file=sys.stderr)
+        task.print_stack(limit=12, file=out)
+    sys.stderr.write(out.getvalue())
     sys.stderr.flush()
 
 
