@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -183,8 +184,6 @@ def test_package_manager_disabled_refuses_installs(server_factory, tmp_path: Pat
 def test_usr1_and_usr2_print_thread_and_task_stacks_and_the_server_goes_on(server_factory) -> None:  # type: ignore[no-untyped-def]
     """What a stuck server is waiting for: SIGUSR1 its threads, SIGUSR2 its asyncio tasks
     (the maintenance loop among them: compaction stops for good if it is gone)."""
-    import signal
-
     s = server_factory(extra_args=["--compaction-interval", "1s"]).start()
     s.proc.send_signal(signal.SIGUSR1)
     s.proc.send_signal(signal.SIGUSR2)
