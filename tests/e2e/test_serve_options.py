@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -196,3 +197,34 @@ def test_usr1_and_usr2_print_thread_and_task_stacks_and_the_server_goes_on(serve
     assert "name='maintenance'" in tasks and "in _maintain" in tasks, tasks[:3000]
     assert s.write("db", "m v=1").status_code == 204
     assert s.rows("db", "SELECT v FROM m") == [{"v": 1.0}]
+
+
+def test_serve_does_not_load_what_a_bare_server_never_uses(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """pandas (pyarrow's first list conversion imports it where installed), httpx (the
+    CLI's client) and croniter (schedules) cost ~0.35 s of every start between them; a
+    server loads them only when something needs them. Python's own import log (-X
+    importtime) shows what was loaded."""
+    s = server_factory(env={"PYTHONPROFILEIMPORTTIME": "1"}).start()
+    assert s.write("db", f"m,h=a v=1 {time.time_ns()}").status_code == 204
+    assert s.rows("db", "SELECT h, v FROM m") == [{"h": "a", "v": 1.0}]
+    imported = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$",
+                              s.log_path.read_text(), re.MULTILINE))
+    assert {"pyarrow", "datafusion", "weir.server"} <= imported  # the log is there
+    assert not {"pandas.core.api", "httpx._client", "croniter.croniter"} & imported
+
+
+def test_pandas_still_works_where_asked_for_after_serve_skipped_it() -> None:
+    code = ("import sys\n"
+            "from weir.cli.serve import _pyarrow_without_pandas\n"
+            "_pyarrow_without_pandas()\n"
+            "import pyarrow as pa\n"
+            "t = pa.table({'a': [1, 2]})\n"
+            "assert 'pandas' not in sys.modules\n"
+            "import pandas as pd\n"
+            "assert t.to_pandas()['a'].tolist() == [1, 2]\n"
+            "assert pa.Table.from_pandas(pd.DataFrame({'x': [3]})).column('x').to_pylist() "
+            "== [3]\n"
+            "assert pa.array(pd.Series([4, 5])).to_pylist() == [4, 5]\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr

@@ -9,13 +9,18 @@ import re
 import ssl
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
-import httpx
 
 from weir.cli.base import fail
+
+if TYPE_CHECKING:
+    import httpx
+
+# httpx (~0.1 s to import) is imported where a request is made, not here: `influxdb3 serve`
+# and `--help` load this module but never send one.
 
 DEFAULT_HOST = "http://127.0.0.1:8181"
 _UNSET: Any = object()
@@ -60,6 +65,7 @@ class Client:
     def http(self) -> httpx.Client:
         with self._lock:  # `write` sends from several threads: one client for all
             if self._http is None:
+                import httpx
                 self._http = httpx.Client(base_url=self.host, verify=self._verify(),
                                           timeout=httpx.Timeout(None, connect=10.0))
             return self._http
@@ -87,12 +93,15 @@ class Client:
             kw["json"] = json_body
         elif content is not None:
             kw["content"] = content
+        http = self.http
+        import httpx  # already loaded by `self.http`
         try:
-            return self.http.request(method, path, **kw)
+            return http.request(method, path, **kw)
         except httpx.HTTPError as e:
             raise RequestError(self._explain(e, method, path)) from None
 
     def _explain(self, e: httpx.HTTPError, method: str, path: str) -> str:
+        import httpx
         if isinstance(e, httpx.ConnectTimeout):
             return f"error: could not connect to {self.host}: timed out — is the server running?"
         if isinstance(e, httpx.ConnectError):

@@ -9,10 +9,9 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
-import httpx
 
 from weir.cli.base import WeirCommand, fail
 from weir.cli.client import (
@@ -24,6 +23,9 @@ from weir.cli.client import (
     describe_error,
 )
 from weir.cli.serve import SIZE
+
+if TYPE_CHECKING:
+    import httpx
 
 # weir.engine.specs is imported inside the functions that use it, not here: it loads
 # croniter and dateutil (~80 ms), which `influxdb3 --help` and most commands never need.

@@ -7,10 +7,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
 
 from weir.cli.base import CommandFunc, command, fail, group
 from weir.cli.client import (
@@ -21,6 +20,9 @@ from weir.cli.client import (
     print_json,
 )
 from weir.cli.resources import create, delete, disable, enable, update
+
+if TYPE_CHECKING:
+    import httpx
 
 # weir.engine.specs is imported inside the functions that use it, not here: it loads
 # croniter and dateutil (~80 ms), which `influxdb3 --help` and most commands never need.

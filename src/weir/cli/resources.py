@@ -11,15 +11,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
 
 from weir.cli.base import comma_list, command, fail, group, quoted
 from weir.cli.client import Client, client_options, database_option, print_json
 from weir.cli.serve import DURATION
 from weir.config import DurationError, parse_duration
+
+if TYPE_CHECKING:
+    import httpx
 
 # weir.engine.specs (croniter, ~80 ms) and weir.catalog (pyarrow, ~0.5 s) are imported inside
 # the functions that use them, not here, so that `influxdb3 --help` and the commands that

@@ -4,10 +4,9 @@ Weir's `show summary` of a database's tables and triggers."""
 from __future__ import annotations
 
 import json
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import click
-import httpx
 
 from weir.cli.base import CommandFunc, comma_list, command, fail, group
 from weir.cli.client import (
@@ -20,6 +19,9 @@ from weir.cli.client import (
     print_body,
     print_json,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 INTERNAL_DB = "_internal"
 

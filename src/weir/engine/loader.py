@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-import httpx
-
 from weir.engine.plugin_api import ENTRY_POINTS, missing_entry_point_message
 from weir.errors import PluginError
 
@@ -151,6 +149,7 @@ class PluginFiles:
         if hit is not None and time.monotonic() - hit[0] < _GH_CACHE_TTL_S:
             return hit[1]
         cached = self._disk_cache_path(url)
+        import httpx  # here, not at the top: ~0.1 s a server without `gh:` plugins never needs
         try:
             async with httpx.AsyncClient(timeout=self.fetch_timeout,
                                          follow_redirects=True) as client:

@@ -31,11 +31,13 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-
-from croniter import croniter
+from typing import TYPE_CHECKING
 
 from weir.config import DurationError, parse_duration
 from weir.errors import CatalogError
+
+if TYPE_CHECKING:
+    from croniter import croniter as Croniter
 
 __all__ = [
     "CronError",
@@ -54,6 +56,13 @@ _FORMS = ("expect one of the following forms: 'table:<TABLE_NAME>', 'all_tables'
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
 _YEAR_NS = 31_557_600 * NS_PER_S  # humantime's year: 365.25 days
+
+
+def _croniter(expression: str, start: datetime, **kw: bool) -> Croniter:
+    """croniter, imported on first use: with dateutil it costs ~50 ms, which every server
+    start and CLI call paid whether or not a trigger had a schedule."""
+    from croniter import croniter
+    return croniter(expression, start, **kw)
 
 
 class InvalidTriggerSpec(CatalogError):
@@ -263,7 +272,7 @@ class CronSchedule:
             out.pop()
         translated = " ".join(out)
         try:
-            croniter(translated, datetime(2000, 1, 1, tzinfo=UTC), day_or=False,
+            _croniter(translated, datetime(2000, 1, 1, tzinfo=UTC), day_or=False,
                      second_at_beginning=True)
         # croniter's own validation of the specials; it raises more than CroniterError
         except Exception as e:  # noqa: BLE001 - any croniter failure: a bad expression
@@ -277,7 +286,7 @@ class CronSchedule:
         """The first fire time strictly after `after` (UTC), or None if there is none."""
         if after.tzinfo is None:
             after = after.replace(tzinfo=UTC)
-        it = croniter(self.croniter_expression, after.astimezone(UTC), day_or=False,
+        it = _croniter(self.croniter_expression, after.astimezone(UTC), day_or=False,
                       second_at_beginning=True)
         try:
             nxt: datetime = it.get_next(datetime)
@@ -292,7 +301,7 @@ class CronSchedule:
             at = at.replace(tzinfo=UTC)
         # fire times are whole seconds: the last one before the next second
         base = at.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
-        it = croniter(self.croniter_expression, base, day_or=False, second_at_beginning=True)
+        it = _croniter(self.croniter_expression, base, day_or=False, second_at_beginning=True)
         try:
             prev: datetime = it.get_prev(datetime)
         # as in next_after: croniter raises when no earlier date matches
@@ -312,7 +321,7 @@ class CronSchedule:
         fields = self.croniter_expression.split()
         times = _times_of_day(fields[0], fields[1], fields[2])
         first_day = after_s - after_s % 86_400
-        days = croniter(" ".join(["0", "0", "0", *fields[3:]]),
+        days = _croniter(" ".join(["0", "0", "0", *fields[3:]]),
                         datetime.fromtimestamp(first_day - 1, UTC), day_or=False,
                         second_at_beginning=True)
         count = 0
