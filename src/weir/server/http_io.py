@@ -13,8 +13,10 @@ from weir.server.errors import HttpError
 
 async def read_body(request: Request, max_size: int) -> bytes:
     """The request body, gzip-decoded if so encoded; 413 past `max_size` (raw or decoded)."""
+    # an empty Content-Encoding names no coding: refused, as the reference does (codings
+    # themselves are case-insensitive, RFC 9110 8.4.1)
     enc = request.headers.get("content-encoding", "identity").strip().lower()
-    if enc not in ("", "identity", "gzip"):
+    if enc not in ("identity", "gzip"):
         raise HttpError(400, f"unacceptable content-encoding: {enc}")
     too_big = HttpError(413, f"max request size ({max_size} bytes) exceeded")
     chunks: list[bytes] = []

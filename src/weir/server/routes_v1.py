@@ -54,6 +54,9 @@ def _multipart(body: bytes, ctype: str) -> dict[str, str]:
 async def _v1_params(request: Request) -> dict[str, str]:
     st = state_of(request)
     params: dict[str, str] = dict(request.query_params)
+    # a body's fields override the URL's, but a bad epoch in the URL is still an error
+    # (the reference drops the whole query string unread when a form body comes)
+    _check_epoch(params.get("epoch"))
     if request.method == "POST":
         body = await read_body(request, st.config.max_http_request_size)
         ctype = request.headers.get("content-type", "")
@@ -69,6 +72,14 @@ async def _v1_params(request: Request) -> dict[str, str]:
         elif not params.get("q"):
             raise json_error(400, f"invalid mime type ({ctype})")
     return params
+
+
+def _check_epoch(epoch: str | None) -> str | None:
+    """`epoch` as given, None if absent or empty; 400 naming it if it is no unit."""
+    if epoch and epoch not in EPOCH_UNITS:
+        raise json_error(400, f"error decoding params from url: unknown epoch {epoch!r}: "
+                              "expected ns, u, µ, ms, s, m, h, d or w")
+    return epoch or None
 
 
 def _bool(v: str | None, name: str) -> bool:
@@ -88,10 +99,7 @@ async def query_v1(request: Request) -> Response:
     text = params.get("q")
     if not text:
         raise json_error(400, "expected a query to be provided in the query string or body")
-    epoch = params.get("epoch") or None
-    if epoch is not None and epoch not in EPOCH_UNITS:
-        raise json_error(400, f"error decoding params from url: unknown epoch {epoch!r}: "
-                              "expected ns, u, µ, ms, s, m, h, d or w")
+    epoch = _check_epoch(params.get("epoch"))
     chunked = _bool(params.get("chunked"), "chunked")
     pretty = _bool(params.get("pretty"), "pretty")
     chunk_size = DEFAULT_CHUNK_SIZE
