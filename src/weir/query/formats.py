@@ -399,6 +399,8 @@ def _json_plain(arr: pa.Array, head: str, tail: str) -> pa.Array:
     t = arr.type
 
     def wrap(text: pa.Array) -> pa.Array:
+        if not head and not tail:
+            return text
         return pc.binary_join_element_wise(head, text, tail, "")
 
     if pa.types.is_null(t):
@@ -421,17 +423,56 @@ def _json_plain(arr: pa.Array, head: str, tail: str) -> pa.Array:
 
 def _json_bodies(batch: pa.RecordBatch | pa.Table) -> pa.Array:
     """Each row's object without its braces (`"a":1,"b":"x"`), null cells left out."""
-    pieces = []
-    for name, col in zip(batch.schema.names, batch.columns, strict=True):
+    names = batch.schema.names
+    texts = _json_texts([_as_array(col) for col in batch.columns])
+    pieces: list[pa.Array | str] = []
+    for name, col, text in zip(names, batch.columns, texts, strict=True):
         head = json.dumps(name, ensure_ascii=False) + ":"
-        pieces.append(_render(col, lambda a, h=head: _json_plain(a, h, ",")))
-    if not pieces:
+        if text is None:  # (a type written with its head and comma: nested, binary, ...)
+            pieces.append(_render(col, lambda a, h=head: _json_plain(a, h, ",")))
+        elif text.null_count:  # a null cell leaves out its name and comma too
+            pieces.append(pc.binary_join_element_wise(head, text, ",", ""))
+        else:
+            pieces += [head, text, ","]
+    if not any(isinstance(piece, pa.Array) for piece in pieces):
         return pa.array([""] * batch.num_rows, pa.string())
     # every present cell ends in a comma; the row's last one is cut off. (Not
     # null_handling="skip": pyarrow drops rows whose cells are all null with it.)
-    body = pieces[0].fill_null("") if len(pieces) == 1 else pc.binary_join_element_wise(
-        *pieces, "", null_handling="replace", null_replacement="")
+    body = pc.binary_join_element_wise(*pieces, "", null_handling="replace",
+                                       null_replacement="")
     return pc.utf8_slice_codeunits(body, 0, -1)
+
+
+def _json_texts(arrays: list[pa.Array]) -> list[pa.Array | None]:
+    """Each column's cells as JSON text (`_json_plain` without head or tail; None for a type
+    that is written with them). Columns of the same float or string type are written as
+    one array and sliced apart: each pyarrow call costs ~20 us whatever its length, which
+    made a 100-row, 21-column answer cost ~1.7 ms to write."""
+    texts: list[pa.Array | None] = [None] * len(arrays)
+    groups: dict[pa.DataType, list[int]] = {}
+    for i, arr in enumerate(arrays):
+        t = arr.type
+        if pa.types.is_floating(t) or pa.types.is_string(t) or pa.types.is_large_string(t):
+            groups.setdefault(t, []).append(i)
+        elif not pa.types.is_dictionary(t) and _json_text_type(t):
+            texts[i] = _json_plain(arr, "", "")
+    for members in groups.values():
+        whole = pa.concat_arrays([arrays[i] for i in members]) if len(members) > 1 \
+            else arrays[members[0]]
+        text = _json_plain(whole, "", "")
+        at = 0
+        for i in members:
+            texts[i] = text.slice(at, len(arrays[i]))
+            at += len(arrays[i])
+    return texts
+
+
+def _json_text_type(t: pa.DataType) -> bool:
+    """Whether `_json_plain` writes a cell of `t` without its head and tail (the rest are
+    rendered whole, through `_render`)."""
+    return bool(pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_decimal(t)
+                or pa.types.is_timestamp(t) or pa.types.is_date(t) or pa.types.is_time(t)
+                or pa.types.is_duration(t) or pa.types.is_interval(t))
 
 
 def _csv_quote(arr: pa.Array) -> pa.Array:

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from weir.query import encode_batches
-from weir.query.formats import _SMALL_ROWS, _json_bodies, _json_small
+from weir.query.formats import _SMALL_ROWS, _float_text, _json_bodies, _json_small
 
 NS = pa.timestamp("ns")
 
@@ -44,6 +44,11 @@ def _table(rng: random.Random, rows: int) -> pa.Table:
         "sec": pa.array([None if v is None else v // 10**9 for v in pick(TIMES)],
                         pa.timestamp("s")),
         "odd \"name\"": pa.array(pick([0, -7, 2**31 - 1]), pa.int32()),
+        # more columns of the float and string types, one without nulls: the writer
+        # renders same-typed columns as one array and slices it apart
+        "f2": pa.array([rng.choice(FLOATS) for _ in range(rows)], pa.float64()),
+        "s2": pa.array([rng.choice(STRINGS) for _ in range(rows)], pa.string()),
+        "f3": pa.array(pick(FLOATS), pa.float64()),
     })
 
 
@@ -53,6 +58,27 @@ def test_small_batches_read_as_the_vectorised_writer_writes_them(seed: int) -> N
     table = _table(rng, rng.randint(1, _SMALL_ROWS))
     for batch in table.to_batches():
         assert _json_small(batch) == _json_bodies(batch).to_pylist()
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_large_and_chunked_batches_as_cell_by_cell(seed: int) -> None:
+    """Past `_SMALL_ROWS` only the vectorised writer runs: the same text, cell for cell,
+    with columns of one type written together, chunked columns and float32 among them."""
+    rng = random.Random(1000 + seed)
+    table = pa.concat_tables([_table(rng, rng.randint(_SMALL_ROWS, 300)) for _ in range(2)])
+    table = table.append_column("f32", pa.array(
+        [None if rng.random() < 0.2 else rng.choice([0.5, 1.0, 1e-6, 3e12, -2.25])
+         for _ in range(table.num_rows)], pa.float32()))
+    expected = _json_small(table.drop_columns(["f32"]))
+    got = _json_bodies(table).to_pylist()
+    f32 = table.column("f32").to_pylist()
+    assert expected is not None
+    for row, (want, value) in enumerate(zip(expected, f32, strict=True)):
+        text = got[row]
+        if value is not None:  # float32 is not a `_json_cell` type: its cell comes last
+            assert text.endswith(f',"f32":{_float_text(value, json_style=True, single=True)}')
+            text = text[: text.rindex(',"f32":')]
+        assert text == want, row
 
 
 def test_a_time_outside_python_s_years_and_other_types_take_the_vectorised_path() -> None:
