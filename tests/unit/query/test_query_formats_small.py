@@ -1,5 +1,6 @@
 """A small result is written to JSON cell by cell in Python; the text must be exactly what
-the vectorised writer gives for the same rows (every type it takes, edge values, nulls)."""
+the vectorised writer gives for the same rows (every type it takes, edge values, nulls).
+The vectorised JSON and CSV writers render same-typed columns together: checked here too."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import pyarrow as pa
 import pytest
 
 from weir.query import encode_batches
-from weir.query.formats import _SMALL_ROWS, _float_text, _json_bodies, _json_small
+from weir.query.formats import (
+    _SMALL_ROWS,
+    _csv_quote,
+    _csv_rows,
+    _display_plain,
+    _float_text,
+    _json_bodies,
+    _json_small,
+    _render,
+)
 
 NS = pa.timestamp("ns")
 
@@ -100,3 +110,15 @@ def test_a_result_of_small_and_large_batches_is_one_json_array() -> None:
         whole = b"".join(encode_batches([pa.concat_tables([small, large, small])
                                          .combine_chunks()], fmt))
         assert mixed == whole
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_csv_rows_as_column_by_column(seed: int) -> None:
+    """CSV renders same-typed float and string columns as one array too: each row reads as
+    the columns rendered one by one would give it."""
+    rng = random.Random(2000 + seed)
+    table = pa.concat_tables([_table(rng, rng.randint(1, 200)) for _ in range(2)])
+    columns = [_render(col, lambda a: _csv_quote(_display_plain(a))).fill_null("")
+               .to_pylist() for col in table.columns]
+    expected = [",".join(row) for row in zip(*columns, strict=True)]
+    assert _csv_rows(table).to_pylist() == expected
