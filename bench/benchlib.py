@@ -341,7 +341,8 @@ class Server:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, timeout: float = 60.0) -> Server:
+    def start(self, timeout: float = 60.0, poll: float = 0.1) -> Server:
+        """Start and wait until the health route answers, asking every `poll` seconds."""
         self.tmp = Path(tempfile.mkdtemp(prefix=f"weir-bench-{self.name}-", dir=self.data_root))
         self.port = free_port()
         if self.prepare_fn:
@@ -378,7 +379,7 @@ class Server:
                 last = f"HTTP {status}: {body[:200]!r}"
             except (OSError, http.client.HTTPException) as e:
                 last = f"{type(e).__name__}: {e}"
-            time.sleep(0.1)
+            time.sleep(poll)
         tail = self.log_tail()
         self.stop()
         raise ServerError(f"{self.label} did not answer {self.health_path} on {HOST}:{self.port} "
